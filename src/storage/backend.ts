@@ -1,0 +1,34 @@
+// The one interface the controller uses to snapshot disks, whatever stores them. RBD disks are
+// snapshotted by Ceph (one group snapshot for several images), file disks by libvirt. Every
+// operation is idempotent and keyed by a name derived from the VMSnapshot UID, so a controller
+// that crashed and retries an operation never creates a second artefact.
+import type { Disk } from "../hypervisor/disk.ts";
+
+/** What a backend created for a set of disks; stored in status so deletion needs no lookup. */
+export interface DiskSnapshotHandle {
+  readonly target: string;
+  readonly backend: "rbd" | "libvirt-file";
+  /** The disk's source: `pool/image` (or `pool/namespace/image`), or the file path. */
+  readonly source: string;
+  /** The backend's own name of the snapshot: `pool/image@snap`, `pool/group@snap`, an overlay path. */
+  readonly snapshot: string;
+}
+
+export interface SnapshotRequest {
+  /** Libvirt domain the disks belong to. */
+  readonly domain: string;
+  /** Backend snapshot name, derived from the VMSnapshot UID; the idempotency key. */
+  readonly name: string;
+  /** The disks this backend must snapshot together, at one instant. */
+  readonly disks: readonly Disk[];
+}
+
+export interface StorageBackend {
+  readonly kind: "rbd" | "libvirt-file";
+  /** Creates one consistent snapshot of all `disks`; succeeds as a no-op when it already exists. */
+  create(request: SnapshotRequest): Promise<DiskSnapshotHandle[]>;
+  /** Removes what `create` made; succeeds when it is already gone. */
+  remove(request: SnapshotRequest): Promise<void>;
+  /** Reverts the disks to the snapshot (the domain must not be using them). */
+  rollback(request: SnapshotRequest): Promise<void>;
+}
