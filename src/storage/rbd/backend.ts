@@ -1,0 +1,129 @@
+// The RBD StorageBackend: the disks of one domain are snapshotted by Ceph, never by libvirt.
+// One image gets an image snapshot; several get one group snapshot of the domain's group,
+// whose membership is made equal to the domain's images first. Everything is keyed by the
+// request's name (from the VMSnapshot UID), so create, remove and rollback can all be retried.
+//
+// Callers must serialise operations per domain (vmsnap runs one snapshot operation per domain
+// at a time): `remove` deletes the domain's group once it holds no snapshot.
+import type { DiskSnapshotHandle, SnapshotRequest, StorageBackend } from "../backend.ts";
+import type { RbdConfig } from "./config.ts";
+import {
+  createGroupSnapshot,
+  removeGroupSnapshot,
+  rollbackGroupSnapshot,
+} from "./group-snapshots.ts";
+import { ensureGroup, listGroupImages, removeGroupIfUnused, syncGroupMembers } from "./groups.ts";
+import {
+  createImageSnapshot,
+  removeImageSnapshot,
+  rollbackImageSnapshot,
+} from "./image-snapshots.ts";
+import { planRbdSnapshot, type RbdPlan } from "./plan.ts";
+import { createRbdRunner, type RbdRunner } from "./runner.ts";
+import {
+  groupSnapPath,
+  imagePath,
+  imageSnapPath,
+  type GroupSpec,
+  type ImageSpec,
+} from "./specs.ts";
+
+export interface RbdBackendOptions {
+  readonly config: RbdConfig;
+  /** Replaces the `rbd` process runner (tests observe or fake every invocation). */
+  readonly runner?: RbdRunner;
+  /**
+   * Benchmark baseline only: snapshot several images one after another instead of one group
+   * snapshot. The result is NOT consistent across images; never use it in production.
+   */
+  readonly sequentialImageSnapshots?: boolean;
+}
+
+export class RbdBackend implements StorageBackend {
+  readonly kind = "rbd" as const;
+  private readonly runner: RbdRunner;
+  private readonly sequential: boolean;
+
+  constructor(options: RbdBackendOptions) {
+    this.runner = options.runner ?? createRbdRunner(options.config);
+    this.sequential = options.sequentialImageSnapshots ?? false;
+  }
+
+  /** What create/remove/rollback will do for `request`; validates every name, starts nothing. */
+  plan(request: SnapshotRequest): RbdPlan {
+    return planRbdSnapshot(request, { sequentialImageSnapshots: this.sequential });
+  }
+
+  /**
+   * Optional step before the guest is frozen: creates the domain's group and sets its members,
+   * so that `create` (inside the frozen window) needs only a membership check and the snapshot.
+   */
+  async prepare(request: SnapshotRequest): Promise<void> {
+    const plan = this.plan(request);
+    if (plan.kind === "group") await this.ensureMembers(plan.group, plan.images);
+  }
+
+  async create(request: SnapshotRequest): Promise<DiskSnapshotHandle[]> {
+    const plan = this.plan(request);
+    switch (plan.kind) {
+      case "none":
+        return [];
+      case "image":
+        await createImageSnapshot(this.runner, plan.image, plan.name);
+        return plan.disks.map((d) => handle(d.target, d.image, imageSnapPath(d.image, plan.name)));
+      case "sequential":
+        for (const image of plan.images) await createImageSnapshot(this.runner, image, plan.name);
+        return plan.disks.map((d) => handle(d.target, d.image, imageSnapPath(d.image, plan.name)));
+      case "group":
+        await this.ensureMembers(plan.group, plan.images);
+        await createGroupSnapshot(this.runner, plan.group, plan.name);
+        return plan.disks.map((d) =>
+          handle(d.target, d.image, groupSnapPath(plan.group, plan.name)),
+        );
+    }
+  }
+
+  async remove(request: SnapshotRequest): Promise<void> {
+    const plan = this.plan(request);
+    switch (plan.kind) {
+      case "none":
+        return;
+      case "image":
+        return removeImageSnapshot(this.runner, plan.image, plan.name);
+      case "sequential":
+        for (const image of plan.images) await removeImageSnapshot(this.runner, image, plan.name);
+        return;
+      case "group":
+        await removeGroupSnapshot(this.runner, plan.group, plan.name);
+        await removeGroupIfUnused(this.runner, plan.group);
+        return;
+    }
+  }
+
+  async rollback(request: SnapshotRequest): Promise<void> {
+    const plan = this.plan(request);
+    switch (plan.kind) {
+      case "none":
+        return;
+      case "image":
+        return rollbackImageSnapshot(this.runner, plan.image, plan.name);
+      case "sequential":
+        for (const image of plan.images) await rollbackImageSnapshot(this.runner, image, plan.name);
+        return;
+      case "group":
+        return rollbackGroupSnapshot(this.runner, plan.group, plan.name);
+    }
+  }
+
+  /** One `group image list` when nothing changed; creates the group and fixes members otherwise. */
+  private async ensureMembers(group: GroupSpec, images: readonly ImageSpec[]): Promise<void> {
+    const current = await listGroupImages(this.runner, group);
+    // The CLI lists a missing group as empty: create it (a no-op when it exists but is empty).
+    if (current.length === 0) await ensureGroup(this.runner, group);
+    await syncGroupMembers(this.runner, group, images, current);
+  }
+}
+
+function handle(target: string, image: ImageSpec, snapshot: string): DiskSnapshotHandle {
+  return { target, backend: "rbd", source: imagePath(image), snapshot };
+}

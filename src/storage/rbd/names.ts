@@ -1,0 +1,54 @@
+// Validation of every name that reaches the `rbd` command line, done before any process starts.
+// Ceph itself accepts almost any byte in a name, but we pass names as arguments and build specs
+// like `pool/ns/image@snap`, so a name must never contain a separator, look like an option, hide
+// among Ceph's reserved dot-names, or carry anything a shell or a log reader would misread.
+import { createHash } from "node:crypto";
+import { StorageError } from "./errors.ts";
+
+export type NameKind = "pool" | "namespace" | "image" | "snapshot" | "group";
+
+/** Longest name accepted; real-world pool/image/snapshot names are far shorter. */
+export const MAX_NAME_LENGTH = 128;
+
+// Letters, digits and `_ . + : = -`; the first character must be a letter, digit or `_`, so a
+// name is never taken for an option (`-x`) nor for one of Ceph's hidden names (`.group.*`).
+const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.+:=-]*$/;
+
+/** Why `value` is not an acceptable `kind` name, or undefined when it is. */
+export function nameProblem(kind: NameKind, value: string): string | undefined {
+  if (typeof value !== "string" || value.length === 0) return `${kind} name is empty`;
+  if (value.length > MAX_NAME_LENGTH)
+    return `${kind} name is longer than ${MAX_NAME_LENGTH} characters`;
+  if (!SAFE_NAME.test(value)) {
+    const bad = [...value].find(
+      (c, i) => !/[A-Za-z0-9_.+:=-]/.test(c) || (i === 0 && !/[A-Za-z0-9_]/.test(c)),
+    );
+    return `${kind} name ${JSON.stringify(value)} contains ${JSON.stringify(bad)}; allowed are letters, digits and _.+:=- (not first)`;
+  }
+  return undefined;
+}
+
+/** Throws `StorageError(InvalidName)` unless `value` is a safe `kind` name. */
+export function assertValidName(kind: NameKind, value: string): void {
+  const problem = nameProblem(kind, value);
+  if (problem) throw new StorageError("InvalidName", problem);
+}
+
+const GROUP_PREFIX = "vmsnap-";
+
+/**
+ * The RBD group that holds a domain's images. Libvirt domain names may contain characters we
+ * refuse, so unsafe characters become `_`; whenever that (or truncation) changed the name, a
+ * hash of the original is appended so two domains can never share a group.
+ *
+ * @example groupNameForDomain("web-1")      // "vmsnap-web-1"
+ * @example groupNameForDomain("db (prod)")  // "vmsnap-db__prod_-1d2c…" (10 hex digits)
+ */
+export function groupNameForDomain(domain: string): string {
+  if (domain.length === 0) throw new StorageError("InvalidName", "domain name is empty");
+  const sanitized = domain.replace(/[^A-Za-z0-9_.+:=-]/g, "_");
+  const plain = GROUP_PREFIX + sanitized;
+  if (sanitized === domain && plain.length <= MAX_NAME_LENGTH) return plain;
+  const hash = createHash("sha256").update(domain, "utf8").digest("hex").slice(0, 10);
+  return `${plain.slice(0, MAX_NAME_LENGTH - hash.length - 1)}-${hash}`;
+}

@@ -1,0 +1,86 @@
+// Runs the `rbd` command line: an argument array handed to execve (never a shell), the cluster
+// and cephx options and the Ceph-side timeouts prepended, and a process timeout that kills a
+// client stuck anywhere Ceph's own timeouts do not reach. A non-zero exit is returned, not
+// thrown: only the caller knows what, say, ENOENT means for its operation.
+import { execFile } from "node:child_process";
+import { opTimeoutSeconds, processTimeoutMs, type RbdConfig } from "./config.ts";
+import { StorageError } from "./errors.ts";
+
+export interface RbdResult {
+  readonly exitCode: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * Runs `rbd <args>` and resolves with its exit code and output. Rejects only when no exit code
+ * exists: `StorageTimeout` when the process was killed for overrunning, `Unknown` when it could
+ * not start. Tests inject their own runner to observe or fake every invocation.
+ */
+export type RbdRunner = (args: readonly string[]) => Promise<RbdResult>;
+
+/** Options that connect to the cluster and bound each Ceph operation; go before the subcommand. */
+export function connectionArgs(config: RbdConfig): string[] {
+  const timeout = String(opTimeoutSeconds(config));
+  return [
+    "--conf",
+    config.confPath,
+    "--id",
+    config.clientId,
+    "--keyring",
+    config.keyringPath,
+    "--rados-osd-op-timeout",
+    timeout,
+    "--rados-mon-op-timeout",
+    timeout,
+    "--client-mount-timeout",
+    timeout,
+  ];
+}
+
+/** The real runner: one `rbd` process per call. */
+export function createRbdRunner(config: RbdConfig): RbdRunner {
+  const command = config.rbdPath ?? "rbd";
+  const killAfterMs = processTimeoutMs(config);
+  return (args) =>
+    new Promise((resolve, reject) => {
+      const argv = [...connectionArgs(config), ...args];
+      execFile(
+        command,
+        argv,
+        {
+          encoding: "utf8",
+          timeout: killAfterMs,
+          killSignal: "SIGKILL",
+          maxBuffer: 16 * 1024 * 1024,
+          shell: false,
+        },
+        (error, stdout, stderr) => {
+          if (!error) return resolve({ exitCode: 0, stdout, stderr });
+          const failure = error as NodeJS.ErrnoException & {
+            killed?: boolean;
+            signal?: string | null;
+          };
+          if (failure.killed || failure.signal) {
+            return reject(
+              new StorageError(
+                "StorageTimeout",
+                `rbd ${args.join(" ")}: no answer within ${killAfterMs} ms; killed`,
+                {
+                  command: args,
+                  stderr,
+                },
+              ),
+            );
+          }
+          if (typeof failure.code === "number")
+            return resolve({ exitCode: failure.code, stdout, stderr });
+          reject(
+            new StorageError("Unknown", `cannot run ${command}: ${failure.message}`, {
+              command: args,
+            }),
+          );
+        },
+      );
+    });
+}
