@@ -1,0 +1,16 @@
+# Builds the libvirt addon during `npm ci` (package.json "install" script). Headers come from
+# npm_config_nodedir (the provisioned Node), never from the network.
+{
+  "targets": [
+    {
+      "target_name": "vmsnap_libvirt",
+      "sources": ["src/addon.cc", "src/bridge.cc", "src/pool.cc", "src/connection.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["<!@(pkg-config --cflags libvirt libvirt-qemu)"],
+      "libraries": ["<!@(pkg-config --libs libvirt libvirt-qemu)"]
+    }
+  ]
+}

@@ -1,0 +1,65 @@
+// connection.h — one libvirt connection as a JS object whose methods return promises.
+//
+// Every method addresses a domain by name and looks it up inside the same pool job, so JS never
+// holds a stale virDomainPtr and each call costs one thread hop. Each job holds its own
+// reference on the virConnectPtr: close() never waits for, nor frees memory under, a call that
+// is still running (or hung) on another thread.
+#pragma once
+#include <libvirt/libvirt.h>
+#include <napi.h>
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "bridge.h"
+
+namespace vmsnap {
+
+class Connection : public Napi::ObjectWrap<Connection> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  /** open(uri, keepaliveInterval, keepaliveCount, onClose(reason)) → Promise<Connection> */
+  static Napi::Value Open(const Napi::CallbackInfo& info);
+
+  explicit Connection(const Napi::CallbackInfo& info);
+  ~Connection() override;
+
+ private:
+  /** Callback ids of domain-event registrations, so close() can undo them. */
+  struct Registrations {
+    std::mutex mutex;
+    std::vector<int> ids;
+  };
+
+  Napi::Value Call(const Napi::CallbackInfo& info, std::function<Result(virConnectPtr)> work);
+  static void Release(virConnectPtr conn, std::shared_ptr<Registrations> registrations);
+
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value IsAlive(const Napi::CallbackInfo& info);
+  Napi::Value DomainInfo(const Napi::CallbackInfo& info);
+  Napi::Value DomainInfoByUUID(const Napi::CallbackInfo& info);
+  Napi::Value DomainXml(const Napi::CallbackInfo& info);
+  Napi::Value IsActive(const Napi::CallbackInfo& info);
+  Napi::Value FSFreeze(const Napi::CallbackInfo& info);
+  Napi::Value FSThaw(const Napi::CallbackInfo& info);
+  Napi::Value FSInfo(const Napi::CallbackInfo& info);
+  Napi::Value AgentSetResponseTimeout(const Napi::CallbackInfo& info);
+  Napi::Value QemuAgentCommand(const Napi::CallbackInfo& info);
+  Napi::Value Suspend(const Napi::CallbackInfo& info);
+  Napi::Value Resume(const Napi::CallbackInfo& info);
+  Napi::Value SnapshotCreate(const Napi::CallbackInfo& info);
+  Napi::Value SnapshotList(const Napi::CallbackInfo& info);
+  Napi::Value SnapshotXml(const Napi::CallbackInfo& info);
+  Napi::Value SnapshotDelete(const Napi::CallbackInfo& info);
+  Napi::Value Save(const Napi::CallbackInfo& info);
+  Napi::Value Restore(const Napi::CallbackInfo& info);
+  Napi::Value RegisterDomainEvent(const Napi::CallbackInfo& info);
+  Napi::Value DeregisterDomainEvent(const Napi::CallbackInfo& info);
+
+  virConnectPtr conn_ = nullptr;  // JS thread only; null once closed
+  std::shared_ptr<Registrations> registrations_ = std::make_shared<Registrations>();
+};
+
+}  // namespace vmsnap
