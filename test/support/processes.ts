@@ -69,6 +69,19 @@ export async function stopLeftover(runDir: string, name: string): Promise<void> 
   rmSync(pidFile, { force: true });
 }
 
+/**
+ * The pid recorded in `<runDir>/<name>.pid` when that process is still alive and still the
+ * program we started, else undefined. Lets a harness reuse a daemon another run left running.
+ */
+export function runningPid(runDir: string, name: string): number | undefined {
+  const pidFile = join(runDir, `${name}.pid`);
+  if (!existsSync(pidFile)) return undefined;
+  const [pidText, command] = readFileSync(pidFile, "utf8").split("\n");
+  const pid = Number(pidText);
+  if (!Number.isInteger(pid) || pid <= 1 || !command) return undefined;
+  return isOurs(pid, command) && !isZombie(pid) ? pid : undefined;
+}
+
 /** The executable path of a live pid, or undefined when it is gone. */
 function executableOf(pid: number): string | undefined {
   try {
