@@ -1,0 +1,149 @@
+// One tiny guest on the shared libvirtd, from nothing to running: the cached kernel/initramfs,
+// fresh ext4 qcow2 disks in a work folder of its own, a uniquely named domain, and handles to
+// watch it (console, writer records, agent). Removed at the end of the run if the test did not.
+//
+//   const guest = await launchGuest({ label: "freeze" });
+//   const bootMs = await guest.waitForAgent();
+//   const records = guest.writerRecords("vda");
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { onTeardown } from "../teardown.ts";
+import { useLibvirtd } from "../libvirtd.ts";
+import {
+  createDomain,
+  destroyDomain,
+  removeDomain,
+  uniqueDomainName,
+} from "../libvirtd-domains.ts";
+import { agentCommand } from "../libvirtd-agent.ts";
+import { type GuestImage, guestImage } from "./build.ts";
+import { createExt4Qcow2 } from "./disk.ts";
+import {
+  type AgentMode,
+  type DiskSpec,
+  type HookMode,
+  type RbdDiskSpec,
+  guestDomainXml,
+} from "./domain-xml.ts";
+import { type WriterRecord, readConsole, waitForConsole, writerRecords } from "./console.ts";
+
+export interface GuestOptions {
+  /** Part of the domain name, to tell guests apart in logs. */
+  label?: string;
+  /** "none": no agent channel; "hang": qemu-ga is SIGSTOPped right after it starts. */
+  agent?: AgentMode;
+  /** What qemu-ga's fsfreeze hook does on freeze. */
+  hook?: HookMode;
+  /** How many ext4 qcow2 file disks (vda, vdb, ...); default 1. */
+  fileDisks?: number;
+  diskSizeMiB?: number;
+  /** RBD disks (already holding ext4, see disk.ts), attached after the file disks. */
+  rbdDisks?: ReadonlyArray<Omit<RbdDiskSpec, "kind" | "target">>;
+  memoryMiB?: number;
+  /** Folder for disks and the console log; default a fresh one under the temp folder. */
+  workDir?: string;
+}
+
+export interface Guest {
+  readonly name: string;
+  readonly workDir: string;
+  readonly consoleLog: string;
+  readonly disks: readonly DiskSpec[];
+  readonly xml: string;
+  readonly image: GuestImage;
+  /** Date.now() just before the domain was defined: the start of boot-time measurements. */
+  readonly definedAt: number;
+  console(): string;
+  writerRecords(disk?: string): WriterRecord[];
+  waitForConsole(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Polls guest-ping until the agent answers; resolves with ms since `definedAt`. */
+  waitForAgent(timeoutMs?: number): Promise<number>;
+  /** Waits for /init's "ready" line, which names the mounted disks and the agent state. */
+  waitForReady(timeoutMs?: number): Promise<RegExpMatchArray>;
+  destroy(): Promise<void>;
+  /** Destroys and undefines the domain and deletes the work folder. */
+  remove(): Promise<void>;
+}
+
+const targetName = (index: number) => `vd${String.fromCharCode(97 + index)}`;
+
+/** Builds (or reuses) the guest image, creates the disks, defines and starts the domain. */
+export async function launchGuest(options: GuestOptions = {}): Promise<Guest> {
+  await useLibvirtd();
+  const image = await guestImage();
+  const name = uniqueDomainName(options.label ?? "guest");
+  const ownDir = options.workDir === undefined;
+  const workDir = options.workDir ?? mkdtempSync(join(tmpdir(), "vmsnap-guest-"));
+  const consoleLog = join(workDir, "console.log");
+
+  const disks: DiskSpec[] = [];
+  for (let i = 0; i < (options.fileDisks ?? 1); i++) {
+    const target = targetName(i);
+    const path = join(workDir, `${target}.qcow2`);
+    await createExt4Qcow2(path, options.diskSizeMiB ?? 64, target);
+    disks.push({ kind: "file", target, path, format: "qcow2" });
+  }
+  for (const rbd of options.rbdDisks ?? [])
+    disks.push({ kind: "rbd", target: targetName(disks.length), ...rbd });
+
+  const xml = guestDomainXml({
+    name,
+    kernel: image.kernel,
+    initrd: image.initrd,
+    consoleLog,
+    disks,
+    agent: options.agent ?? "on",
+    hook: options.hook ?? "ok",
+    memoryMiB: options.memoryMiB ?? 128,
+  });
+
+  let removed = false;
+  const remove = async () => {
+    if (removed) return;
+    removed = true;
+    await removeDomain(name);
+    if (ownDir) rmSync(workDir, { recursive: true, force: true });
+  };
+  onTeardown(remove);
+
+  const definedAt = Date.now();
+  await createDomain(name, xml);
+
+  return {
+    name,
+    workDir,
+    consoleLog,
+    disks,
+    xml,
+    image,
+    definedAt,
+    console: () => readConsole(consoleLog),
+    writerRecords: (disk?: string) => writerRecords(readConsole(consoleLog), disk),
+    waitForConsole: (pattern, timeoutMs = 60_000) => waitForConsole(consoleLog, pattern, timeoutMs),
+    async waitForAgent(timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      let last: unknown;
+      while (Date.now() < deadline) {
+        try {
+          await agentCommand(name, "guest-ping", undefined, {
+            agentTimeoutSec: 2,
+            timeoutMs: 10_000,
+          });
+          return Date.now() - definedAt;
+        } catch (err) {
+          last = err;
+        }
+        await sleep(100);
+      }
+      throw new Error(
+        `agent of ${name} did not answer within ${timeoutMs} ms: ${String(last)}\n${readConsole(consoleLog).slice(-2000)}`,
+      );
+    },
+    waitForReady: (timeoutMs = 60_000) =>
+      waitForConsole(consoleLog, /^vmsnap-guest: ready (.*)$/m, timeoutMs),
+    destroy: () => destroyDomain(name),
+    remove,
+  };
+}
