@@ -1,0 +1,269 @@
+// The Hypervisor: vmsnap's typed view of one libvirt daemon. Domains are addressed by name;
+// every call has a deadline and fails with a HypervisorError carrying a typed reason. The
+// connection itself (opening, deadlines, loss, reconnect, event registration) lives in link.ts.
+import { ErrorCode, NOT_LIBVIRT } from "./error-codes.ts";
+import { classify, HypervisorError, type Operation } from "./errors.ts";
+import type { AgentLifecycleEvent, LifecycleEvent } from "./events.ts";
+import { DOMAIN_STATES, nameOf, type DomainState } from "./flags.ts";
+import { Link, type LinkOptions, type LostReason } from "./link.ts";
+import { loadNative, type NativeBinding, type NativeDomainInfo } from "./native.ts";
+
+export interface HypervisorOptions extends Partial<LinkOptions> {
+  /** The addon; tests pass a fake. Defaults to native/build/Release/vmsnap_libvirt.node. */
+  readonly binding?: NativeBinding;
+}
+
+/** Per-call options. */
+export interface CallOptions {
+  /** Overrides HypervisorOptions.callTimeoutMs for this call. */
+  readonly timeoutMs?: number;
+}
+
+export interface DomainInfo {
+  readonly name: string;
+  readonly uuid: string;
+  /** Hypervisor id while running. */
+  readonly id: number | undefined;
+  readonly state: DomainState;
+  /** The state's reason, libvirt's number (e.g. virDomainPausedReason for "paused"). */
+  readonly reason: number;
+  readonly active: boolean;
+  readonly persistent: boolean;
+}
+
+export interface FsInfo {
+  readonly mountpoint: string;
+  readonly name: string;
+  readonly fstype: string;
+  /** Disk targets (`vda`) the filesystem lives on. */
+  readonly disks: readonly string[];
+}
+
+export type FreezeStatus = "frozen" | "thawed";
+
+export interface SaveRestoreOptions extends CallOptions {
+  /** Replacement domain XML (e.g. with disk paths rewritten). */
+  readonly xml?: string;
+  /** SaveRestoreFlags. */
+  readonly flags?: number;
+}
+
+export type Unsubscribe = () => Promise<void>;
+
+const DEFAULTS: LinkOptions = {
+  callTimeoutMs: 30_000,
+  openTimeoutMs: 10_000,
+  keepaliveIntervalSeconds: 5,
+  keepaliveCount: 3,
+  reconnectMinMs: 500,
+  reconnectMaxMs: 30_000,
+};
+
+/** How long a failed freeze may spend asking the agent whether the guest is frozen. */
+const STATUS_PROBE_MS = 5_000;
+
+/**
+ * @example
+ * const hv = await Hypervisor.open("qemu:///system", { callTimeoutMs: 15_000 });
+ * await hv.fsFreeze("web-1");
+ * try { await hv.createSnapshot("web-1", xml, SnapshotCreateFlags.DiskOnly | SnapshotCreateFlags.Atomic); }
+ * finally { await hv.fsThaw("web-1"); }
+ */
+export class Hypervisor {
+  private constructor(private readonly link: Link) {}
+
+  /** Connects to `uri` (e.g. `qemu:///system`, `test:///abs/path.xml`); fails if it can't. */
+  static async open(uri: string, options: HypervisorOptions = {}): Promise<Hypervisor> {
+    const { binding, ...overrides } = options;
+    const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
+    const link = new Link(uri, binding ?? loadNative(), { ...DEFAULTS, ...defined });
+    await link.connect();
+    return new Hypervisor(link);
+  }
+
+  get uri(): string {
+    return this.link.uri;
+  }
+
+  /** Whether a connection is up now; calls reconnect on demand when it is not. */
+  get connected(): boolean {
+    return this.link.connected;
+  }
+
+  // ---- domains ---------------------------------------------------------------------------
+
+  async domainInfo(name: string, options?: CallOptions): Promise<DomainInfo> {
+    return toDomainInfo(await this.link.call("domainInfo", name, options?.timeoutMs, (c) => c.domainInfo(name)));
+  }
+
+  async domainInfoByUUID(uuid: string, options?: CallOptions): Promise<DomainInfo> {
+    return toDomainInfo(await this.link.call("domainInfo", uuid, options?.timeoutMs, (c) => c.domainInfoByUUID(uuid)));
+  }
+
+  /** The domain's XML; `flags` are DomainXmlFlags (e.g. Inactive for the persistent config). */
+  domainXml(name: string, options?: CallOptions & { readonly flags?: number }): Promise<string> {
+    return this.link.call("domainXml", name, options?.timeoutMs, (c) => c.domainXml(name, options?.flags ?? 0));
+  }
+
+  isActive(name: string, options?: CallOptions): Promise<boolean> {
+    return this.link.call("isActive", name, options?.timeoutMs, (c) => c.isActive(name));
+  }
+
+  suspend(name: string, options?: CallOptions): Promise<void> {
+    return this.link.call("suspend", name, options?.timeoutMs, (c) => c.suspend(name));
+  }
+
+  resume(name: string, options?: CallOptions): Promise<void> {
+    return this.link.call("resume", name, options?.timeoutMs, (c) => c.resume(name));
+  }
+
+  /** Saves RAM and device state to `path` and stops the domain (virDomainSaveFlags). */
+  save(name: string, path: string, options?: SaveRestoreOptions): Promise<void> {
+    return this.link.call("save", name, options?.timeoutMs, (c) =>
+      c.save(name, path, options?.xml ?? null, options?.flags ?? 0),
+    );
+  }
+
+  /** Starts a domain from a saved image (virDomainRestoreFlags). A guest saved frozen comes
+   *  back frozen: thaw afterwards. */
+  restore(path: string, options?: SaveRestoreOptions): Promise<void> {
+    return this.link.call("restore", path, options?.timeoutMs, (c) =>
+      c.restore(path, options?.xml ?? null, options?.flags ?? 0),
+    );
+  }
+
+  // ---- guest agent -----------------------------------------------------------------------
+
+  /**
+   * Freezes the guest's filesystems (all, or `mountpoints`); returns how many were frozen.
+   * A code-1 failure is either a failed fsfreeze hook or an already frozen guest; the agent is
+   * asked which (guest-fsfreeze-status), giving QuiesceHookFailed or AlreadyFrozen.
+   * After any failure or Timeout, thaw: a freeze that timed out may still land in the guest.
+   */
+  async fsFreeze(name: string, mountpoints: readonly string[] = [], options?: CallOptions): Promise<number> {
+    try {
+      return await this.link.call("fsFreeze", name, options?.timeoutMs, (c) => c.fsFreeze(name, [...mountpoints]));
+    } catch (err) {
+      if (!(err instanceof HypervisorError) || err.code !== ErrorCode.InternalError) throw err;
+      const status = await this.freezeStatus(name, { timeoutMs: STATUS_PROBE_MS }).catch(() => undefined);
+      throw err.withReason(classify(err.code, err.domain, { operation: "fsFreeze", guestFrozen: status === "frozen" }));
+    }
+  }
+
+  /** Thaws every frozen filesystem; returns how many were thawed. Harmless when none is. */
+  fsThaw(name: string, options?: CallOptions): Promise<number> {
+    // No mountpoints: QEMU can only thaw everything (74 otherwise).
+    return this.link.call("fsThaw", name, options?.timeoutMs, (c) => c.fsThaw(name, []));
+  }
+
+  async fsInfo(name: string, options?: CallOptions): Promise<FsInfo[]> {
+    const list = await this.link.call("fsInfo", name, options?.timeoutMs, (c) => c.fsInfo(name));
+    return list.map((fs) => ({ mountpoint: fs.mountpoint, name: fs.name, fstype: fs.fstype, disks: fs.devAliases }));
+  }
+
+  /** The agent's own view (guest-fsfreeze-status), independent of libvirt's bookkeeping. */
+  async freezeStatus(name: string, options?: CallOptions): Promise<FreezeStatus> {
+    const reply = await this.agentCommand("freezeStatus", name, "guest-fsfreeze-status", options);
+    if (reply === "frozen" || reply === "thawed") return reply;
+    throw agentReplyError("freezeStatus", name, reply);
+  }
+
+  /** Resolves when the guest agent answers guest-ping. */
+  async guestPing(name: string, options?: CallOptions): Promise<void> {
+    await this.agentCommand("guestPing", name, "guest-ping", options);
+  }
+
+  /** How long libvirt waits for the agent on agent calls (virDomainAgentSetResponseTimeout);
+   *  AgentTimeout.Block / Default / NoWait or seconds. */
+  setAgentResponseTimeout(name: string, seconds: number, options?: CallOptions): Promise<void> {
+    return this.link.call("setAgentResponseTimeout", name, options?.timeoutMs, (c) =>
+      c.agentSetResponseTimeout(name, seconds),
+    );
+  }
+
+  // ---- snapshots -------------------------------------------------------------------------
+
+  /** virDomainSnapshotCreateXML with SnapshotCreateFlags; returns the snapshot's name. */
+  createSnapshot(name: string, xml: string, flags = 0, options?: CallOptions): Promise<string> {
+    return this.link.call("createSnapshot", name, options?.timeoutMs, (c) => c.snapshotCreate(name, xml, flags));
+  }
+
+  listSnapshots(name: string, options?: CallOptions): Promise<string[]> {
+    return this.link.call("listSnapshots", name, options?.timeoutMs, (c) => c.snapshotList(name));
+  }
+
+  snapshotXml(name: string, snapshot: string, options?: CallOptions): Promise<string> {
+    return this.link.call("snapshotXml", name, options?.timeoutMs, (c) => c.snapshotXml(name, snapshot));
+  }
+
+  /** Deletes with SnapshotDeleteFlags; a missing snapshot fails with SnapshotNotFound. */
+  deleteSnapshot(name: string, snapshot: string, flags = 0, options?: CallOptions): Promise<void> {
+    return this.link.call("deleteSnapshot", name, options?.timeoutMs, (c) => c.snapshotDelete(name, snapshot, flags));
+  }
+
+  // ---- events and connection -------------------------------------------------------------
+
+  /** Domain lifecycle events of every domain; resolves once libvirt delivers them. Survives
+   *  reconnects (events during an outage are lost: re-read state on onReconnected). */
+  onLifecycle(listener: (event: LifecycleEvent) => void): Promise<Unsubscribe> {
+    return this.link.subscribe("lifecycle", listener);
+  }
+
+  /** Guest agent connected/disconnected events of every domain. */
+  onAgentLifecycle(listener: (event: AgentLifecycleEvent) => void): Promise<Unsubscribe> {
+    return this.link.subscribe("agent", listener);
+  }
+
+  onConnectionLost(listener: (reason: LostReason) => void): () => void {
+    return this.link.onLost(listener);
+  }
+
+  onReconnected(listener: () => void): () => void {
+    return this.link.onRestored(listener);
+  }
+
+  /** Closes the connection; later calls fail with ConnectionLost. Hung calls are abandoned. */
+  close(): Promise<void> {
+    return this.link.close();
+  }
+
+  private async agentCommand(
+    operation: Operation,
+    name: string,
+    execute: string,
+    options: CallOptions | undefined,
+  ): Promise<unknown> {
+    const ms = options?.timeoutMs ?? this.link.options.callTimeoutMs;
+    // libvirt's own agent wait ends with our deadline, so its thread doesn't linger after it.
+    const seconds = Math.max(1, Math.ceil(ms / 1000));
+    const raw = await this.link.call(operation, name, ms, (c) =>
+      c.qemuAgentCommand(name, JSON.stringify({ execute }), seconds),
+    );
+    try {
+      return (JSON.parse(raw) as { return?: unknown }).return;
+    } catch {
+      throw agentReplyError(operation, name, raw);
+    }
+  }
+}
+
+function toDomainInfo(info: NativeDomainInfo): DomainInfo {
+  return {
+    name: info.name,
+    uuid: info.uuid,
+    id: info.id >= 0 ? info.id : undefined,
+    state: nameOf(DOMAIN_STATES, info.state),
+    reason: info.reason,
+    active: info.active,
+    persistent: info.persistent,
+  };
+}
+
+function agentReplyError(operation: Operation, name: string, reply: unknown): HypervisorError {
+  return new HypervisorError(`${operation}(${name}): unexpected agent reply ${JSON.stringify(reply)}`, {
+    reason: "Unknown",
+    operation,
+    code: NOT_LIBVIRT,
+    target: name,
+  });
+}

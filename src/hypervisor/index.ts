@@ -1,0 +1,35 @@
+// The hypervisor adapter's public surface: everything the controller needs from libvirt, and
+// nothing about Kubernetes.
+export {
+  Hypervisor,
+  type CallOptions,
+  type DomainInfo,
+  type FreezeStatus,
+  type FsInfo,
+  type HypervisorOptions,
+  type SaveRestoreOptions,
+  type Unsubscribe,
+} from "./connection.ts";
+export type { LostReason } from "./link.ts";
+export type { AgentLifecycleEvent, LifecycleEvent } from "./events.ts";
+export {
+  classify,
+  HypervisorError,
+  type ClassifyContext,
+  type HypervisorErrorReason,
+  type Operation,
+} from "./errors.ts";
+export { ErrorCode, ErrorDomain } from "./error-codes.ts";
+export {
+  AgentTimeout,
+  DomainXmlFlags,
+  SaveRestoreFlags,
+  SnapshotCreateFlags,
+  SnapshotDeleteFlags,
+  type AgentReason,
+  type AgentState,
+  type DomainState,
+  type LifecycleEventType,
+} from "./flags.ts";
+export { parseDisks } from "./disk-inventory.ts";
+export type { CephMonitor, Disk, DiskSnapshotPlan, FileSource, RbdSource } from "./disk.ts";
