@@ -1,0 +1,164 @@
+// The rbd invocations the backend makes, seen through an injected runner that plays Ceph's
+// recorded answers: retries are no-ops, an interrupted group snapshot is redone, the frozen
+// window costs two calls in the steady state.
+import { expect } from "chai";
+import { RbdBackend } from "../../../src/storage/rbd/backend.ts";
+import { isStorageError } from "../../../src/storage/rbd/errors.ts";
+import type { RbdResult, RbdRunner } from "../../../src/storage/rbd/runner.ts";
+import type { Disk } from "../../../src/hypervisor/disk.ts";
+
+const rbd = (target: string, image: string): Disk => ({
+  target,
+  device: "disk",
+  type: "network",
+  readonly: false,
+  shareable: false,
+  plan: { backend: "rbd", rbd: { pool: "rbd", image, monitors: [] } },
+});
+const okJson = (value: unknown): RbdResult => ({
+  exitCode: 0,
+  stdout: JSON.stringify(value),
+  stderr: "",
+});
+const OK: RbdResult = { exitCode: 0, stdout: "", stderr: "" };
+const EEXIST: RbdResult = {
+  exitCode: 17,
+  stdout: "",
+  stderr: "rbd: failed to create snapshot: (17) File exists\n",
+};
+
+/** A runner answering by the subcommand (the args after the connection options). */
+function scripted(answer: (command: string) => RbdResult): { runner: RbdRunner; calls: string[] } {
+  const calls: string[] = [];
+  const runner: RbdRunner = async (args) => {
+    const command = args.join(" ");
+    calls.push(command);
+    return answer(command);
+  };
+  return { runner, calls };
+}
+
+const config = { confPath: "/c", clientId: "vmsnap", keyringPath: "/k" };
+const members = [
+  { image: "a", pool: "rbd", namespace: "", state: 0 },
+  { image: "b", pool: "rbd", namespace: "", state: 0 },
+];
+const request = { domain: "web", name: "uid-1", disks: [rbd("vda", "a"), rbd("vdb", "b")] };
+
+describe("RBD backend invocations", () => {
+  it("a group snapshot of a prepared group costs one membership check and one snapshot", async () => {
+    const { runner, calls } = scripted((c) =>
+      c.startsWith("group image list") ? okJson(members) : OK,
+    );
+    await new RbdBackend({ config, runner }).create(request);
+    expect(calls).to.deep.equal([
+      "group image list rbd/vmsnap-web --format json",
+      "group snap create rbd/vmsnap-web@uid-1",
+    ]);
+  });
+
+  it("a first snapshot creates the group and adds the images before snapshotting", async () => {
+    const { runner, calls } = scripted((c) => (c.startsWith("group image list") ? okJson([]) : OK));
+    await new RbdBackend({ config, runner }).create(request);
+    expect(calls).to.deep.equal([
+      "group image list rbd/vmsnap-web --format json",
+      "group create rbd/vmsnap-web",
+      "group image add rbd/vmsnap-web rbd/a",
+      "group image add rbd/vmsnap-web rbd/b",
+      "group snap create rbd/vmsnap-web@uid-1",
+    ]);
+  });
+
+  it("EEXIST on a complete group snapshot means a previous attempt landed: success, nothing redone", async () => {
+    const { runner, calls } = scripted((c) => {
+      if (c.startsWith("group image list")) return okJson(members);
+      if (c.startsWith("group snap create")) return EEXIST;
+      if (c.startsWith("group snap ls")) return okJson([{ snapshot: "uid-1", state: "ok" }]);
+      return OK;
+    });
+    const handles = await new RbdBackend({ config, runner }).create(request);
+    expect(handles.map((h) => h.snapshot)).to.deep.equal([
+      "rbd/vmsnap-web@uid-1",
+      "rbd/vmsnap-web@uid-1",
+    ]);
+    expect(calls.filter((c) => c.startsWith("group snap rm"))).to.deep.equal([]);
+  });
+
+  it("EEXIST on an incomplete group snapshot (interrupted create) removes it and creates it again", async () => {
+    let creates = 0;
+    const { runner, calls } = scripted((c) => {
+      if (c.startsWith("group image list")) return okJson(members);
+      if (c.startsWith("group snap create")) return ++creates === 1 ? EEXIST : OK;
+      if (c.startsWith("group snap ls"))
+        return okJson([{ snapshot: "uid-1", state: "incomplete" }]);
+      return OK;
+    });
+    await new RbdBackend({ config, runner }).create(request);
+    expect(calls.slice(1)).to.deep.equal([
+      "group snap create rbd/vmsnap-web@uid-1",
+      "group snap ls rbd/vmsnap-web --format json",
+      "group snap rm rbd/vmsnap-web@uid-1",
+      "group snap create rbd/vmsnap-web@uid-1",
+    ]);
+  });
+
+  it("EEXIST on an image snapshot is a no-op", async () => {
+    const { runner, calls } = scripted(() => EEXIST);
+    const single = { domain: "web", name: "uid-2", disks: [rbd("vda", "a")] };
+    expect(await new RbdBackend({ config, runner }).create(single)).to.have.length(1);
+    expect(calls).to.deep.equal(["snap create --no-progress rbd/a@uid-2"]);
+  });
+
+  it("ENOENT is resolved by looking: pool present, image absent → ImageNotFound", async () => {
+    const { runner, calls } = scripted((c) => {
+      if (c.startsWith("namespace ls")) return okJson([]);
+      return {
+        exitCode: 2,
+        stdout: "",
+        stderr: "rbd: error opening image a: (2) No such file or directory\n",
+      };
+    });
+    const error = await new RbdBackend({ config, runner })
+      .create({ domain: "web", name: "uid-3", disks: [rbd("vda", "a")] })
+      .catch((e: unknown) => e);
+    expect(isStorageError(error, "ImageNotFound"), String(error)).to.equal(true);
+    expect(calls).to.deep.equal([
+      "snap create --no-progress rbd/a@uid-3",
+      "namespace ls --format json rbd",
+      "info --format json rbd/a",
+    ]);
+  });
+
+  it("remove of the last group snapshot also removes the now useless group", async () => {
+    const { runner, calls } = scripted((c) => {
+      if (c.startsWith("group snap ls")) return okJson([]);
+      if (c.startsWith("group ls")) return okJson(["vmsnap-web"]);
+      return OK;
+    });
+    await new RbdBackend({ config, runner }).remove(request);
+    expect(calls).to.deep.equal([
+      "group snap rm rbd/vmsnap-web@uid-1",
+      "group snap ls rbd/vmsnap-web --format json",
+      "group ls rbd --format json",
+      "group rm rbd/vmsnap-web",
+    ]);
+  });
+
+  it("the real runner passes conf, id, keyring and Ceph timeouts, then the subcommand", async () => {
+    const { connectionArgs } = await import("../../../src/storage/rbd/runner.ts");
+    expect(connectionArgs({ ...config, opTimeoutSeconds: 7 })).to.deep.equal([
+      "--conf",
+      "/c",
+      "--id",
+      "vmsnap",
+      "--keyring",
+      "/k",
+      "--rados-osd-op-timeout",
+      "7",
+      "--rados-mon-op-timeout",
+      "7",
+      "--client-mount-timeout",
+      "7",
+    ]);
+  });
+});
