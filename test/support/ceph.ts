@@ -74,7 +74,10 @@ export function getCephCluster(): Promise<CephCluster> {
   if (!shared) {
     shared = startCephCluster();
     const started = shared;
-    onTeardown(async () => (await started).stop());
+    onTeardown(async () => {
+      const cluster = await started.catch(() => undefined); // a failed start left nothing running
+      await cluster?.stop();
+    });
     // A failed start must not be cached: the next caller gets a fresh attempt and a real error.
     started.catch(() => {
       if (shared === started) shared = undefined;

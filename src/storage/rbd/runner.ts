@@ -61,7 +61,7 @@ export function createRbdRunner(config: RbdConfig): RbdRunner {
             killed?: boolean;
             signal?: string | null;
           };
-          if (failure.killed || failure.signal) {
+          if (failure.killed) {
             return reject(
               new StorageError(
                 "StorageTimeout",
@@ -75,6 +75,12 @@ export function createRbdRunner(config: RbdConfig): RbdRunner {
           }
           if (typeof failure.code === "number")
             return resolve({ exitCode: failure.code, stdout, stderr });
+          if (failure.signal) {
+            // Killed by someone else or crashed (SIGSEGV, SIGABRT): the outcome is unknown, but
+            // this is not Ceph being slow, so it is not reported as a timeout.
+            const message = `rbd ${args.join(" ")}: died from ${failure.signal}`;
+            return reject(new StorageError("Unknown", message, { command: args, stderr }));
+          }
           reject(
             new StorageError("Unknown", `cannot run ${command}: ${failure.message}`, {
               command: args,
