@@ -35,12 +35,12 @@ export async function freezeStatus(domain: string): Promise<"frozen" | "thawed">
 
 /** virDomainFSFreeze of every mounted filesystem; returns how many were frozen. */
 export async function fsFreeze(domain: string, timeoutMs = 60_000): Promise<number> {
-  return countFrom(await virsh(["domfsfreeze", domain], { timeoutMs }));
+  return countFrom(await virsh(["domfsfreeze", domain], { timeoutMs, quiet: false }));
 }
 
 /** virDomainFSThaw of every filesystem; returns how many were thawed. */
 export async function fsThaw(domain: string, timeoutMs = 60_000): Promise<number> {
-  return countFrom(await virsh(["domfsthaw", domain], { timeoutMs }));
+  return countFrom(await virsh(["domfsthaw", domain], { timeoutMs, quiet: false }));
 }
 
 // virsh prints "Froze 1 filesystem(s)" / "Thawed 1 filesystem(s)".

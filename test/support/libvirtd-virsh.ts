@@ -35,11 +35,18 @@ export interface VirshOptions {
   timeoutMs?: number;
   /** Connection URI; default the shared system daemon. */
   uri?: string;
+  /** virsh -q (default): no "Domain defined"-style chatter; off for commands whose chatter is the answer. */
+  quiet?: boolean;
 }
 
 /** Runs `virsh -c <uri> ...args` and resolves with its stdout. */
 export function virsh(args: readonly string[], options: VirshOptions = {}): Promise<string> {
-  const full = ["-c", options.uri ?? SYSTEM_URI, "-q", ...args];
+  const full = [
+    "-c",
+    options.uri ?? SYSTEM_URI,
+    ...(options.quiet === false ? [] : ["-q"]),
+    ...args,
+  ];
   return new Promise((resolve, reject) => {
     execFile(
       "virsh",

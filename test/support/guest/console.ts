@@ -23,6 +23,7 @@ export function readConsole(path: string): string {
 }
 
 const WRITER_LINE = /^vmsnap-writer (\S+) seq=(\d+) t=([\d.]+) w=([\d.]+)$/;
+const FILE_LINE = /^vmsnap-writer (\S+) seq=(\d+) t=([\d.]+)$/;
 
 /** Every complete writer record in `text`, optionally of one disk, in console order. */
 export function writerRecords(text: string, disk?: string): WriterRecord[] {
@@ -35,8 +36,21 @@ export function writerRecords(text: string, disk?: string): WriterRecord[] {
   return records;
 }
 
+/** A line of the writer's file on the guest disk: the console record without `w`. */
+export type WriterFileRecord = Omit<WriterRecord, "w">;
+
+/** Every record in the writer's file (`/mnt/<disk>/vmsnap-writer.log`), in file order. */
+export function writerFileRecords(text: string): WriterFileRecord[] {
+  const records: WriterFileRecord[] = [];
+  for (const line of text.split("\n")) {
+    const m = FILE_LINE.exec(line.trim());
+    if (m) records.push({ disk: m[1]!, seq: Number(m[2]), t: Number(m[3]) });
+  }
+  return records;
+}
+
 /** Sequence numbers missing between the first and last record (each record once, in order). */
-export function sequenceGaps(records: readonly WriterRecord[]): number[] {
+export function sequenceGaps(records: readonly WriterFileRecord[]): number[] {
   const missing: number[] = [];
   for (let i = 1; i < records.length; i++) {
     for (let s = records[i - 1]!.seq + 1; s < records[i]!.seq; s++) missing.push(s);

@@ -1,7 +1,12 @@
 // Domain XML for the tiny guest: software emulation (`type='qemu'`: /dev/kvm on these machines
 // is a stub and a kvm guest hangs), direct kernel boot, serial console into a file, the QEMU agent
 // channel (or deliberately none), and qcow2 file disks and/or RBD network disks as virtio.
-export type AgentMode = "on" | "hang" | "none";
+/**
+ * on: qemu-ga answers. hang: qemu-ga is SIGSTOPped once up (libvirt: 86 after its 5 s sync).
+ * off: the channel exists but no agent runs (86 at once). none: no channel at all (74); the guest
+ * would start an agent, so its console says `agent=absent`.
+ */
+export type AgentMode = "on" | "hang" | "off" | "none";
 export type HookMode = "ok" | "fail" | "hang";
 
 export interface FileDiskSpec {
@@ -48,7 +53,7 @@ const esc = (s: string) =>
 /** Kernel command line: serial console, quiet boot, and the init's variant knobs. */
 export function kernelCmdline(agent: AgentMode, hook: HookMode): string {
   // panic=-1 + on_reboot=destroy: a guest whose init dies stops instead of boot-looping.
-  const agentKnob = agent === "none" ? "off" : agent;
+  const agentKnob = agent === "none" ? "on" : agent;
   return `console=ttyS0 quiet panic=-1 rdinit=/init vmsnap.agent=${agentKnob} vmsnap.hook=${hook}`;
 }
 

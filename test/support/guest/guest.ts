@@ -32,7 +32,7 @@ import { type WriterRecord, readConsole, waitForConsole, writerRecords } from ".
 export interface GuestOptions {
   /** Part of the domain name, to tell guests apart in logs. */
   label?: string;
-  /** "none": no agent channel; "hang": qemu-ga is SIGSTOPped right after it starts. */
+  /** See AgentMode: "none" has no channel, "off" no agent, "hang" a SIGSTOPped one. */
   agent?: AgentMode;
   /** What qemu-ga's fsfreeze hook does on freeze. */
   hook?: HookMode;

@@ -17,6 +17,8 @@ export {
   readConsole,
   sequenceGaps,
   waitForConsole,
+  writerFileRecords,
   writerRecords,
+  type WriterFileRecord,
   type WriterRecord,
 } from "./console.ts";
