@@ -17,9 +17,11 @@ import {
   type WriterRecord,
   guestImage,
   launchGuest,
+  createRbdGuestDisk,
   sequenceGaps,
   writerFileRecords,
 } from "../support/guest/index.ts";
+import { getCephCluster } from "../support/ceph.ts";
 
 const BOOT_TIMEOUT_MS = 120_000;
 
@@ -50,8 +52,12 @@ async function readGuestFile(guest: Guest, path: string): Promise<string> {
 }
 
 /** Every console record is on the disk with the same timestamp, and the file has no gap. */
-async function expectOnDisk(guest: Guest, records: readonly WriterRecord[]): Promise<void> {
-  const file = writerFileRecords(await readGuestFile(guest, "/mnt/vda/vmsnap-writer.log"));
+async function expectOnDisk(
+  guest: Guest,
+  records: readonly WriterRecord[],
+  disk = "vda",
+): Promise<void> {
+  const file = writerFileRecords(await readGuestFile(guest, `/mnt/${disk}/vmsnap-writer.log`));
   expect(file[0]?.seq).to.equal(1);
   expect(sequenceGaps(file)).to.deep.equal([]);
   const bySeq = new Map(file.map((r) => [r.seq, r.t]));
@@ -130,6 +136,36 @@ describe("tiny test guest on a real libvirtd", function () {
       console.log(`      writer stalled ${stall.toFixed(2)} s during a ~2 s freeze`);
       expect(stall).to.be.at.least(1.8);
       await expectOnDisk(guest, after);
+    });
+  });
+
+  describe("with a Ceph RBD disk next to the qcow2 file disk", function () {
+    let guest: Guest;
+
+    before(async function () {
+      this.timeout(BOOT_TIMEOUT_MS + 120_000);
+      const rbd = await createRbdGuestDisk(await getCephCluster());
+      guest = await launchGuest({ label: "rbd", rbdDisks: [rbd] });
+      await guest.waitForAgent(BOOT_TIMEOUT_MS);
+    });
+
+    after(async () => guest?.remove());
+
+    it("mounts both disks and freezes and thaws them together", async function () {
+      const ready = await guest.waitForReady();
+      expect(ready[1]).to.equal("disks=vda,vdb agent=on hook=ok");
+      expect(guest.disks.map((d) => d.kind)).to.deep.equal(["file", "rbd"]);
+      await waitForRecords(guest, "vdb", 0, 3);
+
+      expect(await fsFreeze(guest.name)).to.equal(2);
+      const atFreeze = guest.writerRecords("vdb").at(-1)!.seq;
+      await sleep(1_500);
+      expect(guest.writerRecords("vdb").at(-1)!.seq - atFreeze).to.be.at.most(1);
+      expect(await fsThaw(guest.name)).to.equal(2);
+
+      const after = await waitForRecords(guest, "vdb", atFreeze + 1, 3);
+      expect(Math.max(...after.map((r) => r.w - r.t))).to.be.at.least(1.3);
+      await expectOnDisk(guest, after, "vdb");
     });
   });
 

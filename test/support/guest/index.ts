@@ -22,3 +22,10 @@ export {
   type WriterFileRecord,
   type WriterRecord,
 } from "./console.ts";
+export {
+  createRbdGuestDisk,
+  keyFromKeyring,
+  monitorFromConf,
+  type CephForGuest,
+  type RbdGuestDiskOptions,
+} from "./rbd-disk.ts";
