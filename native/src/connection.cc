@@ -259,13 +259,15 @@ Napi::Value Connection::Close(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value Connection::Closed(Napi::Env env) {
+  auto deferred = Napi::Promise::Deferred::New(env);
+  deferred.Reject(ErrorValue(env, {VIR_ERR_INVALID_CONN, VIR_FROM_NONE, "connection is closed", false}));
+  return deferred.Promise();
+}
+
 Napi::Value Connection::Call(const Napi::CallbackInfo& info, std::function<Result(virConnectPtr)> work) {
   auto env = info.Env();
-  if (!conn_) {
-    auto deferred = Napi::Promise::Deferred::New(env);
-    deferred.Reject(ErrorValue(env, {VIR_ERR_INVALID_CONN, VIR_FROM_NONE, "connection is closed", false}));
-    return deferred.Promise();
-  }
+  if (!conn_) return Closed(env);
   virConnectRef(conn_);  // this job's own reference: close() may run while it is in flight
   return AddonOf(env).bridge->Run(env, [c = conn_, work = std::move(work)]() -> Result {
     struct Unref {
@@ -460,7 +462,7 @@ Napi::Value Connection::RegisterDomainEvent(const Napi::CallbackInfo& info) {
   if (eventId != VIR_DOMAIN_EVENT_ID_LIFECYCLE && eventId != VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE)
     throw Napi::RangeError::New(info.Env(), "only lifecycle and agent-lifecycle events are supported");
   auto fn = Fn(info, 1);
-  if (!conn_) return Call(info, nullptr);  // rejects: closed
+  if (!conn_) return Closed(info.Env());
   auto* listener = new Listener{Napi::Persistent(fn), AddonOf(info.Env()).bridge};
   auto registrations = registrations_;
   return Call(info, [eventId, listener, registrations](virConnectPtr c) {

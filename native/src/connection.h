@@ -34,6 +34,7 @@ class Connection : public Napi::ObjectWrap<Connection> {
   };
 
   Napi::Value Call(const Napi::CallbackInfo& info, std::function<Result(virConnectPtr)> work);
+  static Napi::Value Closed(Napi::Env env);
   static void Release(virConnectPtr conn, std::shared_ptr<Registrations> registrations);
 
   Napi::Value Close(const Napi::CallbackInfo& info);
