@@ -75,7 +75,9 @@ export class Hypervisor {
   /** Connects to `uri` (e.g. `qemu:///system`, `test:///abs/path.xml`); fails if it can't. */
   static async open(uri: string, options: HypervisorOptions = {}): Promise<Hypervisor> {
     const { binding, ...overrides } = options;
-    const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
+    const defined = Object.fromEntries(
+      Object.entries(overrides).filter(([, v]) => v !== undefined),
+    );
     const link = new Link(uri, binding ?? loadNative(), { ...DEFAULTS, ...defined });
     await link.connect();
     return new Hypervisor(link);
@@ -93,16 +95,22 @@ export class Hypervisor {
   // ---- domains ---------------------------------------------------------------------------
 
   async domainInfo(name: string, options?: CallOptions): Promise<DomainInfo> {
-    return toDomainInfo(await this.link.call("domainInfo", name, options?.timeoutMs, (c) => c.domainInfo(name)));
+    return toDomainInfo(
+      await this.link.call("domainInfo", name, options?.timeoutMs, (c) => c.domainInfo(name)),
+    );
   }
 
   async domainInfoByUUID(uuid: string, options?: CallOptions): Promise<DomainInfo> {
-    return toDomainInfo(await this.link.call("domainInfo", uuid, options?.timeoutMs, (c) => c.domainInfoByUUID(uuid)));
+    return toDomainInfo(
+      await this.link.call("domainInfo", uuid, options?.timeoutMs, (c) => c.domainInfoByUUID(uuid)),
+    );
   }
 
   /** The domain's XML; `flags` are DomainXmlFlags (e.g. Inactive for the persistent config). */
   domainXml(name: string, options?: CallOptions & { readonly flags?: number }): Promise<string> {
-    return this.link.call("domainXml", name, options?.timeoutMs, (c) => c.domainXml(name, options?.flags ?? 0));
+    return this.link.call("domainXml", name, options?.timeoutMs, (c) =>
+      c.domainXml(name, options?.flags ?? 0),
+    );
   }
 
   isActive(name: string, options?: CallOptions): Promise<boolean> {
@@ -140,13 +148,23 @@ export class Hypervisor {
    * asked which (guest-fsfreeze-status), giving QuiesceHookFailed or AlreadyFrozen.
    * After any failure or Timeout, thaw: a freeze that timed out may still land in the guest.
    */
-  async fsFreeze(name: string, mountpoints: readonly string[] = [], options?: CallOptions): Promise<number> {
+  async fsFreeze(
+    name: string,
+    mountpoints: readonly string[] = [],
+    options?: CallOptions,
+  ): Promise<number> {
     try {
-      return await this.link.call("fsFreeze", name, options?.timeoutMs, (c) => c.fsFreeze(name, [...mountpoints]));
+      return await this.link.call("fsFreeze", name, options?.timeoutMs, (c) =>
+        c.fsFreeze(name, [...mountpoints]),
+      );
     } catch (err) {
       if (!(err instanceof HypervisorError) || err.code !== ErrorCode.InternalError) throw err;
-      const status = await this.freezeStatus(name, { timeoutMs: STATUS_PROBE_MS }).catch(() => undefined);
-      throw err.withReason(classify(err.code, err.domain, { operation: "fsFreeze", guestFrozen: status === "frozen" }));
+      const status = await this.freezeStatus(name, { timeoutMs: STATUS_PROBE_MS }).catch(
+        () => undefined,
+      );
+      throw err.withReason(
+        classify(err.code, err.domain, { operation: "fsFreeze", guestFrozen: status === "frozen" }),
+      );
     }
   }
 
@@ -158,7 +176,12 @@ export class Hypervisor {
 
   async fsInfo(name: string, options?: CallOptions): Promise<FsInfo[]> {
     const list = await this.link.call("fsInfo", name, options?.timeoutMs, (c) => c.fsInfo(name));
-    return list.map((fs) => ({ mountpoint: fs.mountpoint, name: fs.name, fstype: fs.fstype, disks: fs.devAliases }));
+    return list.map((fs) => ({
+      mountpoint: fs.mountpoint,
+      name: fs.name,
+      fstype: fs.fstype,
+      disks: fs.devAliases,
+    }));
   }
 
   /** The agent's own view (guest-fsfreeze-status), independent of libvirt's bookkeeping. */
@@ -185,7 +208,9 @@ export class Hypervisor {
 
   /** virDomainSnapshotCreateXML with SnapshotCreateFlags; returns the snapshot's name. */
   createSnapshot(name: string, xml: string, flags = 0, options?: CallOptions): Promise<string> {
-    return this.link.call("createSnapshot", name, options?.timeoutMs, (c) => c.snapshotCreate(name, xml, flags));
+    return this.link.call("createSnapshot", name, options?.timeoutMs, (c) =>
+      c.snapshotCreate(name, xml, flags),
+    );
   }
 
   listSnapshots(name: string, options?: CallOptions): Promise<string[]> {
@@ -193,12 +218,16 @@ export class Hypervisor {
   }
 
   snapshotXml(name: string, snapshot: string, options?: CallOptions): Promise<string> {
-    return this.link.call("snapshotXml", name, options?.timeoutMs, (c) => c.snapshotXml(name, snapshot));
+    return this.link.call("snapshotXml", name, options?.timeoutMs, (c) =>
+      c.snapshotXml(name, snapshot),
+    );
   }
 
   /** Deletes with SnapshotDeleteFlags; a missing snapshot fails with SnapshotNotFound. */
   deleteSnapshot(name: string, snapshot: string, flags = 0, options?: CallOptions): Promise<void> {
-    return this.link.call("deleteSnapshot", name, options?.timeoutMs, (c) => c.snapshotDelete(name, snapshot, flags));
+    return this.link.call("deleteSnapshot", name, options?.timeoutMs, (c) =>
+      c.snapshotDelete(name, snapshot, flags),
+    );
   }
 
   // ---- events and connection -------------------------------------------------------------
@@ -260,10 +289,13 @@ function toDomainInfo(info: NativeDomainInfo): DomainInfo {
 }
 
 function agentReplyError(operation: Operation, name: string, reply: unknown): HypervisorError {
-  return new HypervisorError(`${operation}(${name}): unexpected agent reply ${JSON.stringify(reply)}`, {
-    reason: "Unknown",
-    operation,
-    code: NOT_LIBVIRT,
-    target: name,
-  });
+  return new HypervisorError(
+    `${operation}(${name}): unexpected agent reply ${JSON.stringify(reply)}`,
+    {
+      reason: "Unknown",
+      operation,
+      code: NOT_LIBVIRT,
+      target: name,
+    },
+  );
 }

@@ -44,14 +44,19 @@ function toDisk(disk: Node): Disk {
   return { ...base, plan: planFor(disk, base) };
 }
 
-function planFor(disk: Node, d: Pick<Disk, "target" | "device" | "type" | "readonly" | "shareable">): DiskSnapshotPlan {
+function planFor(
+  disk: Node,
+  d: Pick<Disk, "target" | "device" | "type" | "readonly" | "shareable">,
+): DiskSnapshotPlan {
   const source = child(disk, "source");
   if (d.target === "") return unsupported("the disk has no <target dev>");
-  if (d.device !== "disk") return unsupported(`a ${d.device} device is not snapshotted; exclude ${d.target}`);
+  if (d.device !== "disk")
+    return unsupported(`a ${d.device} device is not snapshotted; exclude ${d.target}`);
   if (d.readonly) return unsupported(`${d.target} is read-only, nothing to snapshot; exclude it`);
   if (d.type === "network") {
     const protocol = attr(source, "protocol") ?? "unknown";
-    if (protocol !== "rbd") return unsupported(`network disks over ${protocol} are not supported (only rbd)`);
+    if (protocol !== "rbd")
+      return unsupported(`network disks over ${protocol} are not supported (only rbd)`);
     return rbdPlan(disk, source);
   }
   if (d.type === "file") {
@@ -59,12 +64,17 @@ function planFor(disk: Node, d: Pick<Disk, "target" | "device" | "type" | "reado
     if (path === undefined) return unsupported(`${d.target} has no source file (empty drive)`);
     // An external overlay switches only this domain to it; other domains sharing the file
     // would keep writing into the snapshot.
-    if (d.shareable) return unsupported(`${d.target} is a shareable file disk; its other writers would corrupt the snapshot`);
+    if (d.shareable)
+      return unsupported(
+        `${d.target} is a shareable file disk; its other writers would corrupt the snapshot`,
+      );
     const file: FileSource = withOptional({ path }, "format", attr(child(disk, "driver"), "type"));
     return { backend: "libvirt-file", file };
   }
   const where = attr(source, "dev") ?? attr(source, "volume") ?? attr(source, "dir") ?? "";
-  return unsupported(`${d.type} disks are not supported${where ? ` (${where})` : ""}; only rbd and file disks are`);
+  return unsupported(
+    `${d.type} disks are not supported${where ? ` (${where})` : ""}; only rbd and file disks are`,
+  );
 }
 
 function rbdPlan(disk: Node, source: Node | undefined): DiskSnapshotPlan {
@@ -81,7 +91,11 @@ function rbdPlan(disk: Node, source: Node | undefined): DiskSnapshotPlan {
   );
   // <auth> sits in <source> in current libvirt, directly in <disk> in older XML.
   const auth = child(source, "auth") ?? child(disk, "auth");
-  let rbd: RbdSource = withOptional({ pool: pool!, image: image!, monitors }, "namespace", namespace);
+  let rbd: RbdSource = withOptional(
+    { pool: pool!, image: image!, monitors },
+    "namespace",
+    namespace,
+  );
   if (auth !== undefined) {
     const secret = child(auth, "secret");
     const credentials = withOptional(
@@ -104,7 +118,11 @@ function toPort(value: string | undefined): number | undefined {
 }
 
 /** `object` with `key` set only when `value` is defined: absent fields stay absent. */
-function withOptional<T extends object, K extends string, V>(object: T, key: K, value: V | undefined): T & { [P in K]?: V } {
+function withOptional<T extends object, K extends string, V>(
+  object: T,
+  key: K,
+  value: V | undefined,
+): T & { [P in K]?: V } {
   return value === undefined ? object : { ...object, [key]: value };
 }
 

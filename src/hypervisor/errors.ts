@@ -70,7 +70,12 @@ const AGENT_OPERATIONS: ReadonlySet<Operation> = new Set([
 
 // Operations whose only code-8 failures are refused flag combinations: the test driver's
 // DISK_ONLY (0x10), QEMU's QUIESCE without DISK_ONLY, save/restore flags a driver lacks.
-const FLAG_OPERATIONS: ReadonlySet<Operation> = new Set(["createSnapshot", "deleteSnapshot", "save", "restore"]);
+const FLAG_OPERATIONS: ReadonlySet<Operation> = new Set([
+  "createSnapshot",
+  "deleteSnapshot",
+  "save",
+  "restore",
+]);
 
 // Transport failures: the daemon can't be reached or the socket broke (open, or a call whose
 // connection died before the addon could ask whether it is alive).
@@ -84,7 +89,11 @@ const TRANSPORT_DOMAINS: ReadonlySet<number> = new Set([ErrorDomain.Rpc, ErrorDo
  * classify(1, 10, { operation: "fsFreeze", guestFrozen: true })  // "AlreadyFrozen"
  * classify(74, 10, { operation: "fsThaw" })          // "Unsupported" (thaw with mountpoints)
  */
-export function classify(code: number, domain: number, context: ClassifyContext = {}): HypervisorErrorReason {
+export function classify(
+  code: number,
+  domain: number,
+  context: ClassifyContext = {},
+): HypervisorErrorReason {
   const { operation, connectionAlive, guestFrozen } = context;
   if (connectionAlive === false) return "ConnectionLost";
   switch (code) {
@@ -99,18 +108,23 @@ export function classify(code: number, domain: number, context: ClassifyContext 
       // QEMU says 74 both for "no agent channel" and for thawing with mountpoints (it can only
       // thaw everything), so the operation decides.
       if (operation === "fsThaw") return "Unsupported";
-      return operation !== undefined && AGENT_OPERATIONS.has(operation) ? "GuestAgentNotConfigured" : "Unsupported";
+      return operation !== undefined && AGENT_OPERATIONS.has(operation)
+        ? "GuestAgentNotConfigured"
+        : "Unsupported";
     case ErrorCode.InternalError:
       // A failed freeze hook and "agent is in frozen state" share code 1; only the agent's own
       // status tells them apart. Without that answer, assume the hook: the guest is thawed.
-      if (operation === "fsFreeze") return guestFrozen === true ? "AlreadyFrozen" : "QuiesceHookFailed";
+      if (operation === "fsFreeze")
+        return guestFrozen === true ? "AlreadyFrozen" : "QuiesceHookFailed";
       return "Unknown";
     case ErrorCode.NoSupport:
     case ErrorCode.ConfigUnsupported:
     case ErrorCode.OperationUnsupported:
       return "Unsupported";
     case ErrorCode.InvalidArg:
-      return operation !== undefined && FLAG_OPERATIONS.has(operation) ? "Unsupported" : "InvalidArgument";
+      return operation !== undefined && FLAG_OPERATIONS.has(operation)
+        ? "Unsupported"
+        : "InvalidArgument";
     case ErrorCode.NoDomainSnapshot:
       return "SnapshotNotFound";
     case ErrorCode.OperationTimeout:
@@ -179,11 +193,18 @@ export function isNativeError(err: unknown): err is NativeError {
 }
 
 /** Any failure of `operation` as a HypervisorError, classified when it came from libvirt. */
-export function toHypervisorError(err: unknown, operation: Operation, target?: string): HypervisorError {
+export function toHypervisorError(
+  err: unknown,
+  operation: Operation,
+  target?: string,
+): HypervisorError {
   if (err instanceof HypervisorError) return err;
   const where = target === undefined ? operation : `${operation}(${target})`;
   if (isNativeError(err)) {
-    const reason = classify(err.code, err.domain, { operation, connectionAlive: err.connectionAlive });
+    const reason = classify(err.code, err.domain, {
+      operation,
+      connectionAlive: err.connectionAlive,
+    });
     return new HypervisorError(`${where}: ${err.message}`, {
       reason,
       operation,
@@ -194,5 +215,10 @@ export function toHypervisorError(err: unknown, operation: Operation, target?: s
     });
   }
   const message = err instanceof Error ? err.message : String(err);
-  return new HypervisorError(`${where}: ${message}`, { reason: "Unknown", operation, target, cause: err });
+  return new HypervisorError(`${where}: ${message}`, {
+    reason: "Unknown",
+    operation,
+    target,
+    cause: err,
+  });
 }

@@ -4,7 +4,12 @@
 // those event listeners on each new connection.
 import { withDeadline } from "./deadline.ts";
 import { HypervisorError, toHypervisorError, type Operation } from "./errors.ts";
-import { decodeAgentLifecycle, decodeLifecycle, type AgentLifecycleEvent, type LifecycleEvent } from "./events.ts";
+import {
+  decodeAgentLifecycle,
+  decodeLifecycle,
+  type AgentLifecycleEvent,
+  type LifecycleEvent,
+} from "./events.ts";
 import { CloseReason, DomainEventId } from "./flags.ts";
 import type { NativeBinding, NativeConnection } from "./native.ts";
 
@@ -81,8 +86,14 @@ export class Link {
     await this.connection();
   }
 
-  async subscribe(kind: "lifecycle", listener: (event: LifecycleEvent) => void): Promise<() => Promise<void>>;
-  async subscribe(kind: "agent", listener: (event: AgentLifecycleEvent) => void): Promise<() => Promise<void>>;
+  async subscribe(
+    kind: "lifecycle",
+    listener: (event: LifecycleEvent) => void,
+  ): Promise<() => Promise<void>>;
+  async subscribe(
+    kind: "agent",
+    listener: (event: AgentLifecycleEvent) => void,
+  ): Promise<() => Promise<void>>;
   async subscribe(kind: EventKind, listener: (event: never) => void): Promise<() => Promise<void>> {
     const set = this.listeners[kind] as Set<(event: never) => void>;
     set.add(listener);
@@ -118,9 +129,11 @@ export class Link {
     // A connection still being opened is closed by open() itself when it lands.
     if (live === undefined) return;
     const ms = this.options.callTimeoutMs;
-    await withDeadline(live.native.close(), ms, () => timeoutError("close", undefined, ms)).catch((err: unknown) => {
-      throw toHypervisorError(err, "close");
-    });
+    await withDeadline(live.native.close(), ms, () => timeoutError("close", undefined, ms)).catch(
+      (err: unknown) => {
+        throw toHypervisorError(err, "close");
+      },
+    );
   }
 
   // ---- connection ------------------------------------------------------------------------
@@ -137,12 +150,15 @@ export class Link {
       used = live;
       return run(live);
     });
-    return withDeadline(work, ms, () => timeoutError(operation, target, ms)).catch((err: unknown) => {
-      const error = toHypervisorError(err, operation, target);
-      // Only the connection that failed is dropped, not one opened meanwhile.
-      if (error.reason === "ConnectionLost" && used !== undefined && used === this.live) this.drop("call-failed");
-      throw error;
-    });
+    return withDeadline(work, ms, () => timeoutError(operation, target, ms)).catch(
+      (err: unknown) => {
+        const error = toHypervisorError(err, operation, target);
+        // Only the connection that failed is dropped, not one opened meanwhile.
+        if (error.reason === "ConnectionLost" && used !== undefined && used === this.live)
+          this.drop("call-failed");
+        throw error;
+      },
+    );
   }
 
   private connection(): Promise<Live> {
@@ -159,8 +175,11 @@ export class Link {
     let native: NativeConnection;
     try {
       native = await withDeadline(
-        this.binding.open(this.uri, this.options.keepaliveIntervalSeconds, this.options.keepaliveCount, (reason) =>
-          this.onNativeClose(generation, reason),
+        this.binding.open(
+          this.uri,
+          this.options.keepaliveIntervalSeconds,
+          this.options.keepaliveCount,
+          (reason) => this.onNativeClose(generation, reason),
         ),
         ms,
         () => timeoutError("open", undefined, ms),
@@ -188,7 +207,8 @@ export class Link {
   }
 
   private onNativeClose(generation: number, reason: number): void {
-    if (generation === this.generation && this.live !== undefined) this.drop(CLOSE_REASONS[reason] ?? "error");
+    if (generation === this.generation && this.live !== undefined)
+      this.drop(CLOSE_REASONS[reason] ?? "error");
   }
 
   private drop(reason: LostReason): void {
@@ -199,7 +219,8 @@ export class Link {
     void live.native.close().catch(() => {});
     for (const listener of this.lostListeners) notify(listener, reason);
     // Calls reconnect on demand; event listeners have no call to do it for them.
-    if (this.listeners.lifecycle.size > 0 || this.listeners.agent.size > 0) this.scheduleReconnect();
+    if (this.listeners.lifecycle.size > 0 || this.listeners.agent.size > 0)
+      this.scheduleReconnect();
   }
 
   private scheduleReconnect(): void {
@@ -222,10 +243,12 @@ export class Link {
       registration =
         kind === "lifecycle"
           ? live.native.registerDomainEvent(DomainEventId.Lifecycle, (event) => {
-              for (const listener of [...this.listeners.lifecycle]) notify(listener, decodeLifecycle(event));
+              for (const listener of [...this.listeners.lifecycle])
+                notify(listener, decodeLifecycle(event));
             })
           : live.native.registerDomainEvent(DomainEventId.AgentLifecycle, (event) => {
-              for (const listener of [...this.listeners.agent]) notify(listener, decodeAgentLifecycle(event));
+              for (const listener of [...this.listeners.agent])
+                notify(listener, decodeAgentLifecycle(event));
             });
       live.registrations.set(kind, registration);
       // A failed registration must not stick: the next subscriber tries again.
@@ -241,9 +264,11 @@ export class Link {
     live.registrations.delete(kind);
     const ms = this.options.callTimeoutMs;
     const work = registration.then((id) => live.native.deregisterDomainEvent(id));
-    await withDeadline(work, ms, () => timeoutError("subscribe", undefined, ms)).catch((err: unknown) => {
-      throw toHypervisorError(err, "subscribe");
-    });
+    await withDeadline(work, ms, () => timeoutError("subscribe", undefined, ms)).catch(
+      (err: unknown) => {
+        throw toHypervisorError(err, "subscribe");
+      },
+    );
   }
 }
 
@@ -259,9 +284,17 @@ function notify<T>(listener: (value: T) => void, value: T): void {
   }
 }
 
-function timeoutError(operation: Operation, target: string | undefined, ms: number): HypervisorError {
+function timeoutError(
+  operation: Operation,
+  target: string | undefined,
+  ms: number,
+): HypervisorError {
   const where = target === undefined ? operation : `${operation}(${target})`;
-  return new HypervisorError(`${where}: no answer within ${ms} ms`, { reason: "Timeout", operation, target });
+  return new HypervisorError(`${where}: no answer within ${ms} ms`, {
+    reason: "Timeout",
+    operation,
+    target,
+  });
 }
 
 function closedError(): HypervisorError {

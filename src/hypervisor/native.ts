@@ -58,7 +58,10 @@ export interface NativeConnection {
   save(name: string, path: string, xml: string | null, flags: number): Promise<void>;
   restore(path: string, xml: string | null, flags: number): Promise<void>;
   /** Returns libvirt's callback id. Only DomainEventId.Lifecycle and AgentLifecycle. */
-  registerDomainEvent(eventId: number, callback: (event: NativeDomainEvent) => void): Promise<number>;
+  registerDomainEvent(
+    eventId: number,
+    callback: (event: NativeDomainEvent) => void,
+  ): Promise<number>;
   deregisterDomainEvent(callbackId: number): Promise<void>;
 }
 
@@ -88,7 +91,9 @@ export function loadNative(): NativeBinding {
       return loaded;
     }
     if (dirname(dir) === dir) {
-      throw new Error(`libvirt addon ${ADDON} not found above ${here}: run \`npm ci\` (or \`npm run install\`)`);
+      throw new Error(
+        `libvirt addon ${ADDON} not found above ${here}: run \`npm ci\` (or \`npm run install\`)`,
+      );
     }
   }
 }

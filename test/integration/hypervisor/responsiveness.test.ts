@@ -53,7 +53,11 @@ describe("responsiveness under load and hung calls", function () {
       let rounds = 0;
       while (performance.now() - started < 500) {
         const calls = Array.from({ length: 100 }, (_, i) =>
-          i % 3 === 0 ? hv.domainInfo(RUNNING).then((d) => d.state) : i % 3 === 1 ? hv.fsInfo(RUNNING).then((f) => f.length) : hv.isActive(RUNNING),
+          i % 3 === 0
+            ? hv.domainInfo(RUNNING).then((d) => d.state)
+            : i % 3 === 1
+              ? hv.fsInfo(RUNNING).then((f) => f.length)
+              : hv.isActive(RUNNING),
         );
         const results = await Promise.all(calls);
         expect(results.filter((r) => r === "running")).to.have.length(34);
@@ -92,11 +96,15 @@ describe("responsiveness under load and hung calls", function () {
       // Far more hung calls than libuv has pool threads (4): each must cost only its own thread.
       const hung = Array.from({ length: 100 }, () =>
         Hypervisor.open(silent.uri, { openTimeoutMs: deadlineMs }).then(
-          () => "opened",
-          (e: unknown) => ({ reason: (e as HypervisorError).reason, at: performance.now() - started }),
+          () => "opened" as const,
+          (e: unknown) => ({
+            reason: (e as HypervisorError).reason,
+            at: performance.now() - started,
+          }),
         ),
       );
-      while (silent.accepted() < 100 && performance.now() - started < deadlineMs) await new Promise((r) => setTimeout(r, 5));
+      while (silent.accepted() < 100 && performance.now() - started < deadlineMs)
+        await new Promise((r) => setTimeout(r, 5));
       expect(silent.accepted(), "all 100 calls are hanging inside libvirt").to.equal(100);
 
       // Meanwhile: real libvirt work, Node's own pool work, all prompt.
@@ -111,7 +119,10 @@ describe("responsiveness under load and hung calls", function () {
         ...Array.from({ length: 8 }, () => promisify(pbkdf2)("pw", "salt", 1000, 32, "sha256")),
       ]);
       const workDone = performance.now();
-      expect(workDone - started, "libvirt and pool work finished while the 100 calls still hung").to.be.below(deadlineMs);
+      expect(
+        workDone - started,
+        "libvirt and pool work finished while the 100 calls still hung",
+      ).to.be.below(deadlineMs);
 
       const outcomes = await Promise.all(hung);
       const { maxLagMs } = lag.stop();

@@ -38,10 +38,20 @@ describe("hypervisor adapter on the libvirt test driver", function () {
   describe("domains", () => {
     it("describes a running and a shut-off domain by name and by UUID", async () => {
       const running = await hv.domainInfo(RUNNING);
-      expect(running).to.deep.include({ name: RUNNING, uuid: "5b3c1f0e-8a7d-4d2c-9e61-0c4a7f1b2d10", state: "running", active: true });
+      expect(running).to.deep.include({
+        name: RUNNING,
+        uuid: "5b3c1f0e-8a7d-4d2c-9e61-0c4a7f1b2d10",
+        state: "running",
+        active: true,
+      });
       expect(running.id).to.be.a("number");
       const off = await hv.domainInfoByUUID("7e9a2b4c-6d8f-4a1b-8c3d-5e7f9a1b3c20");
-      expect(off).to.deep.include({ name: SHUTOFF, state: "shutoff", active: false, id: undefined });
+      expect(off).to.deep.include({
+        name: SHUTOFF,
+        state: "shutoff",
+        active: false,
+        id: undefined,
+      });
       expect(await hv.isActive(SHUTOFF)).to.equal(false);
     });
 
@@ -52,19 +62,35 @@ describe("hypervisor adapter on the libvirt test driver", function () {
         ["vdb", "libvirt-file"],
       ]);
       const rbd = disks[0]?.plan;
-      expect(rbd?.backend === "rbd" && rbd.rbd).to.deep.include({ pool: "vms", image: "vmsnap-running-root" });
+      expect(rbd?.backend === "rbd" && rbd.rbd).to.deep.include({
+        pool: "vms",
+        image: "vmsnap-running-root",
+      });
       expect(rbd?.backend === "rbd" && rbd.rbd.monitors).to.have.length(2);
     });
 
     it("surfaces code 42 as DomainNotFound", async () => {
       const err = await failure(hv.domainInfo("no-such-vm"));
-      expect(err).to.include({ reason: "DomainNotFound", code: 42, domain: ErrorDomain.Test, target: "no-such-vm" });
-      expect(await failure(hv.fsFreeze("no-such-vm"))).to.include({ reason: "DomainNotFound", code: 42 });
+      expect(err).to.include({
+        reason: "DomainNotFound",
+        code: 42,
+        domain: ErrorDomain.Test,
+        target: "no-such-vm",
+      });
+      expect(await failure(hv.fsFreeze("no-such-vm"))).to.include({
+        reason: "DomainNotFound",
+        code: 42,
+      });
     });
 
     it("surfaces code 55 as DomainNotRunning when freezing a shut-off domain", async () => {
       const err = await failure(hv.fsFreeze(SHUTOFF));
-      expect(err).to.include({ reason: "DomainNotRunning", code: 55, domain: ErrorDomain.Domain, operation: "fsFreeze" });
+      expect(err).to.include({
+        reason: "DomainNotRunning",
+        code: 55,
+        domain: ErrorDomain.Domain,
+        operation: "fsFreeze",
+      });
     });
 
     it("suspends and resumes, and the state follows", async () => {
@@ -106,9 +132,15 @@ describe("hypervisor adapter on the libvirt test driver", function () {
     });
 
     it("reports the agent commands the test driver lacks as Unsupported (code 3)", async () => {
-      expect(await failure(hv.freezeStatus(RUNNING))).to.include({ reason: "Unsupported", code: 3 });
+      expect(await failure(hv.freezeStatus(RUNNING))).to.include({
+        reason: "Unsupported",
+        code: 3,
+      });
       expect(await failure(hv.guestPing(RUNNING))).to.include({ reason: "Unsupported", code: 3 });
-      expect(await failure(hv.setAgentResponseTimeout(RUNNING, 5))).to.include({ reason: "Unsupported", code: 3 });
+      expect(await failure(hv.setAgentResponseTimeout(RUNNING, 5))).to.include({
+        reason: "Unsupported",
+        code: 3,
+      });
     });
   });
 
@@ -123,7 +155,12 @@ describe("hypervisor adapter on the libvirt test driver", function () {
       for (const [name, flag] of Object.entries(flags)) {
         expect(await hv.createSnapshot(RUNNING, snapshotXml(name), flag)).to.equal(name);
       }
-      expect((await hv.listSnapshots(RUNNING)).sort()).to.deep.equal(["atomic", "live", "plain", "quiesce"]);
+      expect((await hv.listSnapshots(RUNNING)).sort()).to.deep.equal([
+        "atomic",
+        "live",
+        "plain",
+        "quiesce",
+      ]);
       expect(await hv.snapshotXml(RUNNING, "live")).to.match(/<name>live<\/name>/);
       await hv.deleteSnapshot(RUNNING, "live");
       expect(await hv.listSnapshots(RUNNING)).to.not.include("live");
@@ -150,8 +187,19 @@ describe("hypervisor adapter on the libvirt test driver", function () {
     });
 
     it("classifies the DISK_ONLY refusal (code 8, 'unsupported flags (0x10)') as Unsupported", async () => {
-      const err = await failure(hv.createSnapshot(RUNNING, snapshotXml("d"), SnapshotCreateFlags.DiskOnly | SnapshotCreateFlags.Atomic));
-      expect(err).to.include({ reason: "Unsupported", code: 8, domain: ErrorDomain.Test, operation: "createSnapshot" });
+      const err = await failure(
+        hv.createSnapshot(
+          RUNNING,
+          snapshotXml("d"),
+          SnapshotCreateFlags.DiskOnly | SnapshotCreateFlags.Atomic,
+        ),
+      );
+      expect(err).to.include({
+        reason: "Unsupported",
+        code: 8,
+        domain: ErrorDomain.Test,
+        operation: "createSnapshot",
+      });
     });
   });
 
@@ -204,9 +252,16 @@ describe("hypervisor adapter on the libvirt test driver", function () {
 
     it("fails to open a daemon socket that doesn't exist at once, as ConnectionLost (38 from RPC)", async () => {
       const started = performance.now();
-      const err = await failure(Hypervisor.open("qemu+unix:///system?socket=/tmp/vmsnap-no-such-daemon.sock"));
+      const err = await failure(
+        Hypervisor.open("qemu+unix:///system?socket=/tmp/vmsnap-no-such-daemon.sock"),
+      );
       expect(performance.now() - started).to.be.below(1000);
-      expect(err).to.include({ reason: "ConnectionLost", code: 38, domain: ErrorDomain.Rpc, operation: "open" });
+      expect(err).to.include({
+        reason: "ConnectionLost",
+        code: 38,
+        domain: ErrorDomain.Rpc,
+        operation: "open",
+      });
     });
   });
 });

@@ -4,7 +4,9 @@ import { fileURLToPath } from "node:url";
 
 import { Hypervisor, type HypervisorOptions } from "../../../src/hypervisor/connection.ts";
 
-export const TEST_NODE_XML = fileURLToPath(new URL("../../fixtures/libvirt/test-node.xml", import.meta.url));
+export const TEST_NODE_XML = fileURLToPath(
+  new URL("../../fixtures/libvirt/test-node.xml", import.meta.url),
+);
 /** Three slashes then the absolute path: `test:///work/...`. */
 export const TEST_URI = `test://${TEST_NODE_XML}`;
 

@@ -20,10 +20,20 @@ async function failure(promise: Promise<unknown>): Promise<HypervisorError> {
 }
 
 function open(binding: FakeBinding, options: Partial<HypervisorOptions> = {}): Promise<Hypervisor> {
-  return Hypervisor.open("test:///fake", { binding, callTimeoutMs: 1000, reconnectMinMs: 10, ...options });
+  return Hypervisor.open("test:///fake", {
+    binding,
+    callTimeoutMs: 1000,
+    reconnectMinMs: 10,
+    ...options,
+  });
 }
 
-const lifecycle = (domain: string, event: number) => ({ domain, uuid: "u-" + domain, event, detail: 0 });
+const lifecycle = (domain: string, event: number) => ({
+  domain,
+  uuid: "u-" + domain,
+  event,
+  detail: 0,
+});
 
 describe("Hypervisor connection handling", () => {
   describe("deadlines", () => {
@@ -54,7 +64,10 @@ describe("Hypervisor connection handling", () => {
       const binding = new FakeBinding();
       const hv = await open(binding);
       await hv.guestPing("vm", { timeoutMs: 2500 });
-      expect(binding.last.calls).to.deep.include(["qemuAgentCommand", ["vm", '{"execute":"guest-ping"}', 3]]);
+      expect(binding.last.calls).to.deep.include([
+        "qemuAgentCommand",
+        ["vm", '{"execute":"guest-ping"}', 3],
+      ]);
     });
   });
 
@@ -69,7 +82,9 @@ describe("Hypervisor connection handling", () => {
       binding.last.onClose(CloseReason.Keepalive);
       expect(lost).to.deep.equal(["keepalive"]);
       expect(hv.connected).to.equal(false);
-      expect(binding.connections[0]?.closed, "the dead native connection is released").to.equal(true);
+      expect(binding.connections[0]?.closed, "the dead native connection is released").to.equal(
+        true,
+      );
       await hv.domainInfo("vm");
       expect(binding.connections).to.have.length(2);
       expect(restored).to.equal(1);
@@ -77,7 +92,9 @@ describe("Hypervisor connection handling", () => {
 
     it("drops a connection a call found dead (ConnectionLost), and reopens for the next call", async () => {
       const binding = new FakeBinding();
-      binding.script = { suspend: () => Promise.reject(nativeError(1, 7, "client socket is closed", false)) };
+      binding.script = {
+        suspend: () => Promise.reject(nativeError(1, 7, "client socket is closed", false)),
+      };
       const hv = await open(binding);
       const err = await failure(hv.suspend("vm"));
       expect(err).to.include({ reason: "ConnectionLost", code: 1, domain: 7 });
@@ -140,9 +157,19 @@ describe("Hypervisor connection handling", () => {
       const offA = await hv.onAgentLifecycle((e) => a.push(`${e.domain}:${e.state}:${e.reason}`));
       const offB = await hv.onAgentLifecycle((e) => b.push(e.state));
       expect(binding.last.events.size).to.equal(1);
-      binding.last.emit(DomainEventId.AgentLifecycle, { domain: "vm", uuid: "u", event: 1, detail: 2 });
+      binding.last.emit(DomainEventId.AgentLifecycle, {
+        domain: "vm",
+        uuid: "u",
+        event: 1,
+        detail: 2,
+      });
       await offA();
-      binding.last.emit(DomainEventId.AgentLifecycle, { domain: "vm", uuid: "u", event: 2, detail: 2 });
+      binding.last.emit(DomainEventId.AgentLifecycle, {
+        domain: "vm",
+        uuid: "u",
+        event: 2,
+        detail: 2,
+      });
       expect(a).to.deep.equal(["vm:connected:channel"]);
       expect(b).to.deep.equal(["connected", "disconnected"]);
       expect(binding.last.events.size).to.equal(1);
@@ -156,10 +183,18 @@ describe("Hypervisor connection handling", () => {
 
     it("is AlreadyFrozen when the agent says the guest is frozen", async () => {
       const binding = new FakeBinding();
-      binding.script = { fsFreeze: frozenFailure, qemuAgentCommand: async () => '{"return":"frozen"}' };
+      binding.script = {
+        fsFreeze: frozenFailure,
+        qemuAgentCommand: async () => '{"return":"frozen"}',
+      };
       const hv = await open(binding);
       const err = await failure(hv.fsFreeze("vm"));
-      expect(err).to.include({ reason: "AlreadyFrozen", code: 1, domain: 10, operation: "fsFreeze" });
+      expect(err).to.include({
+        reason: "AlreadyFrozen",
+        code: 1,
+        domain: 10,
+        operation: "fsFreeze",
+      });
       expect(binding.last.calls.map(([m, args]) => [m, args[1]])).to.deep.include([
         "qemuAgentCommand",
         '{"execute":"guest-fsfreeze-status"}',
@@ -168,14 +203,20 @@ describe("Hypervisor connection handling", () => {
 
     it("is QuiesceHookFailed when the agent says thawed", async () => {
       const binding = new FakeBinding();
-      binding.script = { fsFreeze: frozenFailure, qemuAgentCommand: async () => '{"return":"thawed"}' };
+      binding.script = {
+        fsFreeze: frozenFailure,
+        qemuAgentCommand: async () => '{"return":"thawed"}',
+      };
       const hv = await open(binding);
       expect(await failure(hv.fsFreeze("vm"))).to.include({ reason: "QuiesceHookFailed" });
     });
 
     it("is QuiesceHookFailed when the agent can't be asked", async () => {
       const binding = new FakeBinding();
-      binding.script = { fsFreeze: frozenFailure, qemuAgentCommand: () => Promise.reject(nativeError(86, 10, "x")) };
+      binding.script = {
+        fsFreeze: frozenFailure,
+        qemuAgentCommand: () => Promise.reject(nativeError(86, 10, "x")),
+      };
       const hv = await open(binding);
       expect(await failure(hv.fsFreeze("vm"))).to.include({ reason: "QuiesceHookFailed" });
     });
@@ -193,7 +234,10 @@ describe("Hypervisor connection handling", () => {
       const binding = new FakeBinding();
       binding.script = { qemuAgentCommand: async () => '{"return":"melting"}' };
       const hv = await open(binding);
-      expect(await failure(hv.freezeStatus("vm"))).to.include({ reason: "Unknown", operation: "freezeStatus" });
+      expect(await failure(hv.freezeStatus("vm"))).to.include({
+        reason: "Unknown",
+        operation: "freezeStatus",
+      });
     });
   });
 

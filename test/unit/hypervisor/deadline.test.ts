@@ -11,13 +11,19 @@ describe("withDeadline", () => {
   });
 
   it("passes a failure that comes in time", async () => {
-    const err = await withDeadline(Promise.reject(new Error("no")), 1000, () => new Error("late")).catch((e: Error) => e);
+    const err = await withDeadline(
+      Promise.reject(new Error("no")),
+      1000,
+      () => new Error("late"),
+    ).catch((e: Error) => e);
     expect(err).to.have.property("message", "no");
   });
 
   it("rejects with the timeout error when the work never settles, on time", async () => {
     const started = performance.now();
-    const err = await withDeadline(new Promise(() => {}), 50, () => new Error("deadline")).catch((e: Error) => e);
+    const err = await withDeadline(new Promise(() => {}), 50, () => new Error("deadline")).catch(
+      (e: Error) => e,
+    );
     const elapsed = performance.now() - started;
     expect(err).to.have.property("message", "deadline");
     expect(elapsed).to.be.within(49, 1000);
@@ -26,7 +32,12 @@ describe("withDeadline", () => {
   it("hands a result arriving after the deadline to onLate", async () => {
     const late: number[] = [];
     const work = sleep(60).then(() => 42);
-    await withDeadline(work, 10, () => new Error("deadline"), (v) => late.push(v)).catch(() => {});
+    await withDeadline(
+      work,
+      10,
+      () => new Error("deadline"),
+      (v) => late.push(v),
+    ).catch(() => {});
     expect(late).to.deep.equal([]);
     await sleep(80);
     expect(late).to.deep.equal([42]);

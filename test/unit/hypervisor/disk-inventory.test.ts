@@ -32,7 +32,11 @@ describe("disk inventory", () => {
           rbd: {
             pool: "vms",
             image: "web-1-root",
-            monitors: [{ host: "10.0.0.1", port: 6789 }, { host: "10.0.0.2", port: 6789 }, { host: "ceph-mon-3.example" }],
+            monitors: [
+              { host: "10.0.0.1", port: 6789 },
+              { host: "10.0.0.2", port: 6789 },
+              { host: "ceph-mon-3.example" },
+            ],
             auth: { username: "libvirt", secretUuid: "8f0e2b9a-3c55-4a35-b0a4-2a0f9d7d2b11" },
           },
         },
@@ -63,7 +67,10 @@ describe("disk inventory", () => {
         type: "file",
         readonly: false,
         shareable: false,
-        plan: { backend: "libvirt-file", file: { path: "/var/lib/libvirt/images/app.qcow2", format: "qcow2" } },
+        plan: {
+          backend: "libvirt-file",
+          file: { path: "/var/lib/libvirt/images/app.qcow2", format: "qcow2" },
+        },
       },
     ]);
   });
@@ -71,7 +78,10 @@ describe("disk inventory", () => {
   it("plans a raw file disk on a SCSI bus the same way", () => {
     const [disk] = inventory("raw-file.xml");
     expect(disk).to.include({ target: "sda", bus: "scsi", type: "file" });
-    expect(disk?.plan).to.deep.equal({ backend: "libvirt-file", file: { path: "/srv/vm/data.img", format: "raw" } });
+    expect(disk?.plan).to.deep.equal({
+      backend: "libvirt-file",
+      file: { path: "/srv/vm/data.img", format: "raw" },
+    });
   });
 
   it("leaves CD-ROMs out, with or without media, saying to exclude them", () => {
@@ -92,7 +102,9 @@ describe("disk inventory", () => {
   it("refuses a block device and names it", () => {
     const [disk] = inventory("block-device.xml");
     expect(disk).to.include({ target: "vdb", type: "block" });
-    expect(unsupportedReason(disk)).to.match(/block disks are not supported.*\/dev\/mapper\/vg0-vm--data/);
+    expect(unsupportedReason(disk)).to.match(
+      /block disks are not supported.*\/dev\/mapper\/vg0-vm--data/,
+    );
   });
 
   it("refuses network disks that are not rbd: nbd", () => {
@@ -117,7 +129,15 @@ describe("disk inventory", () => {
     const byTarget = (target: string) => disks.find((d) => d.target === target);
 
     it("keeps document order and sees every disk", () => {
-      expect(disks.map((d) => d.target)).to.deep.equal(["vda", "vdb", "vdc", "vdd", "vde", "vdf", "vdg"]);
+      expect(disks.map((d) => d.target)).to.deep.equal([
+        "vda",
+        "vdb",
+        "vdc",
+        "vdd",
+        "vde",
+        "vdf",
+        "vdg",
+      ]);
     });
 
     it("reads auth placed directly under <disk> (older libvirt) for rbd", () => {

@@ -1,12 +1,24 @@
 // A scriptable stand-in for the libvirt addon, to test the adapter's connection handling
 // (deadlines, loss, reconnect, event re-registration) without a hypervisor that misbehaves on
 // cue. Every method resolves per `script`, or with a harmless default.
-import type { NativeBinding, NativeConnection, NativeDomainEvent } from "../../../src/hypervisor/native.ts";
+import type {
+  NativeBinding,
+  NativeConnection,
+  NativeDomainEvent,
+} from "../../../src/hypervisor/native.ts";
 
-type Method = Exclude<keyof NativeConnection, "registerDomainEvent" | "deregisterDomainEvent" | "close">;
+type Method = Exclude<
+  keyof NativeConnection,
+  "registerDomainEvent" | "deregisterDomainEvent" | "close"
+>;
 type Script = Partial<Record<Method, (...args: never[]) => Promise<unknown>>>;
 
-export function nativeError(code: number, domain: number, message: string, connectionAlive = true): Error {
+export function nativeError(
+  code: number,
+  domain: number,
+  message: string,
+  connectionAlive = true,
+): Error {
   return Object.assign(new Error(message), { code, domain, connectionAlive });
 }
 
@@ -15,7 +27,10 @@ export const never = <T>(): Promise<T> => new Promise<T>(() => {});
 export class FakeConnection {
   closed = false;
   readonly calls: Array<[string, unknown[]]> = [];
-  readonly events = new Map<number, { eventId: number; callback: (e: NativeDomainEvent) => void }>();
+  readonly events = new Map<
+    number,
+    { eventId: number; callback: (e: NativeDomainEvent) => void }
+  >();
   private nextId = 1;
 
   constructor(
@@ -41,7 +56,15 @@ export class FakeConnection {
         this.closed = true;
       },
       isAlive: call("isAlive", true),
-      domainInfo: call("domainInfo", { name: "vm", uuid: "u", id: 1, state: 1, reason: 1, active: true, persistent: true }),
+      domainInfo: call("domainInfo", {
+        name: "vm",
+        uuid: "u",
+        id: 1,
+        state: 1,
+        reason: 1,
+        active: true,
+        persistent: true,
+      }),
       domainInfoByUUID: call("domainInfoByUUID", {}),
       domainXml: call("domainXml", "<domain/>"),
       isActive: call("isActive", true),
@@ -77,7 +100,12 @@ export class FakeBinding implements NativeBinding {
   /** What open() waits for before it hands out a connection; reject to fail it. */
   gate: () => Promise<void> = () => Promise.resolve();
 
-  async open(_uri: string, _interval: number, _count: number, onClose: (reason: number) => void): Promise<NativeConnection> {
+  async open(
+    _uri: string,
+    _interval: number,
+    _count: number,
+    onClose: (reason: number) => void,
+  ): Promise<NativeConnection> {
     await this.gate();
     const conn = new FakeConnection(this.script, onClose);
     this.connections.push(conn);
