@@ -1,0 +1,53 @@
+# syntax=docker/dockerfile:1
+# The vmsnap agent image: Node 24, the libvirt addon built against this Debian's libvirt, and the
+# Ceph CLI (`rbd`) the storage backend calls. Both stages use the same Debian release (bookworm,
+# as the development and CI machines), so the addon links against the libvirt it runs with.
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+# ---- build: native addon and TypeScript ------------------------------------------------------
+FROM ${NODE_IMAGE} AS build
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libvirt-dev pkg-config python3 g++ make \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+# node-gyp must build against the headers shipped with this Node (under /usr/local/include/node),
+# never download them: the build may have no route to the internet beyond the package mirrors.
+ENV npm_config_nodedir=/usr/local \
+    npm_config_update_notifier=false \
+    npm_config_fund=false \
+    npm_config_audit=false
+# Manifests and the addon sources first, so source edits do not invalidate the npm ci layer.
+COPY package.json package-lock.json ./
+COPY native/binding.gyp native/
+COPY native/src/ native/src/
+# Also runs package.json's "install" script: node-gyp rebuild --directory native.
+RUN npm ci --no-progress
+COPY tsconfig.json ./
+COPY src/ src/
+RUN npm run build \
+ && npm prune --omit=dev
+
+# ---- runtime ---------------------------------------------------------------------------------
+FROM ${NODE_IMAGE}
+LABEL org.opencontainers.image.title="vmsnap-controller" \
+      org.opencontainers.image.description="Consistent live snapshots of libvirt/QEMU VMs, driven by the VMSnapshot resource" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# libvirt0: the client library the addon links (libvirt.so.0, libvirt-qemu.so.0).
+# ceph-common: the rbd CLI and its libraries.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libvirt0 ceph-common \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+ENV NODE_ENV=production
+# package.json carries "type": "module", which the compiled ESM needs.
+COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules/ node_modules/
+COPY --from=build /app/dist/src/ dist/src/
+# The addon is found by walking up from dist/src/hypervisor to native/build/Release.
+COPY --from=build /app/native/build/Release/vmsnap_libvirt.node native/build/Release/
+# Root, because libvirtd's socket is root-owned; the DaemonSet drops every capability and makes
+# the root filesystem read-only, so this root cannot do more than open files root owns.
+USER 0
+ENTRYPOINT ["node", "dist/src/main.js"]
