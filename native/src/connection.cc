@@ -205,7 +205,7 @@ Connection::Connection(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Connec
 
 Connection::~Connection() {
   // Collected without close(): release off the JS thread, closing a remote connection is an RPC.
-  if (conn_) Submit([c = conn_, r = registrations_] { Release(c, r); });
+  if (conn_) Submit([c = conn_, a = attachments_] { Release(c, a); });
 }
 
 Napi::Value Connection::Open(const Napi::CallbackInfo& info) {
@@ -229,32 +229,38 @@ Napi::Value Connection::Open(const Napi::CallbackInfo& info) {
       auto e = LastError(nullptr);
       if (e.code != VIR_ERR_NO_SUPPORT) throw fail(e);
     }
-    if (virConnectRegisterCloseCallback(c, OnClose, onClose, FreeListener) < 0) throw fail(LastError(c));
-    return [c](Napi::Env env) -> Napi::Value {
-      return AddonOf(env).connectionClass.New({Napi::External<virConnect>::New(env, c)});
+    if (virConnectRegisterCloseCallback(c, OnClose, onClose, nullptr) < 0) throw fail(LastError(c));
+    return [c, onClose](Napi::Env env) -> Napi::Value {
+      auto object = AddonOf(env).connectionClass.New({Napi::External<virConnect>::New(env, c)});
+      Unwrap(object)->attachments_->onClose = onClose;
+      return object;
     };
   });
 }
 
-void Connection::Release(virConnectPtr c, std::shared_ptr<Registrations> registrations) {
+void Connection::Release(virConnectPtr c, std::shared_ptr<Attachments> attachments) {
   std::vector<int> ids;
+  Listener* onClose = nullptr;
   {
-    std::lock_guard<std::mutex> lock(registrations->mutex);
-    ids.swap(registrations->ids);
+    std::lock_guard<std::mutex> lock(attachments->mutex);
+    ids.swap(attachments->eventIds);
+    std::swap(onClose, attachments->onClose);
   }
   // Failures are fine here: a dead connection has nothing left to deregister.
   for (int id : ids) virConnectDomainEventDeregisterAny(c, id);
   // The close callback holds a reference on the connection: without this it would never be freed.
+  // Unregistering waits for a running callback, whose post then precedes the listener's deletion.
   virConnectUnregisterCloseCallback(c, OnClose);
+  if (onClose) FreeListener(onClose);
   virConnectClose(c);
 }
 
 Napi::Value Connection::Close(const Napi::CallbackInfo& info) {
   auto c = conn_;
   conn_ = nullptr;
-  auto r = registrations_;
-  return AddonOf(info.Env()).bridge->Run(info.Env(), [c, r]() -> Result {
-    if (c) Release(c, r);
+  auto a = attachments_;
+  return AddonOf(info.Env()).bridge->Run(info.Env(), [c, a]() -> Result {
+    if (c) Release(c, a);
     return Undefined();
   });
 }
@@ -464,8 +470,8 @@ Napi::Value Connection::RegisterDomainEvent(const Napi::CallbackInfo& info) {
   auto fn = Fn(info, 1);
   if (!conn_) return Closed(info.Env());
   auto* listener = new Listener{Napi::Persistent(fn), AddonOf(info.Env()).bridge};
-  auto registrations = registrations_;
-  return Call(info, [eventId, listener, registrations](virConnectPtr c) {
+  auto attachments = attachments_;
+  return Call(info, [eventId, listener, attachments](virConnectPtr c) {
     int id = virConnectDomainEventRegisterAny(c, nullptr, eventId, VIR_DOMAIN_EVENT_CALLBACK(OnDomainEvent), listener,
                                               FreeListener);
     if (id < 0) {
@@ -473,19 +479,19 @@ Napi::Value Connection::RegisterDomainEvent(const Napi::CallbackInfo& info) {
       FreeListener(listener);  // libvirt calls the free-callback only for registered listeners
       throw e;
     }
-    std::lock_guard<std::mutex> lock(registrations->mutex);
-    registrations->ids.push_back(id);
+    std::lock_guard<std::mutex> lock(attachments->mutex);
+    attachments->eventIds.push_back(id);
     return Number(id);
   });
 }
 
 Napi::Value Connection::DeregisterDomainEvent(const Napi::CallbackInfo& info) {
   int id = Int(info, 0);
-  auto registrations = registrations_;
-  return Call(info, [id, registrations](virConnectPtr c) {
+  auto attachments = attachments_;
+  return Call(info, [id, attachments](virConnectPtr c) {
     Check(c, virConnectDomainEventDeregisterAny(c, id));
-    std::lock_guard<std::mutex> lock(registrations->mutex);
-    std::erase(registrations->ids, id);
+    std::lock_guard<std::mutex> lock(attachments->mutex);
+    std::erase(attachments->eventIds, id);
     return Undefined();
   });
 }

@@ -27,15 +27,18 @@ class Connection : public Napi::ObjectWrap<Connection> {
   ~Connection() override;
 
  private:
-  /** Callback ids of domain-event registrations, so close() can undo them. */
-  struct Registrations {
+  /** What this connection hangs on libvirt, so close() can undo it. */
+  struct Attachments {
     std::mutex mutex;
-    std::vector<int> ids;
+    std::vector<int> eventIds;  // domain-event registrations
+    // The close-callback listener is ours to free: drivers without close callbacks (test://)
+    // accept the registration but never call its free-callback.
+    Listener* onClose = nullptr;
   };
 
   Napi::Value Call(const Napi::CallbackInfo& info, std::function<Result(virConnectPtr)> work);
   static Napi::Value Closed(Napi::Env env);
-  static void Release(virConnectPtr conn, std::shared_ptr<Registrations> registrations);
+  static void Release(virConnectPtr conn, std::shared_ptr<Attachments> attachments);
 
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value IsAlive(const Napi::CallbackInfo& info);
@@ -60,7 +63,7 @@ class Connection : public Napi::ObjectWrap<Connection> {
   Napi::Value DeregisterDomainEvent(const Napi::CallbackInfo& info);
 
   virConnectPtr conn_ = nullptr;  // JS thread only; null once closed
-  std::shared_ptr<Registrations> registrations_ = std::make_shared<Registrations>();
+  std::shared_ptr<Attachments> attachments_ = std::make_shared<Attachments>();
 };
 
 }  // namespace vmsnap
