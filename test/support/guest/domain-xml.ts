@@ -50,11 +50,19 @@ const esc = (s: string) =>
     .replace(/'/g, "&apos;")
     .replace(/"/g, "&quot;");
 
-/** Kernel command line: serial console, quiet boot, and the init's variant knobs. */
+/**
+ * Boot options that roughly halved the kernel's time to /init under TCG here (5.5 s -> 2-3 s):
+ * no TSC recalibration or clocksource watchdog, no IO-APIC timer probe, no speculation
+ * mitigations (nothing to protect in a throw-away guest), one UART instead of 32, and the
+ * domain has no ACPI (its PCI link setup alone cost ~1.4 s while loading virtio_pci).
+ */
+const FAST_BOOT = "mitigations=off tsc=reliable no_timer_check 8250.nr_uarts=1";
+
+/** Kernel command line: serial console, quiet fast boot, and the init's variant knobs. */
 export function kernelCmdline(agent: AgentMode, hook: HookMode): string {
   // panic=-1 + on_reboot=destroy: a guest whose init dies stops instead of boot-looping.
   const agentKnob = agent === "none" ? "on" : agent;
-  return `console=ttyS0 quiet panic=-1 rdinit=/init vmsnap.agent=${agentKnob} vmsnap.hook=${hook}`;
+  return `console=ttyS0 quiet ${FAST_BOOT} panic=-1 rdinit=/init vmsnap.agent=${agentKnob} vmsnap.hook=${hook}`;
 }
 
 function diskXml(disk: DiskSpec): string {
@@ -96,7 +104,6 @@ export function guestDomainXml(spec: GuestDomainSpec): string {
     `<os><type arch='x86_64' machine='pc'>hvm</type>`,
     `<kernel>${esc(spec.kernel)}</kernel><initrd>${esc(spec.initrd)}</initrd>`,
     `<cmdline>${esc(kernelCmdline(agent, spec.hook ?? "ok"))}</cmdline></os>`,
-    `<features><acpi/></features>`,
     `<clock offset='utc'/>`,
     `<on_poweroff>destroy</on_poweroff><on_reboot>destroy</on_reboot><on_crash>destroy</on_crash>`,
     `<devices>`,

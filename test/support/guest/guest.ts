@@ -60,7 +60,10 @@ export interface Guest {
   waitForConsole(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
   /** Polls guest-ping until the agent answers; resolves with ms since `definedAt`. */
   waitForAgent(timeoutMs?: number): Promise<number>;
-  /** Waits for /init's "ready" line, which names the mounted disks and the agent state. */
+  /**
+   * Waits for /init's "ready" line: match[1] is e.g. "disks=vda,vdb agent=on hook=ok",
+   * match[2] the guest's uptime in seconds when it printed it.
+   */
   waitForReady(timeoutMs?: number): Promise<RegExpMatchArray>;
   destroy(): Promise<void>;
   /** Destroys and undefines the domain and deletes the work folder. */
@@ -142,7 +145,7 @@ export async function launchGuest(options: GuestOptions = {}): Promise<Guest> {
       );
     },
     waitForReady: (timeoutMs = 60_000) =>
-      waitForConsole(consoleLog, /^vmsnap-guest: ready (.*)$/m, timeoutMs),
+      waitForConsole(consoleLog, /^vmsnap-guest: ready (.*) \(uptime ([\d.]+)\)$/m, timeoutMs),
     destroy: () => destroyDomain(name),
     remove,
   };

@@ -18,7 +18,11 @@ mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /run
 exec </dev/console >/dev/console 2>&1
 
-say() { echo "vmsnap-guest: $*"; }
+# Guest uptime on every line, so boot phases can be timed from the console alone.
+say() {
+  read -r up _ </proc/uptime
+  echo "vmsnap-guest: $* (uptime $up)"
+}
 
 agent=on
 hook=ok
