@@ -191,10 +191,16 @@ export class Link {
     }
     const live: Live = { native, registrations: new Map() };
     try {
-      if (this.closed) throw closedError();
       for (const kind of ["lifecycle", "agent"] as const) {
-        if (this.listeners[kind].size > 0) await this.register(live, kind);
+        if (this.closed || this.listeners[kind].size === 0) continue;
+        // Bounded too: every caller waits on this one shared attempt.
+        const callMs = this.options.callTimeoutMs;
+        await withDeadline(this.register(live, kind), callMs, () =>
+          timeoutError("subscribe", undefined, callMs),
+        );
       }
+      // close() may have run while this attempt was under way; it could not close this one.
+      if (this.closed) throw closedError();
     } catch (err) {
       void native.close().catch(() => {});
       throw toHypervisorError(err, "subscribe");

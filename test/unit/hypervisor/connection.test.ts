@@ -146,6 +146,34 @@ describe("Hypervisor connection handling", () => {
         ["b", "resumed"],
       ]);
     });
+    it("bounds a reconnect whose event re-registration hangs, so later calls aren't wedged", async () => {
+      const binding = new FakeBinding();
+      const hv = await open(binding, { callTimeoutMs: 100, reconnectMinMs: 60_000 });
+      await hv.onLifecycle(() => {});
+      binding.registerGate = never;
+      binding.last.onClose(CloseReason.Eof);
+      expect(await failure(hv.domainInfo("vm"))).to.include({ reason: "Timeout" });
+      binding.registerGate = () => Promise.resolve();
+      await sleep(150); // the hung attempt gives up at its own deadline
+      expect((await hv.domainInfo("vm")).state).to.equal("running");
+      expect(binding.connections[1]?.closed, "the half-set-up connection is released").to.equal(
+        true,
+      );
+    });
+
+    it("closes a connection that finishes opening after close()", async () => {
+      const binding = new FakeBinding();
+      const hv = await open(binding);
+      binding.last.onClose(CloseReason.Eof);
+      let land!: () => void;
+      binding.gate = () => new Promise<void>((resolve) => (land = resolve));
+      const call = hv.domainInfo("vm");
+      await sleep(5);
+      await hv.close();
+      land();
+      expect(await failure(call)).to.include({ reason: "ConnectionLost" });
+      expect(binding.last.closed).to.equal(true);
+    });
   });
 
   describe("events", () => {

@@ -36,6 +36,7 @@ export class FakeConnection {
   constructor(
     readonly script: Script,
     readonly onClose: (reason: number) => void,
+    readonly registerGate: () => Promise<void>,
   ) {}
 
   /** Delivers a domain event to every listener registered for `eventId`, as libvirt would. */
@@ -82,6 +83,7 @@ export class FakeConnection {
       save: call("save", undefined),
       restore: call("restore", undefined),
       registerDomainEvent: async (eventId, callback) => {
+        await this.registerGate();
         const id = this.nextId++;
         this.events.set(id, { eventId, callback });
         return id;
@@ -99,6 +101,8 @@ export class FakeBinding implements NativeBinding {
   script: Script = {};
   /** What open() waits for before it hands out a connection; reject to fail it. */
   gate: () => Promise<void> = () => Promise.resolve();
+  /** What event registration on connections opened from now on waits for. */
+  registerGate: () => Promise<void> = () => Promise.resolve();
 
   async open(
     _uri: string,
@@ -107,7 +111,7 @@ export class FakeBinding implements NativeBinding {
     onClose: (reason: number) => void,
   ): Promise<NativeConnection> {
     await this.gate();
-    const conn = new FakeConnection(this.script, onClose);
+    const conn = new FakeConnection(this.script, onClose, this.registerGate);
     this.connections.push(conn);
     return conn.asNative();
   }
