@@ -5,7 +5,7 @@
 //   const guest = await launchGuest({ label: "freeze" });
 //   const bootMs = await guest.waitForAgent();
 //   const records = guest.writerRecords("vda");
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -18,6 +18,7 @@ import {
   uniqueDomainName,
 } from "../libvirtd-domains.ts";
 import { agentCommand } from "../libvirtd-agent.ts";
+import { isAlive } from "../libvirtd-lock.ts";
 import { type GuestImage, guestImage } from "./build.ts";
 import { createExt4Qcow2 } from "./disk.ts";
 import {
@@ -72,13 +73,31 @@ export interface Guest {
 
 const targetName = (index: number) => `vd${String.fromCharCode(97 + index)}`;
 
+// Work folders carry the test process's pid, like domain names, so the first launch of a run can
+// delete the folders of runs that died before their teardown (their domains go the same way).
+const WORK_DIR_PREFIX = "vmsnap-guest-";
+let reaped = false;
+
+function reapAbandonedWorkDirs(): void {
+  if (reaped) return;
+  reaped = true;
+  for (const name of readdirSync(tmpdir())) {
+    const pid = Number(new RegExp(`^${WORK_DIR_PREFIX}(\\d+)-`).exec(name)?.[1]);
+    if (pid > 0 && pid !== process.pid && !isAlive(pid)) {
+      rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    }
+  }
+}
+
 /** Builds (or reuses) the guest image, creates the disks, defines and starts the domain. */
 export async function launchGuest(options: GuestOptions = {}): Promise<Guest> {
-  await useLibvirtd();
+  await useLibvirtd(); // also removes the domains of dead runs, so their disks are unused
+  reapAbandonedWorkDirs();
   const image = await guestImage();
   const name = uniqueDomainName(options.label ?? "guest");
   const ownDir = options.workDir === undefined;
-  const workDir = options.workDir ?? mkdtempSync(join(tmpdir(), "vmsnap-guest-"));
+  const workDir =
+    options.workDir ?? mkdtempSync(join(tmpdir(), `${WORK_DIR_PREFIX}${process.pid}-`));
   const consoleLog = join(workDir, "console.log");
 
   const disks: DiskSpec[] = [];
