@@ -224,6 +224,8 @@ describe("RBD failures (real Ceph)", function () {
           const error = await failure(backend.create(request));
           const elapsed = Date.now() - started;
           expect(error.reason, error.message).to.equal("StorageTimeout");
+          // Ceph's own timeout (exit 110) fired, not merely our process kill.
+          expect(error.details.exitCode, error.message).to.equal(110);
           expect(elapsed, "failed within the configured timeout").to.be.below(limitMs());
           expect(elapsed, "Ceph's own timeout fired, not an instant error").to.be.at.least(
             opTimeoutSeconds * 1_000 - 200,
