@@ -4,7 +4,16 @@
 // the guest's own sources (init, hook, and this builder), so any change rebuilds and nothing
 // stale is ever booted.
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  utimesSync,
+} from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -59,6 +68,8 @@ async function build(): Promise<GuestImage> {
   const key = hash.digest("hex").slice(0, 16);
 
   const dir = join(cache, key);
+  markUsed([dir, kernelRoot, agentRoot]);
+  pruneUnused(cache);
   const image: GuestImage = {
     kernel: join(dir, "vmlinuz"),
     initrd: join(dir, "initramfs.cpio.gz"),
@@ -86,4 +97,39 @@ async function build(): Promise<GuestImage> {
   copyFileSync(join(kernelRoot, "boot", vmlinuz), join(tmp, "vmlinuz"));
   renameOrKeep(tmp, dir);
   return image;
+}
+
+const KEEP_UNUSED_MS = 7 * 24 * 3600 * 1000;
+
+/** Freshens the mtime of what this run uses, so pruning (by age) never takes it. */
+function markUsed(paths: readonly string[]): void {
+  const now = new Date();
+  for (const path of paths) if (existsSync(path)) utimesSync(path, now, now);
+}
+
+/**
+ * Deletes builds, downloads and unpacked packages nobody used for a week: every change to the
+ * guest's sources makes a new ~18 MB build and every kernel update a new ~130 MB of packages.
+ */
+function pruneUnused(cache: string): void {
+  const cutoff = Date.now() - KEEP_UNUSED_MS;
+  const old = (path: string) => {
+    try {
+      return statSync(path).mtimeMs < cutoff;
+    } catch {
+      return false; // a concurrent run removed or renamed it
+    }
+  };
+  for (const name of readdirSync(cache)) {
+    const path = join(cache, name);
+    if (/^[0-9a-f]{16}$/.test(name) && old(path)) rmSync(path, { recursive: true, force: true });
+  }
+  for (const sub of ["debs", "unpacked"]) {
+    const dir = join(cache, sub);
+    if (!existsSync(dir)) continue;
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      if (old(path)) rmSync(path, { recursive: true, force: true });
+    }
+  }
 }
