@@ -1,0 +1,38 @@
+// Typed reasons, end to end: a libvirt code or Ceph errno becomes one of these, which becomes
+// status.error.reason, a condition reason, an Event reason and a metric label.
+
+/** Why a snapshot failed (status.error.reason, the Failed condition's reason). */
+export const FailureReason = {
+  DomainNotFound: "DomainNotFound",
+  DomainNotRunning: "DomainNotRunning",
+  GuestAgentUnavailable: "GuestAgentUnavailable",
+  QuiesceFailed: "QuiesceFailed",
+  FreezeTimeout: "FreezeTimeout",
+  StorageError: "StorageError",
+  StorageTimeout: "StorageTimeout",
+  UnsupportedDisk: "UnsupportedDisk",
+  MemorySnapshotOfOfflineDomain: "MemorySnapshotOfOfflineDomain",
+  HypervisorError: "HypervisorError",
+  DeadlineExceeded: "DeadlineExceeded",
+  Interrupted: "Interrupted",
+  InvalidSpec: "InvalidSpec",
+} as const;
+export type FailureReason = (typeof FailureReason)[keyof typeof FailureReason];
+
+/** Why a snapshot was taken without a freeze; status says so, it is never silent. */
+export const UnquiescedReason = {
+  NoGuestAgent: "NoGuestAgent",
+  FreezeFailed: "FreezeFailed",
+  QuiesceDisabled: "QuiesceDisabled",
+  DomainPaused: "DomainPaused",
+  DomainOffline: "DomainOffline",
+} as const;
+export type UnquiescedReason = (typeof UnquiescedReason)[keyof typeof UnquiescedReason];
+
+/** Reasons the snapshot waits without failing (Reconciling condition, Events). */
+export const WaitReason = {
+  WaitingForDomainLock: "WaitingForDomainLock",
+  WaitingForFreezeSlot: "WaitingForFreezeSlot",
+  ShuttingDown: "ShuttingDown",
+} as const;
+export type WaitReason = (typeof WaitReason)[keyof typeof WaitReason];

@@ -1,0 +1,77 @@
+// The VMSnapshot resource as TypeScript types: what users write (spec) and what the agent
+// reports (status). crds/vmsnap.io_vmsnapshots.yaml is the schema the API server enforces.
+import type { V1ObjectMeta } from "@kubernetes/client-node";
+import type { DiskSnapshotHandle } from "../storage/backend.ts";
+
+export const GROUP = "vmsnap.io";
+export const VERSION = "v1alpha1";
+export const PLURAL = "vmsnapshots";
+export const KIND = "VMSnapshot";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export const PHASES = [
+  "Pending",
+  "Frozen",
+  "DisksSnapshotted",
+  "MemorySaved",
+  "Thawed",
+  "Succeeded",
+  "Failed",
+] as const;
+export type Phase = (typeof PHASES)[number];
+
+export type QuiescePolicy = "Required" | "IfAvailable" | "Disabled";
+export type DeletionPolicy = "Delete" | "Retain";
+
+export interface VMSnapshotSpec {
+  source: { domain: string; node: string };
+  memory?: boolean;
+  quiesce?: QuiescePolicy;
+  freezeTimeout?: string;
+  failureDeadline?: string;
+  disks?: { exclude?: string[] };
+  deletionPolicy?: DeletionPolicy;
+}
+
+export type ConditionStatus = "True" | "False" | "Unknown";
+
+export interface Condition {
+  type: "Ready" | "Reconciling" | "Stalled" | "Quiesced";
+  status: ConditionStatus;
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+export type Indication =
+  "Online" | "Offline" | "Paused" | "GuestAgent" | "NoGuestAgent" | "Quiesced" | "Unquiesced";
+
+export interface VMSnapshotStatus {
+  phase?: Phase;
+  observedGeneration?: number;
+  conditions?: Condition[];
+  indications?: Indication[];
+  disks?: DiskSnapshotHandle[];
+  excludedDisks?: string[];
+  memory?: { file: string; bytes: number };
+  snapshotName?: string;
+  freezeDeadline?: string;
+  frozenAt?: string;
+  thawedAt?: string;
+  freezeDurationMs?: number;
+  pausedAt?: string;
+  downtimeMs?: number;
+  startTime?: string;
+  completionTime?: string;
+  readyToUse?: boolean;
+  error?: { reason: string; message: string };
+}
+
+export interface VMSnapshot {
+  apiVersion: typeof API_VERSION;
+  kind: typeof KIND;
+  metadata: V1ObjectMeta;
+  spec: VMSnapshotSpec;
+  status?: VMSnapshotStatus;
+}
