@@ -53,8 +53,8 @@ export function guestImage(): Promise<GuestImage> {
 async function build(): Promise<GuestImage> {
   await ensurePackages(["busybox-static", "cpio"]);
   const cache = guestCacheDir();
-  const kernelPkg = await kernelPackage();
-  const agentPkg = await candidate("qemu-guest-agent");
+  // apt-cache takes ~1 s per call here: ask in parallel.
+  const [kernelPkg, agentPkg] = await Promise.all([kernelPackage(), candidate("qemu-guest-agent")]);
   const kernelRoot = await unpacked(kernelPkg, cache);
   const agentRoot = await unpacked(agentPkg, cache);
   const qemuGa = join(agentRoot, "usr/sbin/qemu-ga");

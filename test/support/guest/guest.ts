@@ -40,7 +40,7 @@ export interface GuestOptions {
   /** How many ext4 qcow2 file disks (vda, vdb, ...); default 1. */
   fileDisks?: number;
   diskSizeMiB?: number;
-  /** RBD disks (already holding ext4, see disk.ts), attached after the file disks. */
+  /** RBD disks holding ext4 (from createRbdGuestDisk in rbd-disk.ts), after the file disks. */
   rbdDisks?: ReadonlyArray<Omit<RbdDiskSpec, "kind" | "target">>;
   memoryMiB?: number;
   /** Folder for disks and the console log; default a fresh one under the temp folder. */
