@@ -16,6 +16,7 @@ export const FailureReason = {
   DeadlineExceeded: "DeadlineExceeded",
   Interrupted: "Interrupted",
   InvalidSpec: "InvalidSpec",
+  Internal: "Internal",
 } as const;
 export type FailureReason = (typeof FailureReason)[keyof typeof FailureReason];
 

@@ -1,0 +1,44 @@
+// The narrow interfaces the snapshot effects use: the parts of libvirt, the storage backends,
+// the memory image and the thaw guard they need, and nothing else. Production wires the real
+// adapters (main.ts); the integration tests wire the same real adapters to test hosts.
+import type { Hypervisor } from "../hypervisor/connection.ts";
+import type { StorageBackend, SnapshotRequest } from "../storage/backend.ts";
+
+export type HypervisorPort = Pick<
+  Hypervisor,
+  "domainInfo" | "domainXml" | "fsFreeze" | "fsThaw" | "suspend" | "resume"
+>;
+
+/** A storage backend that may also set things up before the guest is frozen (RBD groups). */
+export interface PreparableBackend extends StorageBackend {
+  prepare?(request: SnapshotRequest): Promise<void>;
+}
+
+export interface StoragePorts {
+  readonly rbd: PreparableBackend;
+  readonly file: PreparableBackend;
+}
+
+export interface MemoryImagePort {
+  /** Saves the paused domain's RAM to `file` (mode 0600); every disk is left alone. */
+  save(request: {
+    domain: string;
+    name: string;
+    file: string;
+    diskTargets: readonly string[];
+    timeoutMs: number;
+  }): Promise<{ file: string; bytes: number }>;
+  /** Removes the memory snapshot and its file; succeeds when already gone. */
+  remove(request: { domain: string; name: string; file: string }): Promise<void>;
+}
+
+/** The out-of-process guard that thaws (and resumes) a guest when its deadline passes. */
+export interface ThawGuardPort {
+  arm(entry: {
+    id: string;
+    domain: string;
+    deadline: number;
+    resumeIfPaused: boolean;
+  }): Promise<void>;
+  disarm(id: string): Promise<void>;
+}

@@ -1,0 +1,76 @@
+// Kubernetes Events (events.k8s.io/v1) for what happened to a snapshot: one per phase
+// transition. Sent in the background and in order, so an Event never delays a frozen guest's
+// thaw; a failed Event is logged, never retried into a storm.
+import { EventsV1Api, V1MicroTime, type KubeConfig } from "@kubernetes/client-node";
+import { API_VERSION, KIND, type VMSnapshot } from "../api/types.ts";
+
+export const REPORTING_CONTROLLER = "vmsnap.io/agent";
+
+export interface EventSink {
+  record(
+    snapshot: VMSnapshot,
+    type: "Normal" | "Warning",
+    reason: string,
+    action: string,
+    note: string,
+  ): void;
+  /** Resolves when every recorded Event has been sent (or has failed). */
+  flush(): Promise<void>;
+}
+
+export class KubeEventRecorder implements EventSink {
+  private readonly api: EventsV1Api;
+  private chain: Promise<void> = Promise.resolve();
+  private serial = 0;
+
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly instance: string,
+    private readonly log: (message: string, fields: Record<string, unknown>) => void = () => {},
+  ) {
+    this.api = kubeConfig.makeApiClient(EventsV1Api);
+  }
+
+  record(
+    snapshot: VMSnapshot,
+    type: "Normal" | "Warning",
+    reason: string,
+    action: string,
+    note: string,
+  ): void {
+    const namespace = snapshot.metadata.namespace!;
+    const now = new V1MicroTime();
+    const body = {
+      metadata: {
+        name: `${snapshot.metadata.name}.${Date.now().toString(36)}${(this.serial++).toString(36)}`,
+        namespace,
+      },
+      eventTime: now,
+      reportingController: REPORTING_CONTROLLER,
+      reportingInstance: this.instance,
+      action,
+      reason,
+      type,
+      note: note.slice(0, 1024),
+      regarding: {
+        apiVersion: API_VERSION,
+        kind: KIND,
+        namespace,
+        name: snapshot.metadata.name!,
+        uid: snapshot.metadata.uid!,
+        resourceVersion: snapshot.metadata.resourceVersion!,
+      },
+    };
+    this.chain = this.chain.then(async () => {
+      try {
+        await this.api.createNamespacedEvent({ namespace, body });
+      } catch (err) {
+        this.log("event not recorded", { reason, error: String(err) });
+      }
+    });
+  }
+
+  flush(): Promise<void> {
+    return this.chain;
+  }
+}
