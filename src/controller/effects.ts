@@ -38,6 +38,8 @@ export interface EffectsOptions {
   readonly callTimeoutMs: number;
   readonly now?: () => number;
   readonly log?: (message: string, fields: Record<string, unknown>) => void;
+  /** Every adapter error met, for metrics (libvirt errors by code). */
+  readonly onError?: (err: unknown) => void;
 }
 
 /** What this process knows about an attempt that status cannot say. */
@@ -159,7 +161,7 @@ export class SnapshotEffects {
       info = await this.o.hypervisor.domainInfo(domain, { timeoutMs: this.o.callTimeoutMs });
       xml = await this.o.hypervisor.domainXml(domain, { timeoutMs: this.o.callTimeoutMs });
     } catch (err) {
-      return failed(this.now(), failureFrom(err, `looking up domain ${domain}`));
+      return failed(this.now(), this.failure(err, `looking up domain ${domain}`));
     }
     const session = this.sessionFromXml(snapshot, xml);
     if ("reason" in session) return failed(this.now(), session);
@@ -205,7 +207,7 @@ export class SnapshotEffects {
       // only the snapshot itself.
       await this.o.storage.rbd.prepare?.(this.request(snapshot, session.disks, "rbd"));
     } catch (err) {
-      return failed(this.now(), failureFrom(err, "preparing the RBD snapshot"));
+      return failed(this.now(), this.failure(err, "preparing the RBD snapshot"));
     }
     session.armedHere = true;
     const at = this.now();
@@ -244,6 +246,7 @@ export class SnapshotEffects {
   }
 
   private freezeFailure(err: unknown, domain: string): Outcome {
+    this.o.onError?.(err);
     const at = this.now();
     if (err instanceof HypervisorError) {
       const detail = `virDomainFSFreeze on ${domain}: libvirt error ${err.code} (${err.reason}): ${err.message}`;
@@ -257,7 +260,7 @@ export class SnapshotEffects {
           return unquiesced(at, UnquiescedReason.FreezeFailed, detail);
       }
     }
-    return failed(at, failureFrom(err, `freezing ${domain}`));
+    return failed(at, failureFrom(err, `freezing ${domain}`)); // already counted above
   }
 
   private async frozen(snapshot: VMSnapshot, c: SnapshotContext): Promise<Outcome> {
@@ -289,7 +292,7 @@ export class SnapshotEffects {
         session = fresh;
         this.sessions.set(uid, session);
       } catch (err) {
-        return failed(this.now(), failureFrom(err, `looking up domain ${domain}`));
+        return failed(this.now(), this.failure(err, `looking up domain ${domain}`));
       }
     }
     const deadline = frozen ? c.freezeDeadline! : c.startedAt + c.failureDeadlineMs;
@@ -331,7 +334,7 @@ export class SnapshotEffects {
         },
       };
     } catch (err) {
-      return failed(this.now(), failureFrom(err, `snapshotting the disks of ${domain}`));
+      return failed(this.now(), this.failure(err, `snapshotting the disks of ${domain}`));
     }
   }
 
@@ -371,7 +374,7 @@ export class SnapshotEffects {
       }
       return { event: { type: "MEMORY_SAVED", at: this.now(), memory, resumedAt } };
     } catch (err) {
-      return failed(this.now(), failureFrom(err, `saving the memory of ${domain}`));
+      return failed(this.now(), this.failure(err, `saving the memory of ${domain}`));
     }
   }
 
@@ -381,7 +384,7 @@ export class SnapshotEffects {
       await this.o.hypervisor.fsThaw(domain, { timeoutMs: this.o.callTimeoutMs });
     } catch (err) {
       // The guard stays armed: it thaws at the deadline if the compensating thaw fails too.
-      return failed(this.now(), failureFrom(err, `thawing ${domain}`));
+      return failed(this.now(), this.failure(err, `thawing ${domain}`));
     }
     const at = this.now();
     await this.o.guard.disarm(snapshot.metadata.uid!);
@@ -391,12 +394,18 @@ export class SnapshotEffects {
 
   // ---- helpers --------------------------------------------------------------------------
 
+  private failure(err: unknown, doing: string): Failure {
+    this.o.onError?.(err);
+    return failureFrom(err, doing);
+  }
+
   private async thawQuietly(snapshot: VMSnapshot): Promise<void> {
     const domain = snapshot.spec.source.domain;
     try {
       await this.o.hypervisor.fsThaw(domain, { timeoutMs: this.o.callTimeoutMs });
       await this.o.guard.disarm(snapshot.metadata.uid!);
     } catch (err) {
+      this.o.onError?.(err);
       const gone =
         err instanceof HypervisorError &&
         (err.reason === "DomainNotFound" || err.reason === "DomainNotRunning");

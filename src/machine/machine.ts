@@ -17,7 +17,7 @@ import type { SnapshotEvent } from "./events.ts";
 type EventOf<T extends SnapshotEvent["type"]> = Extract<SnapshotEvent, { type: T }>;
 
 /** May the vCPUs have been paused by us? Only a VM snapshot of a domain that was running. */
-function mayHavePaused(context: SnapshotContext): boolean {
+export function mayHavePaused(context: SnapshotContext): boolean {
   if (!context.memory) return false;
   if (context.freezeDeadline !== undefined) return true;
   const reason = context.unquiesced?.reason;
