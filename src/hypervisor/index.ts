@@ -33,3 +33,22 @@ export {
 } from "./flags.ts";
 export { parseDisks } from "./disk-inventory.ts";
 export type { CephMonitor, Disk, DiskSnapshotPlan, FileSource, RbdSource } from "./disk.ts";
+export {
+  diskOnlySnapshotXml,
+  memorySnapshotXml,
+  type DiskOnlySnapshotSpec,
+  type DiskOverlay,
+  type MemorySnapshotSpec,
+} from "./snapshot-xml.ts";
+export { readSnapshot, referencedFiles, type SnapshotRecord } from "./snapshot-read.ts";
+export { SNAPSHOT_NAME_PATTERN, filePathProblem, snapshotNameProblem } from "./snapshot-name.ts";
+export {
+  MEMORY_FILE_MODE,
+  memorySnapshotName,
+  removeMemory,
+  saveMemory,
+  type MemoryImage,
+  type MemorySnapshotPort,
+  type RemoveMemoryRequest,
+  type SaveMemoryRequest,
+} from "./memory-snapshot.ts";
