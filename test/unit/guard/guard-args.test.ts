@@ -1,0 +1,37 @@
+// The guard's command line is written by the client and read by the guard: whatever the client
+// configures must arrive unchanged, and a guard started wrongly must refuse to run.
+import { expect } from "chai";
+
+import { fromArgv, toArgv, type GuardConfig } from "../../../src/guard/guard-args.ts";
+import { DEFAULT_THAW_POLICY } from "../../../src/guard/thaw.ts";
+
+describe("guard arguments", () => {
+  it("carry a configuration unchanged from client to guard", () => {
+    const config: GuardConfig = {
+      uri: "test+unix:///default?socket=/run/x/libvirt-sock",
+      attempts: 3,
+      retryDelayMs: 7,
+      maxRetryDelayMs: 70,
+      callTimeoutMs: 700,
+    };
+    expect(fromArgv(toArgv(config))).to.deep.equal(config);
+  });
+
+  it("default to the standard thaw policy", () => {
+    expect(fromArgv(["--uri", "qemu:///system"])).to.deep.equal({
+      uri: "qemu:///system",
+      ...DEFAULT_THAW_POLICY,
+    });
+  });
+
+  for (const [what, argv] of [
+    ["no uri", ["--attempts", "3"]],
+    ["a zero attempt count", ["--uri", "u", "--attempts", "0"]],
+    ["a fractional timeout", ["--uri", "u", "--call-timeout-ms", "1.5"]],
+    ["an unknown option", ["--uri", "u", "--thaw-never"]],
+  ] as const) {
+    it(`refuse ${what}`, () => {
+      expect(() => fromArgv(argv)).to.throw();
+    });
+  }
+});
