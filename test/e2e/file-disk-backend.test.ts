@@ -7,7 +7,7 @@
 import { expect } from "chai";
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
@@ -165,6 +165,9 @@ describe("libvirt file-disk backend on a real libvirtd + QEMU guest", function (
       fileDisks.map((d) => [d.target, d.plan.backend === "libvirt-file" ? d.plan.file.path : ""]),
     );
     expect(fileDisks.map((d) => d.target)).to.deep.equal(["vda", "vdb"]);
+    console.log(
+      `      guest disks: ${disks.map((d) => `${d.target} ${d.plan.backend}`).join(", ")}`,
+    );
   });
 
   after(async () => {
@@ -373,10 +376,8 @@ describe("libvirt file-disk backend on a real libvirtd + QEMU guest", function (
       expect(await domainState(guest.name)).to.equal("running");
     });
 
-    it("removes the memory image and the last snapshot: only the original files remain, holding every write", async function () {
+    it("removes the last snapshot, then its memory image (the controller's order): only the original files remain, holding every write", async function () {
       this.timeout(120_000);
-      await removeMemory(hv, { domain: guest.name, name: S2, file: memoryFile });
-      expect(await hv.listSnapshots(guest.name)).to.deep.equal([S2]);
       // As with a fresh inventory: the request carries the overlays the disks run on now.
       const current = parseDisks(await hv.domainXml(guest.name)).filter(
         (d) => d.plan.backend === "libvirt-file",
@@ -384,8 +385,11 @@ describe("libvirt file-disk backend on a real libvirtd + QEMU guest", function (
       const started = performance.now();
       await backend.remove({ domain: guest.name, name: S2, disks: current });
       console.log(
-        `      remove (current snapshot): ${(performance.now() - started).toFixed(0)} ms`,
+        `      remove (current snapshot, memory snapshot as its child): ${(performance.now() - started).toFixed(0)} ms`,
       );
+      expect(await hv.listSnapshots(guest.name)).to.deep.equal([memorySnapshotName(S2)]);
+      expect(existsSync(memoryFile)).to.equal(true); // libvirt never deletes a memory image
+      await removeMemory(hv, { domain: guest.name, name: S2, file: memoryFile });
 
       expect(await hv.listSnapshots(guest.name)).to.deep.equal([]);
       expect(await chains(hv, guest.name)).to.deep.equal({
