@@ -113,7 +113,11 @@ describe("snapshot XML: external disk-only snapshot", () => {
         { ...base, name: "a\tb", overlays: [{ target: "vda", overlay: "/v/1" }] },
         /control character/,
       ],
-      ["empty name", { ...base, name: "", overlays: [{ target: "vda", overlay: "/v/1" }] }, /empty/],
+      [
+        "empty name",
+        { ...base, name: "", overlays: [{ target: "vda", overlay: "/v/1" }] },
+        /empty/,
+      ],
     ];
     for (const [label, spec, message] of cases) {
       expect(() => diskOnlySnapshotXml(spec), label).to.throw(message);
