@@ -20,7 +20,7 @@ import { parseDisks } from "../../hypervisor/disk-inventory.ts";
 import { HypervisorError } from "../../hypervisor/errors.ts";
 import { DomainXmlFlags, SnapshotCreateFlags } from "../../hypervisor/flags.ts";
 import { readSnapshot, referencedFiles } from "../../hypervisor/snapshot-read.ts";
-import { assertValid } from "../../hypervisor/snapshot-name.ts";
+import { assertValid, filePathProblem } from "../../hypervisor/snapshot-name.ts";
 import { diskOnlySnapshotXml, type DiskOverlay } from "../../hypervisor/snapshot-xml.ts";
 import type { DiskSnapshotHandle, SnapshotRequest, StorageBackend } from "../backend.ts";
 import {
@@ -88,7 +88,9 @@ export class LibvirtFileBackend implements StorageBackend {
           },
         );
       }
-      return { target, path: disk.plan.file.path };
+      const path = disk.plan.file.path;
+      assertValid("createSnapshot", domain, [filePathProblem(`source of ${target}`, path)]);
+      return { target, path };
     });
     const names = new Set(existing);
     const overlays: DiskOverlay[] = sources.map(({ target, path }) => ({
