@@ -22,8 +22,8 @@ export interface SnapshotCache {
   start(): Promise<void>;
   get(namespace: string, name: string): VMSnapshot | undefined;
   list(): VMSnapshot[];
-  onChange(handler: (key: string) => void): void;
-  stop(): void;
+  onChange(handler: (key: string) => void): unknown;
+  stop(): void | Promise<void>;
 }
 
 export interface ControllerOptions {
@@ -70,7 +70,7 @@ export class Controller {
     this.o.onDraining?.();
     await this.o.queue.shutDownWithDrain();
     await Promise.all(this.workersDone);
-    this.o.cache.stop();
+    await this.o.cache.stop();
     this.o.log.info("controller stopped");
   }
 

@@ -38,6 +38,8 @@ export interface EffectsOptions {
   readonly callTimeoutMs: number;
   readonly now?: () => number;
   readonly log?: (message: string, fields: Record<string, unknown>) => void;
+  /** True once shutdown began: no new freeze starts (snapshots in flight go on). */
+  readonly isDraining?: () => boolean;
   /** Every adapter error met, for metrics (libvirt errors by code). */
   readonly onError?: (err: unknown) => void;
 }
@@ -150,6 +152,12 @@ export class SnapshotEffects {
   private async inspect(snapshot: VMSnapshot, c: SnapshotContext): Promise<Outcome> {
     const key = keyOf(snapshot);
     const domain = snapshot.spec.source.domain;
+    if (this.o.isDraining?.()) {
+      return wait(
+        WaitReason.ShuttingDown,
+        "this host's agent is shutting down; the next one takes over",
+      );
+    }
     if (!this.o.admission.claimDomain(domain, key)) {
       return wait(
         WaitReason.WaitingForDomainLock,
