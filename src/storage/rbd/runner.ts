@@ -3,6 +3,8 @@
 // client stuck anywhere Ceph's own timeouts do not reach. A non-zero exit is returned, not
 // thrown: only the caller knows what, say, ENOENT means for its operation.
 import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { opTimeoutSeconds, processTimeoutMs, type RbdConfig } from "./config.ts";
 import { StorageError } from "./errors.ts";
 
@@ -38,6 +40,30 @@ export function connectionArgs(config: RbdConfig): string[] {
   ];
 }
 
+const SETPRIV = "/usr/bin/setpriv";
+
+/**
+ * `rbd` under `setpriv --pdeathsig KILL`, where util-linux's setpriv exists: an `rbd` call must not
+ * outlive the controller that made it. A controller killed mid-snapshot is replaced by one that
+ * removes the attempt's artefacts; an orphaned `rbd` still running could create its snapshot
+ * after that removal and leave it behind.
+ */
+function dyingWithParent(command: string, argv: string[]): [string, string[]] {
+  const resolved = resolveOnPath(command);
+  // An unresolvable command is left to execFile, whose spawn error says what is missing.
+  return existsSync(SETPRIV) && resolved
+    ? [SETPRIV, ["--pdeathsig", "KILL", "--", resolved, ...argv]]
+    : [command, argv];
+}
+
+function resolveOnPath(command: string): string | undefined {
+  if (command.includes("/")) return existsSync(command) ? command : undefined;
+  for (const dir of (process.env.PATH ?? "").split(":")) {
+    if (dir && existsSync(join(dir, command))) return join(dir, command);
+  }
+  return undefined;
+}
+
 /** The real runner: one `rbd` process per call. */
 export function createRbdRunner(config: RbdConfig): RbdRunner {
   const command = config.rbdPath ?? "rbd";
@@ -45,9 +71,10 @@ export function createRbdRunner(config: RbdConfig): RbdRunner {
   return (args) =>
     new Promise((resolve, reject) => {
       const argv = [...connectionArgs(config), ...args];
+      const [file, fileArgs] = dyingWithParent(command, argv);
       execFile(
-        command,
-        argv,
+        file,
+        fileArgs,
         {
           encoding: "utf8",
           timeout: killAfterMs,
