@@ -96,22 +96,29 @@ export class SnapshotEffects {
     }
   }
 
-  /** Runs the compensations a failure asked for, in order; each one is best effort. */
+  /**
+   * Runs the compensations a failure asked for, in order; each one is best effort. Reports when
+   * the guest was thawed and resumed, so status can tell how long a failed attempt held it.
+   */
   async compensate(
     snapshot: VMSnapshot,
     state: MachineState,
     actions: readonly Compensation[],
-  ): Promise<void> {
+  ): Promise<{ thawedAt?: number; resumedAt?: number }> {
     const domain = snapshot.spec.source.domain;
+    const done: { thawedAt?: number; resumedAt?: number } = {};
     for (const action of actions) {
       try {
-        if (action === "resumeVcpus") await this.resumeIfPaused(domain);
-        if (action === "thaw") await this.thawQuietly(snapshot);
+        if (action === "resumeVcpus" && (await this.resumeIfPaused(domain)))
+          done.resumedAt = this.now();
+        if (action === "thaw" && (await this.thawQuietly(snapshot))) done.thawedAt = this.now();
         if (action === "removeArtefacts") await this.removeArtefacts(snapshot, state.context);
       } catch (err) {
         this.o.log?.("compensation failed", { key: keyOf(snapshot), action, error: String(err) });
       }
     }
+    this.o.admission.releaseFreezeSlot(keyOf(snapshot));
+    return done;
   }
 
   /** Removes everything a finished snapshot owns (deletion with deletionPolicy Delete). */
@@ -407,11 +414,13 @@ export class SnapshotEffects {
     return failureFrom(err, doing);
   }
 
-  private async thawQuietly(snapshot: VMSnapshot): Promise<void> {
+  /** Thaws, never throwing; true when the guest is known thawed (or gone). */
+  private async thawQuietly(snapshot: VMSnapshot): Promise<boolean> {
     const domain = snapshot.spec.source.domain;
     try {
       await this.o.hypervisor.fsThaw(domain, { timeoutMs: this.o.callTimeoutMs });
       await this.o.guard.disarm(snapshot.metadata.uid!);
+      return true;
     } catch (err) {
       this.o.onError?.(err);
       const gone =
@@ -423,13 +432,16 @@ export class SnapshotEffects {
           domain,
           error: String(err),
         });
+      return gone;
     }
   }
 
-  private async resumeIfPaused(domain: string): Promise<void> {
+  /** Resumes the vCPUs if they are paused; true when it did. */
+  private async resumeIfPaused(domain: string): Promise<boolean> {
     const info = await this.o.hypervisor.domainInfo(domain, { timeoutMs: this.o.callTimeoutMs });
-    if (info.state === "paused")
-      await this.o.hypervisor.resume(domain, { timeoutMs: this.o.callTimeoutMs });
+    if (info.state !== "paused") return false;
+    await this.o.hypervisor.resume(domain, { timeoutMs: this.o.callTimeoutMs });
+    return true;
   }
 
   /** The disks that take part, or the failure that stops the snapshot before it starts. */

@@ -10,7 +10,8 @@
 // - a deleted snapshot's artefacts are removed under deletionPolicy Delete, kept under Retain,
 //   and the finalizer goes only after that worked;
 // - never act on a stale cache: if our last write is newer than the cache, read the server.
-import { isFinal, step, type MachineState } from "../machine/step.ts";
+import { mayBeFrozen, type SnapshotContext } from "../machine/context.ts";
+import { isFinal, step, type MachineState, type Step } from "../machine/step.ts";
 import type { VMSnapshot } from "../api/types.ts";
 import type { SnapshotEffects } from "./effects.ts";
 import { keyOf, snapshotNameOf } from "./effects.ts";
@@ -25,6 +26,29 @@ import {
 } from "./status.ts";
 
 export const FINALIZER = "vmsnap.io/artefacts";
+
+/** The compensation times the context does not have yet. */
+function onlyNew(
+  undone: { thawedAt?: number; resumedAt?: number },
+  context: SnapshotContext,
+): { thawedAt?: number; resumedAt?: number } {
+  return {
+    ...(undone.thawedAt !== undefined && context.thawedAt === undefined
+      ? { thawedAt: undone.thawedAt }
+      : {}),
+    ...(undone.resumedAt !== undefined && context.resumedAt === undefined
+      ? { resumedAt: undone.resumedAt }
+      : {}),
+  };
+}
+
+/** The guest is frozen or its vCPUs paused by this attempt: every moment counts. */
+function inFrozenWindow(context: SnapshotContext): boolean {
+  return (
+    (context.frozenAt !== undefined && mayBeFrozen(context)) ||
+    (context.pausedAt !== undefined && context.resumedAt === undefined)
+  );
+}
 
 export interface ReconcileResult {
   /** Come back after this long (a wait, or a deadline to judge); undefined when done. */
@@ -49,6 +73,8 @@ export interface ReconcilerOptions {
 export class Reconciler {
   /** The object each of our own writes returned, to detect a cache that lags behind them. */
   private readonly written = new Map<string, VMSnapshot>();
+  /** The machine state of each snapshot this process is working on, by UID. */
+  private readonly states = new Map<string, MachineState>();
   private readonly now: () => number;
 
   constructor(private readonly o: ReconcilerOptions) {
@@ -73,14 +99,23 @@ export class Reconciler {
         await this.o.client.setFinalizers(snapshot, [...finalizers, FINALIZER]),
       );
     }
+    const uid = snapshot.metadata.uid!;
     for (;;) {
-      const state = stateFromStatus(snapshot, this.now());
+      // This process's own record wins over status, which may lag behind it (see `advance`).
+      const state = this.states.get(uid) ?? stateFromStatus(snapshot, this.now());
+      if (isFinal(state.phase)) {
+        // Finished in this process, but status did not get it yet: only the write is left.
+        snapshot = await this.write(snapshot, state);
+        this.states.delete(uid);
+        this.o.effects.finish(snapshot);
+        return {};
+      }
       const outcome = await this.o.effects.run(snapshot, state);
       if ("wait" in outcome) {
         snapshot = await this.write(snapshot, state, outcome.wait);
         return { requeueAfterMs: outcome.retryAfterMs };
       }
-      const next = step(state, outcome.event);
+      let next: Step = step(state, outcome.event);
       if (!next.accepted) {
         // An effect reported something its phase does not take: a bug, never a guess.
         this.o.log?.("event ignored by the phase machine", {
@@ -90,11 +125,17 @@ export class Reconciler {
         });
         return { requeueAfterMs: 1_000 };
       }
-      if (next.compensations.length > 0)
-        await this.o.effects.compensate(snapshot, state, next.compensations);
-      snapshot = await this.write(snapshot, next);
+      if (next.compensations.length > 0) {
+        const undone = await this.o.effects.compensate(snapshot, state, next.compensations);
+        // Facts, not decisions: when the compensations thawed and resumed the guest, so status
+        // says how long a failed attempt held it frozen or paused.
+        next = { ...next, context: { ...next.context, ...onlyNew(undone, next.context) } };
+      }
+      // It happened, whether or not status records it at once: announce it now.
       if (next.phase !== state.phase) this.announce(snapshot, state, next);
+      snapshot = await this.advance(snapshot, state, next);
       if (isFinal(next.phase)) {
+        this.states.delete(uid);
         this.o.effects.finish(snapshot);
         return {};
       }
@@ -108,14 +149,13 @@ export class Reconciler {
     const state = stateFromStatus(snapshot, this.now());
     if (!isFinal(state.phase)) {
       await this.o.effects.compensate(snapshot, state, ["resumeVcpus", "thaw", "removeArtefacts"]);
-    } else if (
-      (snapshot.spec.deletionPolicy ?? "Delete") === "Delete" &&
-      state.phase === "Succeeded"
-    ) {
-      // Failed attempts removed their artefacts when they failed.
+    } else if ((snapshot.spec.deletionPolicy ?? "Delete") === "Delete") {
+      // A failed attempt removed its artefacts when it failed, unless storage was down then:
+      // removal is idempotent, so it runs again here.
       await this.o.effects.removeArtefacts(snapshot, state.context);
     }
     this.o.effects.finish(snapshot);
+    this.states.delete(snapshot.metadata.uid!);
     await this.o.client.setFinalizers(
       snapshot,
       finalizers.filter((f) => f !== FINALIZER),
@@ -133,6 +173,37 @@ export class Reconciler {
     // ask the API server rather than redo an effect from a stale phase.
     const [namespace, name] = key.split("/") as [string, string];
     return (await this.o.client.get(namespace, name)) ?? cached;
+  }
+
+  /**
+   * Records `next`: in this process first, then in status. The write-ahead (the transition that
+   * sets the freeze deadline) must reach status before anything else happens. After it, a
+   * failed write (an API server restart, say) must not keep a guest frozen: the state stays in
+   * this process, the frozen window goes on to its thaw, and status catches up afterwards.
+   */
+  private async advance(
+    snapshot: VMSnapshot,
+    state: MachineState,
+    next: MachineState,
+  ): Promise<VMSnapshot> {
+    const uid = snapshot.metadata.uid!;
+    const writeAhead =
+      next.context.freezeDeadline !== undefined && state.context.freezeDeadline === undefined;
+    try {
+      const written = await this.write(snapshot, next);
+      this.states.set(uid, next);
+      return written;
+    } catch (err) {
+      if (writeAhead) throw err;
+      this.states.set(uid, next);
+      if (!inFrozenWindow(next.context)) throw err;
+      this.o.log?.("status write failed inside the frozen window; going on to the thaw", {
+        key: keyOf(snapshot),
+        phase: next.phase,
+        error: String(err),
+      });
+      return snapshot;
+    }
   }
 
   /** Patches status when it changed; on a conflict, retries once if status is still ours. */

@@ -53,6 +53,15 @@ export interface Scenario {
   /** Records every phase the object shows on a watch, from before it exists. */
   watchPhases(name: string): Promise<PhaseRecorder>;
   waitFinal(name: string, timeoutMs?: number): Promise<VMSnapshot>;
+  /**
+   * Resolves with the object the moment a watch shows it matching `predicate` (call before
+   * applying); `react` runs synchronously inside the watch callback, for timing-critical steps.
+   */
+  watchFor(
+    name: string,
+    predicate: (snapshot: VMSnapshot) => boolean,
+    react?: (snapshot: VMSnapshot) => void,
+  ): Promise<{ seen: Promise<VMSnapshot>; stop(): void }>;
   groupSnapshots(domain: string): Promise<string[]>;
   imageSnapshots(image: string): Promise<string[]>;
   stop(): Promise<void>;
@@ -147,6 +156,23 @@ export async function startScenario(
         () => undefined,
       );
       return { phases, stop: () => request.abort() };
+    },
+    async watchFor(name, predicate, react) {
+      let resolve!: (snapshot: VMSnapshot) => void;
+      const seen = new Promise<VMSnapshot>((r) => (resolve = r));
+      let fired = false;
+      const request = await new Watch(kc).watch(
+        `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`,
+        { fieldSelector: `metadata.name=${name}` },
+        (_type: string, object: VMSnapshot) => {
+          if (fired || !predicate(object)) return;
+          fired = true;
+          react?.(object);
+          resolve(object);
+        },
+        () => undefined,
+      );
+      return { seen, stop: () => request.abort() };
     },
     async waitFinal(name, timeoutMs = 60_000) {
       let last: VMSnapshot | undefined;
