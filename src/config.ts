@@ -21,6 +21,8 @@ export interface AgentConfig {
   readonly metricsPort: number;
   readonly logLevel: LogLevel;
   readonly callTimeoutMs: number;
+  /** Benchmark-only: "sequential" snapshots RBD images one by one (the baseline), "noop" does no storage I/O. */
+  readonly benchStorage: "real" | "sequential" | "noop";
 }
 
 export class ConfigError extends Error {
@@ -42,6 +44,7 @@ const OPTIONS = {
   "metrics-bind-address": { type: "string" },
   "log-level": { type: "string" },
   "call-timeout": { type: "string" },
+  "bench-storage": { type: "string" },
   help: { type: "boolean" },
 } as const;
 
@@ -60,7 +63,8 @@ export const USAGE = `vmsnap-controller: takes consistent snapshots of this host
   --max-frozen-guests N         guests frozen at once on this host (default 4)
   --metrics-bind-address H:P    /metrics, /healthz, /readyz (default 0.0.0.0:8080; port 0 picks one)
   --log-level LEVEL             debug|info|warn|error (default info)
-  --call-timeout SECONDS        deadline of one libvirt call outside a freeze (default 30)`;
+  --call-timeout SECONDS        deadline of one libvirt call outside a freeze (default 30)
+  --bench-storage MODE          benchmarks only: real (default), sequential (RBD images one by one), noop`;
 
 /** Parses argv and env into a validated configuration; throws ConfigError naming the flag. */
 export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): AgentConfig | "help" {
@@ -103,7 +107,15 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Ag
     metricsPort,
     logLevel,
     callTimeoutMs: positive("--call-timeout", values["call-timeout"] ?? "30") * 1000,
+    benchStorage: benchStorage(values["bench-storage"] ?? "real"),
   };
+}
+
+function benchStorage(text: string): AgentConfig["benchStorage"] {
+  if (text === "real" || text === "sequential" || text === "noop") return text;
+  throw new ConfigError(
+    `--bench-storage must be real, sequential or noop, not ${JSON.stringify(text)}`,
+  );
 }
 
 function positive(flag: string, text: string, integer = false): number {

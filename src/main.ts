@@ -20,7 +20,8 @@ import { ThawGuard } from "./guard/thaw-guard.ts";
 import { Hypervisor } from "./hypervisor/connection.ts";
 import { removeMemory, saveMemory } from "./hypervisor/memory-snapshot.ts";
 import { createLogger, type Logger } from "./log.ts";
-import { createMetrics, MetricsServer } from "./metrics/index.ts";
+import { createMetrics, MetricsServer, type VmsnapMetrics } from "./metrics/index.ts";
+import { NoopBackend } from "./storage/noop.ts";
 import { LibvirtFileBackend } from "./storage/libvirt-file/index.ts";
 import { RbdBackend } from "./storage/rbd/index.ts";
 
@@ -44,20 +45,7 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
   let draining = false;
   const effects = new SnapshotEffects({
     hypervisor,
-    storage: {
-      rbd: timedBackend(
-        new RbdBackend({
-          config: {
-            confPath: config.cephConf,
-            clientId: config.cephId,
-            keyringPath: config.cephKeyring,
-            opTimeoutSeconds: config.cephOpTimeoutSeconds,
-          },
-        }),
-        metrics,
-      ),
-      file: timedBackend(new LibvirtFileBackend({ hypervisor }), metrics),
-    },
+    storage: storageBackends(config, hypervisor, metrics),
     memory: {
       save: (request) => saveMemory(hypervisor, request),
       remove: (request) => removeMemory(hypervisor, request),
@@ -125,6 +113,25 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
   await guard.close();
   await server.close();
   await hypervisor.close();
+}
+
+function storageBackends(config: AgentConfig, hypervisor: Hypervisor, metrics: VmsnapMetrics) {
+  if (config.benchStorage === "noop") {
+    return { rbd: new NoopBackend("rbd"), file: new NoopBackend("libvirt-file") };
+  }
+  const rbd = new RbdBackend({
+    config: {
+      confPath: config.cephConf,
+      clientId: config.cephId,
+      keyringPath: config.cephKeyring,
+      opTimeoutSeconds: config.cephOpTimeoutSeconds,
+    },
+    sequentialImageSnapshots: config.benchStorage === "sequential",
+  });
+  return {
+    rbd: timedBackend(rbd, metrics),
+    file: timedBackend(new LibvirtFileBackend({ hypervisor }), metrics),
+  };
 }
 
 async function main(): Promise<void> {

@@ -49,3 +49,16 @@ describe("agent configuration", () => {
     });
   }
 });
+
+describe("benchmark-only storage switch", () => {
+  it("is real unless asked, and takes only the documented modes", () => {
+    expect(parseConfig(["--node-name", "a"], {})).to.include({ benchStorage: "real" });
+    expect(parseConfig(["--node-name", "a", "--bench-storage", "noop"], {})).to.include({
+      benchStorage: "noop",
+    });
+    expect(() => parseConfig(["--node-name", "a", "--bench-storage", "fast"], {})).to.throw(
+      ConfigError,
+      /--bench-storage/,
+    );
+  });
+});

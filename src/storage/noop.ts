@@ -1,0 +1,20 @@
+// A storage backend that does no I/O, for benchmarks only (`--bench-storage=noop`): it isolates
+// the controller's own cost (API writes, CPU, memory) from Ceph's. Never used by default.
+import type { DiskSnapshotHandle, SnapshotRequest, StorageBackend } from "./backend.ts";
+
+export class NoopBackend implements StorageBackend {
+  constructor(readonly kind: "rbd" | "libvirt-file") {}
+
+  async create(request: SnapshotRequest): Promise<DiskSnapshotHandle[]> {
+    return request.disks.map((disk) => ({
+      target: disk.target,
+      backend: this.kind,
+      source: disk.target,
+      snapshot: `noop@${request.name}`,
+    }));
+  }
+
+  async remove(): Promise<void> {}
+
+  async rollback(): Promise<void> {}
+}
