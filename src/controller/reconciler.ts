@@ -112,7 +112,7 @@ export class Reconciler {
       }
       const outcome = await this.o.effects.run(snapshot, state);
       if ("wait" in outcome) {
-        snapshot = await this.write(snapshot, state, outcome.wait);
+        await this.write(snapshot, state, outcome.wait);
         return { requeueAfterMs: outcome.retryAfterMs };
       }
       let next: Step = step(state, outcome.event);

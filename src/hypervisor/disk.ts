@@ -13,7 +13,11 @@ export interface RbdSource {
   readonly namespace?: string;
   readonly image: string;
   readonly monitors: readonly CephMonitor[];
-  readonly auth?: { readonly username: string; readonly secretUuid?: string; readonly secretUsage?: string };
+  readonly auth?: {
+    readonly username: string;
+    readonly secretUuid?: string;
+    readonly secretUsage?: string;
+  };
 }
 
 /** A local disk image file, snapshotted by libvirt as an external overlay. */

@@ -167,7 +167,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
       (d) => `--- ${d.name} log (tail) ---\n${tail(d.logFile, 25)}`,
     );
     await stop();
-    throw new Error(`${(err as Error).message}\n${logs.join("\n")}`);
+    throw new Error(`${(err as Error).message}\n${logs.join("\n")}`, { cause: err });
   }
 
   return {

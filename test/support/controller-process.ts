@@ -101,6 +101,7 @@ export async function startController(o: ControllerProcessOptions): Promise<Cont
     await controller.stop("SIGKILL");
     throw new Error(
       `${(err as Error).message}\n--- controller log ---\n${controller.log().slice(-4000)}`,
+      { cause: err },
     );
   }
   return controller;
