@@ -1,0 +1,107 @@
+// The informer's LIST: every VMSnapshot of this node, fetched in pages (`limit`/`continue`) so
+// neither the API server nor the agent ever holds one huge response, each page bounded by a
+// deadline so a dead connection cannot stall the agent. The resourceVersion it returns is where
+// the following WATCH starts, so no change between the two is missed.
+import {
+  ApiException,
+  CustomObjectsApi,
+  Observable,
+  type ConfigurationOptions,
+  type KubeConfig,
+  type ObservableMiddleware,
+} from "@kubernetes/client-node";
+import { GROUP, PLURAL, VERSION, type VMSnapshot } from "../api/types.ts";
+import { forCache } from "./informer-store.ts";
+
+export interface ListPage {
+  items?: unknown[];
+  metadata?: { resourceVersion?: string; continue?: string };
+}
+
+export interface PageRequest {
+  fieldSelector: string;
+  limit: number;
+  continueToken?: string;
+  /** Aborted at the page deadline or on stop: the request must end then. */
+  signal: AbortSignal;
+}
+
+/** Fetches one page of the list. */
+export type PageLister = (request: PageRequest) => Promise<ListPage>;
+
+export interface ListResult {
+  readonly items: VMSnapshot[];
+  readonly resourceVersion: string;
+  readonly pages: number;
+}
+
+/** Pages of VMSnapshots through client-node's CustomObjectsApi, in `namespace` or in all. */
+export function customObjectsLister(kubeConfig: KubeConfig, namespace?: string): PageLister {
+  const api = kubeConfig.makeApiClient(CustomObjectsApi);
+  return async ({ fieldSelector, limit, continueToken, signal }) => {
+    const common = {
+      group: GROUP,
+      version: VERSION,
+      plural: PLURAL,
+      fieldSelector,
+      limit,
+      _continue: continueToken,
+    };
+    const options = abortedBy(signal);
+    return (await (namespace
+      ? api.listNamespacedCustomObject({ ...common, namespace }, options)
+      : api.listClusterCustomObject(common, options))) as ListPage;
+  };
+}
+
+/** The generated client takes no AbortSignal; a middleware puts one on the request. */
+function abortedBy(signal: AbortSignal): ConfigurationOptions {
+  const middleware: ObservableMiddleware = {
+    pre: (request) => {
+      request.setSignal(signal);
+      return new Observable(Promise.resolve(request));
+    },
+    post: (response) => new Observable(Promise.resolve(response)),
+  };
+  return { middleware: [middleware], middlewareMergeStrategy: "append" };
+}
+
+/** Whether `err` says a continue token or resourceVersion is too old (HTTP 410 Gone). */
+export function isGone(err: unknown): boolean {
+  if (err instanceof ApiException) return err.code === 410;
+  const e = err as { statusCode?: unknown; code?: unknown } | null;
+  return e?.statusCode === 410 || e?.code === 410;
+}
+
+/**
+ * Lists everything matching `fieldSelector`, `pageSize` objects at a time, each page within
+ * `pageTimeoutMs`. A continue token that expired mid-way (410) restarts the list from the
+ * beginning: stitching pages from two snapshots could miss a deletion.
+ */
+export async function listAll(
+  lister: PageLister,
+  fieldSelector: string,
+  pageSize: number,
+  pageTimeoutMs: number,
+  stopSignal: AbortSignal,
+): Promise<ListResult> {
+  for (;;) {
+    const items: VMSnapshot[] = [];
+    let continueToken: string | undefined;
+    let pages = 0;
+    try {
+      for (;;) {
+        const signal = AbortSignal.any([stopSignal, AbortSignal.timeout(pageTimeoutMs)]);
+        const page = await lister({ fieldSelector, limit: pageSize, continueToken, signal });
+        pages += 1;
+        for (const raw of page.items ?? []) items.push(forCache(raw));
+        continueToken = page.metadata?.continue || undefined;
+        if (!continueToken) {
+          return { items, resourceVersion: page.metadata?.resourceVersion ?? "", pages };
+        }
+      }
+    } catch (err) {
+      if (!(continueToken && isGone(err)) || stopSignal.aborted) throw err;
+    }
+  }
+}
