@@ -85,16 +85,30 @@ lint: deps
 	npx eslint . && npx prettier --check .
 
 # ---- tests ---------------------------------------------------------------------------------
+# Suites that start real services (control plane, Ceph, libvirtd, QEMU guests) do so themselves
+# and stop them by pid; each mocha run shares its services across its test files.
+MOCHA := npx mocha
+TEST_LOG := $(CURDIR)/.test-output.log
+
 test-unit: deps
-	npx mocha 'test/unit/**/*.test.ts'
+	$(MOCHA) 'test/unit/**/*.test.ts'
 
 test-integration: deps control-plane
-	npx mocha --timeout 120000 'test/integration/**/*.test.ts'
+	$(MOCHA) --timeout 240000 'test/integration/**/*.test.ts'
 
 test-e2e: deps control-plane
-	npx mocha --timeout 600000 'test/e2e/**/*.test.ts'
+	$(MOCHA) --timeout 600000 'test/e2e/**/*.test.ts'
 
-test: typecheck lint test-unit test-integration test-e2e
+# Everything, every suite even after a failure (one run tells all), then one summary line.
+test: deps control-plane
+	@rm -f $(TEST_LOG); status=0; \
+	for suite in typecheck lint test-unit test-integration test-e2e; do \
+	  echo "=== $$suite"; \
+	  $(MAKE) --no-print-directory $$suite 2>&1 | tee -a $(TEST_LOG); \
+	  s=$${PIPESTATUS[0]}; [ $$s -eq 0 ] || { echo "=== $$suite FAILED ($$s)"; status=1; }; \
+	done; \
+	node tools/test-summary.mjs $(TEST_LOG) || status=1; \
+	exit $$status
 
 bench: deps control-plane
 	npx tsx bench/run.ts

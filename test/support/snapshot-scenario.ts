@@ -3,6 +3,9 @@
 // node of its own; plus helpers to make domains with RBD disks, apply VMSnapshots, watch the
 // phases they go through, and look at what Ceph holds.
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Watch } from "@kubernetes/client-node";
 import {
   GROUP,
@@ -26,6 +29,7 @@ import {
   useLibvirtTestHost,
   type LibvirtTestHost,
 } from "./libvirt-test-host.ts";
+import { virsh } from "./libvirtd-virsh.ts";
 import { waitFor } from "./processes.ts";
 
 export interface Scenario {
@@ -43,6 +47,8 @@ export interface Scenario {
     guestAgent?: boolean;
     extraDisksXml?: string;
     label?: string;
+    /** running (default), paused (suspended after start), or shutoff (defined, never started). */
+    state?: "running" | "paused" | "shutoff";
   }): Promise<TestDomain>;
   apply(
     name: string,
@@ -115,7 +121,13 @@ export async function startScenario(
       scenario.controller = await startController(controllerOptions(extra));
       return scenario.controller;
     },
-    async newDomain({ rbdDisks, guestAgent = true, extraDisksXml = "", label = "vm" }) {
+    async newDomain({
+      rbdDisks,
+      guestAgent = true,
+      extraDisksXml = "",
+      label = "vm",
+      state = "running",
+    }) {
       const name = uniqueTestDomainName(label);
       const images = Array.from({ length: rbdDisks }, (_, k) => `${name}-d${k}`);
       for (const image of images) await rbd(["create", "--size", "4", `${ceph.pool}/${image}`]);
@@ -125,7 +137,14 @@ export async function startScenario(
         guestAgent,
       });
       if (extraDisksXml) xml = xml.replace("</devices>", `${extraDisksXml}\n  </devices>`);
-      await host.defineRunningDomain(name, xml);
+      if (state === "shutoff") {
+        const file = join(mkdtempSync(join(tmpdir(), "vmsnap-dom-")), "domain.xml");
+        writeFileSync(file, xml);
+        await virsh(["define", file], { uri: host.uri });
+      } else {
+        await host.defineRunningDomain(name, xml);
+        if (state === "paused") await host.hypervisor().suspend(name);
+      }
       return { name, images };
     },
     async apply(name, spec, domain) {

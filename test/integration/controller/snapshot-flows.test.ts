@@ -189,6 +189,44 @@ describe("VMSnapshot controller on real parts", function () {
     });
   });
 
+  describe("paused and shut-off domains: no freeze, and status says why", () => {
+    it("a paused domain: Succeeded unquiesced (DomainPaused), left paused", async () => {
+      const domain = await s.newDomain({ rbdDisks: 1, state: "paused" });
+      await s.apply("paused-disk", {}, domain.name);
+      const done = await s.waitFinal("paused-disk");
+      expect(done.status?.phase).to.equal("Succeeded");
+      expect(condition(done, "Quiesced")).to.include({ status: "False", reason: "DomainPaused" });
+      expect(done.status?.indications).to.include("Paused");
+      expect(await s.host.domainState(domain.name)).to.equal("paused");
+    });
+
+    it("a paused domain under quiesce Required: Failed, GuestAgentUnavailable", async () => {
+      const domain = await s.newDomain({ rbdDisks: 1, state: "paused" });
+      await s.apply("paused-required", { quiesce: "Required" }, domain.name);
+      const done = await s.waitFinal("paused-required");
+      expect(done.status?.error?.reason).to.equal("GuestAgentUnavailable");
+      expect(done.status?.error?.message).to.include("paused");
+    });
+
+    it("a shut-off domain: a disk snapshot Succeeds (disks at rest), Offline", async () => {
+      const domain = await s.newDomain({ rbdDisks: 2, state: "shutoff" });
+      await s.apply("off-disk", { quiesce: "Required" }, domain.name);
+      const done = await s.waitFinal("off-disk");
+      expect(done.status?.phase).to.equal("Succeeded");
+      expect(condition(done, "Quiesced")).to.include({ status: "False", reason: "DomainOffline" });
+      expect(condition(done, "Ready")?.message).to.include("shut off");
+      expect(await s.groupSnapshots(domain.name)).to.deep.equal([`vmsnap-${done.metadata.uid}`]);
+    });
+
+    it("a shut-off domain: a memory snapshot Fails with MemorySnapshotOfOfflineDomain, nothing taken", async () => {
+      const domain = await s.newDomain({ rbdDisks: 2, state: "shutoff" });
+      await s.apply("off-memory", { memory: true }, domain.name);
+      const done = await s.waitFinal("off-memory");
+      expect(done.status?.error?.reason).to.equal("MemorySnapshotOfOfflineDomain");
+      expect(await s.groupSnapshots(domain.name)).to.deep.equal([]);
+    });
+  });
+
   it("serializes two snapshots of one domain: their frozen windows never overlap", async () => {
     const domain = await s.newDomain({ rbdDisks: 2 });
     await Promise.all([s.apply("serial-a", {}, domain.name), s.apply("serial-b", {}, domain.name)]);
@@ -238,5 +276,69 @@ describe("VMSnapshot controller on real parts", function () {
       expect(deleted.code, deleted.stderr).to.equal(0);
       expect(await s.groupSnapshots(domain.name)).to.deep.equal([`vmsnap-${done.metadata.uid}`]);
     });
+  });
+});
+
+describe("per-host cap on frozen guests", function () {
+  this.timeout(180_000);
+  let s: Scenario;
+  before(async () => {
+    s = await startScenario({ maxFrozenGuests: 1 });
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  it("with a cap of 1, snapshots of different domains never overlap their frozen windows", async () => {
+    const domains = await Promise.all(
+      [1, 2, 3].map(() => s.newDomain({ rbdDisks: 2, label: "cap" })),
+    );
+    await Promise.all(domains.map((d, i) => s.apply(`cap-${i}`, {}, d.name)));
+    const done = await Promise.all(domains.map((_, i) => s.waitFinal(`cap-${i}`)));
+    expect(done.map((d) => d.status?.phase)).to.deep.equal(["Succeeded", "Succeeded", "Succeeded"]);
+    const windows = done
+      .map((d) => [Date.parse(d.status!.frozenAt!), Date.parse(d.status!.thawedAt!)] as const)
+      .sort((a, b) => a[0] - b[0]);
+    for (let i = 1; i < windows.length; i++)
+      expect(windows[i]![0]).to.be.at.least(windows[i - 1]![1]);
+  });
+});
+
+describe("graceful shutdown", function () {
+  this.timeout(180_000);
+  let s: Scenario;
+  before(async () => {
+    s = await startScenario({ cephOpTimeoutSeconds: 2 });
+  });
+  after(async () => {
+    s?.ceph.resumeOsd();
+    await s?.stop();
+  });
+
+  it("SIGTERM: the snapshot in flight ends and its guest is thawed; a new one waits for the next agent", async () => {
+    const busy = await s.newDomain({ rbdDisks: 2, label: "term" });
+    const stall = await s.watchFor(
+      "term-busy",
+      (o) => o.status?.freezeDeadline !== undefined,
+      () => s.ceph.pauseOsd(),
+    );
+    try {
+      await s.apply("term-busy", { freezeTimeout: "10s" }, busy.name);
+      await stall.seen;
+      const stopping = s.controller.stop("SIGTERM");
+      await stopping;
+      const inFlight = await s.get("term-busy");
+      expect(["Succeeded", "Failed"], "the in-flight snapshot finished before exit").to.include(
+        inFlight.status?.phase,
+      );
+      expect(await s.host.isFrozen(busy.name)).to.equal(false);
+    } finally {
+      stall.stop();
+      s.ceph.resumeOsd();
+    }
+    const later = await s.newDomain({ rbdDisks: 1, label: "term" });
+    await s.apply("term-later", {}, later.name);
+    await s.startController({ cephOpTimeoutSeconds: 2 });
+    expect((await s.waitFinal("term-later")).status?.phase).to.equal("Succeeded");
   });
 });
