@@ -107,7 +107,7 @@ test: deps control-plane
 	  $(MAKE) --no-print-directory $$suite 2>&1 | tee -a $(TEST_LOG); \
 	  s=$${PIPESTATUS[0]}; [ $$s -eq 0 ] || { echo "=== $$suite FAILED ($$s)"; status=1; }; \
 	done; \
-	node tools/test-summary.mjs $(TEST_LOG) || status=1; \
+	npx tsx tools/test-summary.ts $(TEST_LOG) || status=1; \
 	exit $$status
 
 bench: deps control-plane

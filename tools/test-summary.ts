@@ -3,9 +3,12 @@
 // no test ran, so a silent suite can never look green.
 import { readFileSync } from "node:fs";
 
-const log = readFileSync(process.argv[2], "utf8");
-const sum = (word) =>
-  [...log.matchAll(new RegExp(`^\\s+(\\d+) ${word}\\b`, "gm"))].reduce((n, m) => n + Number(m[1]), 0);
+const log = readFileSync(process.argv[2]!, "utf8");
+const sum = (word: string) =>
+  [...log.matchAll(new RegExp(`^\\s+(\\d+) ${word}\\b`, "gm"))].reduce(
+    (n, m) => n + Number(m[1]),
+    0,
+  );
 const passed = sum("passing");
 const failed = sum("failing");
 const skipped = sum("pending");
