@@ -1,11 +1,27 @@
 // The guard process's command line, written by the client and read by the guard: one place,
 // so the two cannot drift apart.
+import { isAbsolute } from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_THAW_POLICY, type ThawPolicy } from "./thaw.ts";
 
 export interface GuardConfig extends ThawPolicy {
   /** libvirt URI the guard opens its own connection to. */
   readonly uri: string;
+  /** Server mode (a sidecar): the unix socket controllers connect to. Absent, the guard serves
+   *  the one controller that spawned it, on its stdin and stdout. */
+  readonly listen?: string;
+}
+
+/** sun_path holds 108 bytes, the terminating NUL included; a longer path would be cut short. */
+export const MAX_SOCKET_PATH_BYTES = 107;
+
+/** `path` when it can name a unix socket: absolute (the guard and its clients run in different
+ *  working directories) and short enough. Throws otherwise. */
+export function checkSocketPath(path: string): string {
+  if (!isAbsolute(path)) throw new Error(`socket path ${JSON.stringify(path)} must be absolute`);
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES)
+    throw new Error(`socket path ${path} is longer than ${MAX_SOCKET_PATH_BYTES} bytes`);
+  return path;
 }
 
 /** `config` as guard arguments. */
@@ -13,6 +29,7 @@ export function toArgv(config: GuardConfig): string[] {
   return [
     "--uri",
     config.uri,
+    ...(config.listen === undefined ? [] : ["--listen", config.listen]),
     "--attempts",
     String(config.attempts),
     "--retry-delay-ms",
@@ -31,6 +48,7 @@ export function fromArgv(argv: readonly string[]): GuardConfig {
     strict: true,
     options: {
       uri: { type: "string" },
+      listen: { type: "string" },
       attempts: { type: "string" },
       "retry-delay-ms": { type: "string" },
       "max-retry-delay-ms": { type: "string" },
@@ -41,6 +59,7 @@ export function fromArgv(argv: readonly string[]): GuardConfig {
   const d = DEFAULT_THAW_POLICY;
   return {
     uri: values.uri,
+    ...(values.listen === undefined ? {} : { listen: checkSocketPath(values.listen) }),
     attempts: positive("attempts", values.attempts, d.attempts),
     retryDelayMs: positive("retry-delay-ms", values["retry-delay-ms"], d.retryDelayMs),
     maxRetryDelayMs: positive(

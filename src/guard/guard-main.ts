@@ -1,30 +1,27 @@
-// The thaw guard process: the out-of-process half of the thaw guarantee. The controller spawns
-// it detached (its own session: killing the controller's process group spares it) and arms an
-// entry before every freeze. The guard thaws each armed guest at its deadline, and every armed
-// guest at once when its stdin closes — the controller died, however (SIGKILL included) — or
+// The thaw guard process: the out-of-process half of the thaw guarantee. The controller arms an
+// entry before every freeze; the guard thaws each armed guest at its deadline, every guest a
+// controller armed as soon as that controller is gone (SIGKILL included), and everything armed
 // when it is told to stop. Its own libvirt connection means a hung or dead controller cannot
 // hold it up.
 //
-// Run: node dist/src/guard/guard-main.js --uri qemu:///system   (dev: node --import tsx …ts)
-// stdin: commands, stdout: replies (protocol.ts); stderr: JSON log lines.
+// Two modes, one protocol (protocol.ts):
+// - spawned (development, tests, a controller that is not PID 1): the controller starts it
+//   detached; stdin carries commands, stdout replies, and stdin's EOF means the controller died.
+// - server, `--listen PATH` (production): a sidecar container of its own, long-lived; each
+//   connection to the unix socket PATH is one controller (guard-server.ts). Needed because a
+//   container's PID 1 takes its whole PID namespace with it when it dies: a guard the
+//   controller spawned would die with it, exactly when it is needed.
 //
-// In a container, mind PID 1: when it exits the kernel kills its whole PID namespace, guard
-// included. If PID 1 is the controller (or an init that exits with it), the guard races that
-// kill; it must then be PID 1 itself or live in a container of its own.
+// Run: node dist/src/guard/guard-main.js --uri qemu:///system [--listen /run/vmsnap/guard.sock]
+// (dev: node --import tsx src/guard/guard-main.ts …). stderr: JSON log lines.
 import { createInterface } from "node:readline";
 
 import { Hypervisor } from "../hypervisor/index.ts";
 import { fromArgv, type GuardConfig } from "./guard-args.ts";
+import { GuardServer } from "./guard-server.ts";
+import { GuardSession } from "./guard-session.ts";
 import { jsonLog, type Log } from "./log.ts";
-import {
-  decodeCommand,
-  encode,
-  ProtocolError,
-  type ArmCommand,
-  type FireCause,
-  type Reply,
-} from "./protocol.ts";
-import { ThawScheduler } from "./scheduler.ts";
+import { encode, type FireCause, type Reply } from "./protocol.ts";
 import { thawGuest } from "./thaw.ts";
 
 const log: Log = jsonLog((line) => process.stderr.write(line));
@@ -33,14 +30,6 @@ const log: Log = jsonLog((line) => process.stderr.write(line));
 // would kill the guard exactly when it is needed.
 process.stdout.on("error", () => {});
 process.stderr.on("error", () => {});
-
-function send(reply: Reply): void {
-  try {
-    process.stdout.write(encode(reply));
-  } catch {
-    // The controller is gone: the log still records what happened.
-  }
-}
 
 async function main(): Promise<void> {
   let config: GuardConfig;
@@ -58,73 +47,62 @@ async function main(): Promise<void> {
     process.exit(1);
   }
 
-  const fire = async (entry: ArmCommand, cause: FireCause): Promise<void> => {
-    const started = Date.now();
-    const result = await thawGuest(hv, entry.domain, entry.resumeIfPaused, config);
-    log(result.outcome === "failed" ? "error" : "info", "fired", {
-      id: entry.id,
-      domain: entry.domain,
-      cause,
-      ...result,
-      // How far past the deadline the thaw began (negative when fired early on drain).
-      lateMs: started - entry.deadline,
-      tookMs: Date.now() - started,
-    });
-    send({
-      type: "thawed",
-      id: entry.id,
-      domain: entry.domain,
-      deadline: entry.deadline,
-      cause,
-      ...result,
-    });
-  };
-  const scheduler = new ThawScheduler(fire);
-
   let stopping = false;
+  const common = {
+    thaw: (entry: { domain: string; resumeIfPaused: boolean }) =>
+      thawGuest(hv, entry.domain, entry.resumeIfPaused, config),
+    log,
+    stopping: () => stopping,
+  };
+  let drain: (cause: FireCause) => Promise<void>;
+  let armed: () => number;
   const stop = async (cause: FireCause, why: string, code: number): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    log(code === 0 ? "info" : "error", "stopping", { why, armed: scheduler.size });
-    await scheduler.drain(cause);
+    log(code === 0 ? "info" : "error", "stopping", { why, armed: armed() });
+    await drain(cause);
     log("info", "exiting", { code });
     // Abandoned hung libvirt calls would keep the process alive; everything is done.
     process.exit(code);
   };
 
-  const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
-  lines.on("line", (line) => {
-    if (line.trim() === "") return;
-    let command;
+  if (config.listen !== undefined) {
+    let server: GuardServer;
     try {
-      command = decodeCommand(line);
+      server = await GuardServer.listen({ ...common, path: config.listen });
     } catch (err) {
-      if (!(err instanceof ProtocolError)) throw err;
-      log("error", "rejected command", { error: err.message });
-      send({ type: "rejected", error: err.message });
-      return;
+      log("error", "cannot listen", { path: config.listen, error: String(err) });
+      process.exit(1);
     }
-    if (command.type === "arm") {
-      scheduler.arm(command);
-      // Arriving while stopping: fire it too, before the process exits.
-      if (stopping) void scheduler.drain("terminated");
-      send({ type: "ack", op: "arm", id: command.id });
-      const { id, domain, deadline, resumeIfPaused } = command;
-      log("info", "armed", { id, domain, deadline, resumeIfPaused, inMs: deadline - Date.now() });
-    } else {
-      const wasArmed = scheduler.disarm(command.id);
-      send({ type: "ack", op: "disarm", id: command.id });
-      log("info", "disarmed", { id: command.id, wasArmed });
-    }
-  });
-  // EOF: the controller closed us or died. Either way nobody else will thaw these guests.
-  lines.on("close", () => void stop("orphaned", "stdin closed", 0));
+    drain = (cause) => server.stop(cause);
+    armed = () => server.armed;
+    // stdin is not ours in this mode (a container's is /dev/null): its EOF means nothing.
+  } else {
+    const send = (reply: Reply) => {
+      try {
+        process.stdout.write(encode(reply));
+      } catch {
+        // The controller is gone: the log still records what happened.
+      }
+    };
+    const session = new GuardSession({ ...common, send });
+    drain = (cause) => session.drain(cause);
+    armed = () => session.armed;
+    const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+    lines.on("line", (line) => session.receive(line));
+    // EOF: the controller closed us or died. Either way nobody else will thaw these guests.
+    lines.on("close", () => void stop("orphaned", "stdin closed", 0));
+    send({ type: "ready", pid: process.pid });
+  }
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const)
     process.on(signal, () => void stop("terminated", signal, 0));
   process.on("uncaughtException", (err) => void stop("terminated", `crash: ${String(err)}`, 1));
 
-  send({ type: "ready", pid: process.pid });
-  log("info", "ready", { uri: config.uri, pid: process.pid });
+  log("info", "ready", {
+    uri: config.uri,
+    pid: process.pid,
+    ...(config.listen === undefined ? {} : { listen: config.listen }),
+  });
 }
 
 void main();

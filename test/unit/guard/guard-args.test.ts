@@ -24,8 +24,17 @@ describe("guard arguments", () => {
     });
   });
 
+  it("carry the server mode's socket, and leave it out when spawned", () => {
+    const config = fromArgv(["--uri", "qemu:///system", "--listen", "/run/vmsnap/guard.sock"]);
+    expect(config.listen).to.equal("/run/vmsnap/guard.sock");
+    expect(fromArgv(toArgv(config))).to.deep.equal(config);
+    expect(toArgv({ uri: "u", ...DEFAULT_THAW_POLICY })).not.to.include("--listen");
+  });
+
   for (const [what, argv] of [
     ["no uri", ["--attempts", "3"]],
+    ["a relative socket path", ["--uri", "u", "--listen", "guard.sock"]],
+    ["a socket path too long for sun_path", ["--uri", "u", "--listen", `/${"x".repeat(107)}`]],
     ["a zero attempt count", ["--uri", "u", "--attempts", "0"]],
     ["a fractional timeout", ["--uri", "u", "--call-timeout-ms", "1.5"]],
     ["an unknown option", ["--uri", "u", "--thaw-never"]],
