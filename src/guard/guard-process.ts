@@ -3,11 +3,11 @@
 // its replies decoded. Restarting and bookkeeping are thaw-guard.ts's job.
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Socket } from "node:net";
-import { createInterface } from "node:readline";
 
 import { toArgv, type GuardConfig } from "./guard-args.ts";
 import { guardCommand } from "./guard-command.ts";
-import { decodeReply, encode, type Command, type Reply } from "./protocol.ts";
+import { readReplies, type GuardLink, type LinkHandlers } from "./guard-link.ts";
+import { encode, type Command } from "./protocol.ts";
 
 /** Where the guard's JSON log goes: the controller's own stderr by default. A file descriptor
  *  keeps the log readable after the controller died (a pipe to it would not be). */
@@ -20,32 +20,25 @@ export interface GuardExit {
   readonly error?: Error;
 }
 
-export interface GuardProcessOptions {
+export interface GuardProcessOptions extends LinkHandlers {
   readonly config: GuardConfig;
   readonly stderr: GuardStderr;
-  /** Longest wait for the guard's `ready`; it is killed when that passes. */
-  readonly startTimeoutMs: number;
-  /** Every reply after `ready`, in order. */
-  readonly onReply: (reply: Reply) => void;
-  /** A line that is not a reply: the guard is not what we think, and gets killed. */
-  readonly onBadReply: (line: string, error: Error) => void;
 }
 
-export class GuardProcess {
+export class GuardProcess implements GuardLink {
+  readonly replaceWhenHung = true;
+
   private constructor(
     private readonly child: ChildProcess,
-    /** Resolves when the guard has its libvirt connection open; rejects if it exits or misses
-     *  startTimeoutMs first. */
     readonly ready: Promise<void>,
-    /** Resolves (never rejects) when the process has exited and its replies were all read, or
-     *  it could not start. */
-    readonly exited: Promise<GuardExit>,
+    readonly ended: Promise<string>,
   ) {}
 
   get pid(): number | undefined {
     return this.child.pid;
   }
 
+  /** Spawns a guard; it is killed when it misses startTimeoutMs or sends a bad reply. */
   static spawn(options: GuardProcessOptions): GuardProcess {
     const { command, args } = guardCommand();
     const child = spawn(command, [...args, ...toArgv(options.config)], {
@@ -57,50 +50,37 @@ export class GuardProcess {
     child.unref();
     unrefStream(child.stdin);
     unrefStream(child.stdout);
-    // Writing to a guard that just died raises EPIPE here; its exit is handled via 'exit'.
+    // Writing to a guard that just died raises EPIPE here; its exit is handled via 'close'.
     child.stdin?.on("error", () => {});
 
-    const exited = new Promise<GuardExit>((resolve) => {
+    const ended = new Promise<string>((resolve) => {
       // 'close', not 'exit': it comes after the last reply was read from the guard's stdout.
-      child.once("close", (code, signal) => resolve({ code, signal }));
-      child.once("error", (error) => resolve({ code: null, signal: null, error }));
+      child.once("close", (code, signal) => resolve(describeExit({ code, signal })));
+      child.once("error", (error) => resolve(describeExit({ code: null, signal: null, error })));
     });
-    const ready = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.kill("SIGKILL");
-        reject(
-          new Error(`thaw guard (pid ${child.pid}) not ready within ${options.startTimeoutMs} ms`),
-        );
-      }, options.startTimeoutMs);
-      timer.unref();
-      void exited.then((exit) => {
-        clearTimeout(timer);
-        reject(new Error(`thaw guard exited before it was ready: ${describeExit(exit)}`));
-      });
-      const lines = createInterface({ input: child.stdout!, crlfDelay: Infinity });
-      lines.on("line", (line) => {
-        let reply: Reply;
-        try {
-          reply = decodeReply(line);
-        } catch (err) {
-          options.onBadReply(line, err as Error);
-          return;
-        }
-        if (reply.type === "ready") {
-          clearTimeout(timer);
-          resolve();
-        } else {
-          options.onReply(reply);
-        }
-      });
-    });
-    // Rejections are for whoever awaits ready; an unobserved one must not crash the controller.
+    const kill = () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    };
+    const ready = readReplies(
+      child.stdout!,
+      ended,
+      {
+        ...options,
+        onBadReply: (line, error) => {
+          options.onBadReply(line, error);
+          kill();
+        },
+      },
+      kill,
+      {
+        notReady: (ms) => `thaw guard (pid ${child.pid}) not ready within ${ms} ms`,
+        endedEarly: (how) => `thaw guard exited before it was ready: ${how}`,
+      },
+    ).then(() => undefined);
     ready.catch(() => {});
-
-    return new GuardProcess(child, ready, exited);
+    return new GuardProcess(child, ready, ended);
   }
 
-  /** Sends one command; false when the pipe is already closed. */
   write(command: Command): boolean {
     const stdin = this.child.stdin;
     if (stdin === null || stdin.destroyed || !stdin.writable) return false;

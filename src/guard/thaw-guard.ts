@@ -1,25 +1,37 @@
-// The controller's side of the thaw guarantee: a handle on the guard process (guard-main.ts)
-// that thaws a frozen guest by its deadline whatever happens to the controller.
+// The controller's side of the thaw guarantee: a handle on a guard (guard-main.ts) that thaws a
+// frozen guest by its deadline whatever happens to the controller.
 //
 // Arm before freezing, disarm after thawing. `arm` resolves once the guard has the entry, so a
-// freeze that follows is always covered. If the guard dies, a new one is started and every live
-// entry is armed in it again (an entry whose deadline passed meanwhile fires at once). If the
-// controller dies, the guard's stdin closes and it thaws every armed guest immediately.
-import type { GuardConfig } from "./guard-args.ts";
-import { DEFAULT_THAW_POLICY, type ThawPolicy } from "./thaw.ts";
-import { describeExit, GuardProcess, type GuardExit, type GuardStderr } from "./guard-process.ts";
+// freeze that follows is always covered; when no guard can be reached it rejects, and the
+// caller must not freeze. The guard is either spawned (`start`: development, tests) or a
+// sidecar reached over a unix socket (`connect`: production, where the controller is PID 1 of
+// its container and a child would die with it). If the guard is lost, a new one is spawned or
+// connected to, and every live entry is armed in it again (an entry whose deadline passed
+// meanwhile fires at once). If the controller dies, the guard sees its stdin or connection
+// close and thaws every guest this controller armed, immediately.
+import { checkSocketPath, type GuardConfig } from "./guard-args.ts";
+import { GuardConnection } from "./guard-connection.ts";
+import type { GuardLink, LinkHandlers } from "./guard-link.ts";
+import { GuardProcess } from "./guard-process.ts";
 import { PendingCall } from "./pending-call.ts";
+import { decodeCommand, encode, type ArmCommand, type Command, type Reply } from "./protocol.ts";
+import { DEFAULT_THAW_POLICY } from "./thaw.ts";
 import {
-  decodeCommand,
-  encode,
-  type ArmCommand,
-  type Command,
-  type Reply,
-  type ThawedReply,
-} from "./protocol.ts";
+  CONNECT_DEFAULTS,
+  definedOnly,
+  SPAWN_DEFAULTS,
+  type Settings,
+  type ThawGuardConnectOptions,
+  type ThawGuardOptions,
+} from "./thaw-guard-options.ts";
 
 export type { GuardStderr } from "./guard-process.ts";
 export type { ThawedReply } from "./protocol.ts";
+export type {
+  ThawGuardClientOptions,
+  ThawGuardConnectOptions,
+  ThawGuardOptions,
+} from "./thaw-guard-options.ts";
 
 export interface ArmEntry {
   /** The entry's key, e.g. the VMSnapshot UID; arming it again replaces the entry. */
@@ -32,62 +44,20 @@ export interface ArmEntry {
   readonly resumeIfPaused?: boolean;
 }
 
-export interface ThawGuardOptions {
-  /** libvirt URI for the guard's own connection: the one the controller uses. */
-  readonly uri: string;
-  /** How the guard retries a failing thaw. */
-  readonly policy?: Partial<ThawPolicy>;
-  /** arm/disarm fail when the guard has not acknowledged within this; default 2 s. */
-  readonly ackTimeoutMs?: number;
-  /** Longest start of a guard process (tsx compiles on start in development); default 30 s. */
-  readonly startTimeoutMs?: number;
-  /** Delay before restarting a dead guard, doubling up to restartMaxMs while starts fail. */
-  readonly restartMinMs?: number;
-  readonly restartMaxMs?: number;
-  /** How long close() waits for the guard to thaw and exit; default 30 s. */
-  readonly closeTimeoutMs?: number;
-  /** Where the guard's JSON log goes; default the controller's stderr. */
-  readonly stderr?: GuardStderr;
-  /** The guard fired an entry (deadline, controller gone, or guard stopped). */
-  readonly onThawed?: (report: ThawedReply) => void;
-  /** A guard process died unasked; a new one is being started. */
-  readonly onGuardExit?: (pid: number | undefined, how: string) => void;
-}
-
 /** arm/disarm could not be confirmed: treat the entry as not armed (do not freeze). */
 export class GuardUnavailableError extends Error {
   override readonly name = "GuardUnavailableError";
 }
-
-type Settings = ThawGuardOptions &
-  Required<
-    Pick<
-      ThawGuardOptions,
-      | "ackTimeoutMs"
-      | "startTimeoutMs"
-      | "restartMinMs"
-      | "restartMaxMs"
-      | "closeTimeoutMs"
-      | "stderr"
-    >
-  >;
-
-const DEFAULTS = {
-  ackTimeoutMs: 2_000,
-  startTimeoutMs: 30_000,
-  restartMinMs: 50,
-  restartMaxMs: 5_000,
-  closeTimeoutMs: 30_000,
-  stderr: "inherit",
-} as const;
 
 interface Sent {
   readonly command: Command;
   readonly calls: PendingCall[];
 }
 
+type OpenLink = (handlers: LinkHandlers) => GuardLink;
+
 export class ThawGuard {
-  private proc: GuardProcess | undefined;
+  private link: GuardLink | undefined;
   private ready = false;
   private closed = false;
   /** Entries armed and not yet disarmed or fired: what a new guard must be given. */
@@ -100,16 +70,21 @@ export class ThawGuard {
   private restartTimer: NodeJS.Timeout | undefined;
   /** The start under way, if one is: close() lets it hand the live entries over first. */
   private launching: Promise<void> | undefined;
+  /** Links that got as far as `ready`: only their loss is news when connecting (a sidecar
+   *  being down would otherwise be reported at every reconnect attempt). */
+  private readonly wasReady = new WeakSet<GuardLink>();
+  private readyWaiters: Array<() => void> = [];
 
   private constructor(
     private readonly options: Settings,
-    private readonly config: GuardConfig,
+    private readonly open: OpenLink,
+    private readonly reportFailedStarts: boolean,
   ) {
     this.restartDelayMs = options.restartMinMs;
   }
 
   /**
-   * Starts a guard process and resolves once it is connected to libvirt.
+   * Starts a guard process of our own and resolves once it is connected to libvirt.
    *
    * @example
    * const guard = await ThawGuard.start({ uri: "qemu:///system" });
@@ -118,29 +93,64 @@ export class ThawGuard {
    * try { ...snapshot... } finally { await hv.fsThaw("web-1"); await guard.disarm(uid); }
    */
   static async start(options: ThawGuardOptions): Promise<ThawGuard> {
+    const config: GuardConfig = {
+      ...DEFAULT_THAW_POLICY,
+      ...definedOnly(options.policy ?? {}),
+      uri: options.uri,
+    };
+    const stderr = options.stderr ?? "inherit";
     const guard = new ThawGuard(
-      { ...DEFAULTS, ...definedOnly(options), uri: options.uri },
-      { ...DEFAULT_THAW_POLICY, ...definedOnly(options.policy ?? {}), uri: options.uri },
+      { ...SPAWN_DEFAULTS, ...definedOnly(options) },
+      (handlers) => GuardProcess.spawn({ ...handlers, config, stderr }),
+      true,
     );
-    // Everything else the guard owns is unref'd; whoever awaits the start must not see the
-    // process exit under it (an awaited arm is kept alive by its ack timer likewise).
-    const keepAlive = setInterval(() => {}, 60_000);
-    try {
-      await guard.launch();
-    } catch (err) {
-      guard.closed = true;
-      clearTimeout(guard.restartTimer);
-      guard.proc?.kill();
-      throw err;
-    } finally {
-      clearInterval(keepAlive);
-    }
+    await guard.firstStart(() => guard.launch());
     return guard;
   }
 
-  /** The current guard process's pid (undefined between a death and the restart). */
+  /**
+   * Connects to a sidecar guard (`guard-main --listen PATH`), retrying until it answers or
+   * startTimeoutMs pass. Later losses of the connection are repaired in the background.
+   *
+   * @example
+   * const guard = await ThawGuard.connect({ socketPath: "/run/vmsnap/guard.sock" });
+   * await guard.arm({ id: uid, domain: "web-1", deadline: Date.now() + 10_000 }); // then freeze
+   */
+  static async connect(options: ThawGuardConnectOptions): Promise<ThawGuard> {
+    const socketPath = checkSocketPath(options.socketPath);
+    const guard = new ThawGuard(
+      { ...CONNECT_DEFAULTS, ...definedOnly(options) },
+      (handlers) => GuardConnection.open({ ...handlers, socketPath }),
+      false,
+    );
+    await guard.firstStart(async () => {
+      // Failed attempts go through the restart path (with its backoff) until one is ready.
+      const ready = guard.untilReady();
+      guard.launch().catch(() => guard.scheduleRestart());
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `no thaw guard answered at ${socketPath} within ${guard.options.startTimeoutMs} ms`,
+              ),
+            ),
+          guard.options.startTimeoutMs,
+        );
+      });
+      try {
+        await Promise.race([ready, timedOut]);
+      } finally {
+        clearTimeout(timer);
+      }
+    });
+    return guard;
+  }
+
+  /** The current guard's pid (undefined between a loss and the next guard's `ready`). */
   get pid(): number | undefined {
-    return this.proc?.pid;
+    return this.link?.pid;
   }
 
   /** Arms `entry`; resolves when the guard has it. Rejects with GuardUnavailableError. */
@@ -183,7 +193,8 @@ export class ThawGuard {
     return call.promise;
   }
 
-  /** Stops the guard: it thaws every guest still armed, then exits. Pending calls fail. */
+  /** Lets go of the guard: it thaws every guest still armed (a spawned one then exits; a
+   *  sidecar goes on serving). Pending calls fail. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -193,64 +204,86 @@ export class ThawGuard {
     for (const sent of this.inFlight.splice(0)) for (const call of sent.calls) call.reject(error);
     for (const calls of this.waitingArms.values()) for (const call of calls) call.reject(error);
     this.waitingArms.clear();
-    // A guard still starting is handed the live entries before its stdin closes; when the last
-    // one died and none is starting, one more is started just to thaw them.
+    // A guard still starting is handed the live entries before it is let go; when the last
+    // one was lost and none is starting, one more is started just to thaw them.
     if (this.launching) await this.launching.catch(() => {});
-    else if (this.proc === undefined && this.live.size > 0) await this.launch().catch(() => {});
-    const proc = this.proc;
-    if (proc === undefined) return;
-    proc.end();
+    else if (this.link === undefined && this.live.size > 0) await this.launch().catch(() => {});
+    const link = this.link;
+    if (link === undefined) return;
+    link.end();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      proc.exited,
+      link.ended,
       new Promise((resolve) => (timer = setTimeout(resolve, this.options.closeTimeoutMs))),
     ]);
     clearTimeout(timer);
   }
 
-  // ---- the guard process -----------------------------------------------------------------
+  // ---- the guard -------------------------------------------------------------------------
+
+  /** Runs the first start; on failure nothing is left running or scheduled. */
+  private async firstStart(start: () => Promise<void>): Promise<void> {
+    // Everything else the guard owns is unref'd; whoever awaits the start must not see the
+    // process exit under it (an awaited arm is kept alive by its ack timer likewise).
+    const keepAlive = setInterval(() => {}, 60_000);
+    try {
+      await start();
+    } catch (err) {
+      this.closed = true;
+      clearTimeout(this.restartTimer);
+      this.link?.kill();
+      throw err;
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+
+  private untilReady(): Promise<void> {
+    return new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
 
   private launch(): Promise<void> {
-    const attempt = this.spawnGuard().finally(() => {
+    const attempt = this.startLink().finally(() => {
       if (this.launching === attempt) this.launching = undefined;
     });
     this.launching = attempt;
     return attempt;
   }
 
-  private async spawnGuard(): Promise<void> {
-    const proc: GuardProcess = GuardProcess.spawn({
-      config: this.config,
-      stderr: this.options.stderr,
+  private async startLink(): Promise<void> {
+    const link: GuardLink = this.open({
       startTimeoutMs: this.options.startTimeoutMs,
-      onReply: (reply) => this.onReply(proc, reply),
-      onBadReply: () => proc.kill(),
+      onReply: (reply) => this.onReply(link, reply),
+      onBadReply: () => {},
     });
-    this.proc = proc;
-    void proc.exited.then((exit) => this.onExit(proc, exit));
-    await proc.ready;
-    if (this.proc !== proc) return;
+    this.link = link;
+    void link.ended.then((how) => this.onEnded(link, how));
+    await link.ready;
+    if (this.link !== link) return;
+    this.wasReady.add(link);
     this.restartDelayMs = this.options.restartMinMs;
     // The new guard gets every live entry; arm calls that waited for it are answered by these.
     for (const command of this.live.values()) {
-      if (this.closed) proc.write(command);
+      if (this.closed) link.write(command);
       else this.send(command, this.waitingArms.get(command.id) ?? []);
       this.waitingArms.delete(command.id);
     }
     // Left: calls of entries no longer live (disarmed, or timed out); none is still waiting.
     for (const calls of this.waitingArms.values()) for (const call of calls) call.resolve();
     this.waitingArms.clear();
-    if (this.closed) proc.end();
+    if (this.closed) link.end();
     else this.ready = true;
+    for (const resolve of this.readyWaiters.splice(0)) resolve();
   }
 
-  private onExit(proc: GuardProcess, exit: GuardExit): void {
-    if (this.proc !== proc) return;
-    this.proc = undefined;
+  private onEnded(link: GuardLink, how: string): void {
+    if (this.link !== link) return;
+    this.link = undefined;
     this.ready = false;
     if (this.closed) return;
-    this.options.onGuardExit?.(proc.pid, describeExit(exit));
-    // The dead guard's entries go to the next one; a disarm it never answered holds nothing.
+    if (this.reportFailedStarts || this.wasReady.has(link))
+      this.options.onGuardExit?.(link.pid, how);
+    // The lost guard's entries go to the next one; a disarm it never answered holds nothing.
     for (const { command, calls } of this.inFlight.splice(0)) {
       if (command.type === "arm" && this.live.has(command.id))
         this.waitingArms.set(command.id, [...(this.waitingArms.get(command.id) ?? []), ...calls]);
@@ -271,8 +304,8 @@ export class ThawGuard {
     this.restartTimer.unref();
   }
 
-  private onReply(proc: GuardProcess, reply: Reply): void {
-    if (this.proc !== proc) return;
+  private onReply(link: GuardLink, reply: Reply): void {
+    if (this.link !== link) return;
     if (reply.type === "thawed") {
       if (this.live.get(reply.id)?.deadline === reply.deadline) this.live.delete(reply.id);
       this.options.onThawed?.(reply);
@@ -283,7 +316,7 @@ export class ThawGuard {
     const sent = this.inFlight[0];
     if (sent === undefined || (reply.type === "ack" && !answers(reply, sent.command))) {
       // Answers out of order: this guard is not speaking our protocol. A new one will.
-      proc.kill();
+      link.kill();
       return;
     }
     this.inFlight.shift();
@@ -297,8 +330,8 @@ export class ThawGuard {
 
   private send(command: Command, calls: PendingCall[]): void {
     this.inFlight.push({ command, calls });
-    // A closed pipe means the guard is exiting: onExit hands the command to the next one.
-    this.proc?.write(command);
+    // A closed link means the guard is going: onEnded hands the command to the next one.
+    this.link?.write(command);
   }
 
   /** A pending arm/disarm with its acknowledgement deadline. */
@@ -306,18 +339,18 @@ export class ThawGuard {
     const ms = this.options.ackTimeoutMs;
     return new PendingCall(ms, (call) => {
       onTimeout?.();
-      // A ready guard that does not answer is hung: replace it (onExit restarts it).
-      if (this.ready && this.inFlight.some((sent) => sent.calls.includes(call))) this.proc?.kill();
+      // A ready guard that does not answer is hung: replace it when that is ours to do.
+      if (
+        this.link?.replaceWhenHung &&
+        this.ready &&
+        this.inFlight.some((sent) => sent.calls.includes(call))
+      )
+        this.link.kill();
       return new GuardUnavailableError(
         `thaw guard did not acknowledge ${command.type} ${command.id} within ${ms} ms`,
       );
     });
   }
-}
-
-/** `o` without its undefined properties, so they don't override defaults when spread. */
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 function answers(reply: Reply & { type: "ack" }, command: Command): boolean {
