@@ -1,5 +1,6 @@
 // The agent's configuration from flags and environment (flags win), validated up front so a
 // bad value stops the process at start with a message naming the flag, not mid-snapshot.
+import { isAbsolute } from "node:path";
 import { parseArgs } from "node:util";
 import { isLogLevel, type LogLevel } from "./log.ts";
 
@@ -23,6 +24,8 @@ export interface AgentConfig {
   readonly callTimeoutMs: number;
   /** Benchmark-only: "sequential" snapshots RBD images one by one (the baseline), "noop" does no storage I/O. */
   readonly benchStorage: "real" | "sequential" | "noop";
+  /** The sidecar thaw guard's socket; undefined spawns a guard of our own (development). */
+  readonly guardSocket: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -45,6 +48,7 @@ const OPTIONS = {
   "log-level": { type: "string" },
   "call-timeout": { type: "string" },
   "bench-storage": { type: "string" },
+  "guard-socket": { type: "string" },
   help: { type: "boolean" },
 } as const;
 
@@ -64,7 +68,9 @@ export const USAGE = `vmsnap-controller: takes consistent snapshots of this host
   --metrics-bind-address H:P    /metrics, /healthz, /readyz (default 0.0.0.0:8080; port 0 picks one)
   --log-level LEVEL             debug|info|warn|error (default info)
   --call-timeout SECONDS        deadline of one libvirt call outside a freeze (default 30)
-  --bench-storage MODE          benchmarks only: real (default), sequential (RBD images one by one), noop`;
+  --bench-storage MODE          benchmarks only: real (default), sequential (RBD images one by one), noop
+  --guard-socket PATH           connect to the thaw guard sidecar listening here ($VMSNAP_GUARD_SOCKET;
+                                default: spawn a guard, which dies with us if we are a container's PID 1)`;
 
 /** Parses argv and env into a validated configuration; throws ConfigError naming the flag. */
 export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): AgentConfig | "help" {
@@ -86,6 +92,11 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Ag
       "--node-name (or $NODE_NAME) is required: the agent snapshots only its own node's domains",
     );
   const [metricsHost, metricsPort] = hostPort(values["metrics-bind-address"] ?? "0.0.0.0:8080");
+  const guardSocket = values["guard-socket"] ?? env.VMSNAP_GUARD_SOCKET;
+  if (guardSocket !== undefined && !isAbsolute(guardSocket))
+    throw new ConfigError(
+      `--guard-socket must be an absolute path, not ${JSON.stringify(guardSocket)}`,
+    );
   const logLevel = values["log-level"] ?? "info";
   if (!isLogLevel(logLevel))
     throw new ConfigError(
@@ -108,6 +119,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Ag
     logLevel,
     callTimeoutMs: positive("--call-timeout", values["call-timeout"] ?? "30") * 1000,
     benchStorage: benchStorage(values["bench-storage"] ?? "real"),
+    guardSocket,
   };
 }
 

@@ -16,7 +16,7 @@ import { KubeEventRecorder } from "./controller/recorder.ts";
 import { KubeSnapshotClient } from "./controller/snapshot-client.ts";
 import { WorkQueue } from "./controller/workqueue.ts";
 import { reportUnfinishedWork, workqueueMetricsHooks } from "./controller/workqueue-metrics.ts";
-import { ThawGuard } from "./guard/thaw-guard.ts";
+import { ThawGuard, type ThawedReply } from "./guard/thaw-guard.ts";
 import { Hypervisor } from "./hypervisor/connection.ts";
 import { removeMemory, saveMemory } from "./hypervisor/memory-snapshot.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -35,11 +35,15 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
   const hypervisor = await Hypervisor.open(config.libvirtUri, {
     callTimeoutMs: config.callTimeoutMs,
   });
-  const guard = await ThawGuard.start({
-    uri: config.libvirtUri,
-    onThawed: (report) => log.warn("the thaw guard fired", { ...report }),
-    onGuardExit: (pid, how) => log.error("the thaw guard died; restarting it", { pid, how }),
-  });
+  const guardEvents = {
+    onThawed: (report: ThawedReply) => log.warn("the thaw guard fired", { ...report }),
+    onGuardExit: (pid: number | undefined, how: string) =>
+      log.error("lost the thaw guard; starting or reconnecting to another", { pid, how }),
+  };
+  // In a pod the guard is a sidecar: a guard spawned by a PID 1 controller would die with it.
+  const guard = config.guardSocket
+    ? await ThawGuard.connect({ socketPath: config.guardSocket, ...guardEvents })
+    : await ThawGuard.start({ uri: config.libvirtUri, ...guardEvents });
   const admission = new Admission(config.maxFrozenGuests);
   const observer = new MetricsObserver(metrics);
   let draining = false;

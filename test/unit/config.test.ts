@@ -42,6 +42,11 @@ describe("agent configuration", () => {
       /--metrics-bind-address/,
     ],
     ["an unknown flag", ["--node-name", "a", "--frobnicate"], /frobnicate/],
+    [
+      "a relative guard socket",
+      ["--node-name", "a", "--guard-socket", "guard.sock"],
+      /--guard-socket/,
+    ],
   ];
   for (const [what, argv, message] of bad) {
     it(`refuses ${what} with a message naming the flag`, () => {
@@ -60,5 +65,18 @@ describe("benchmark-only storage switch", () => {
       ConfigError,
       /--bench-storage/,
     );
+  });
+});
+
+describe("thaw guard sidecar", () => {
+  it("spawns a guard unless given the sidecar's socket, by flag or $VMSNAP_GUARD_SOCKET", () => {
+    expect(parseConfig(["--node-name", "a"], {})).to.include({ guardSocket: undefined });
+    const env = { VMSNAP_GUARD_SOCKET: "/run/vmsnap/guard.sock" };
+    expect(parseConfig(["--node-name", "a"], env)).to.include({
+      guardSocket: "/run/vmsnap/guard.sock",
+    });
+    expect(parseConfig(["--node-name", "a", "--guard-socket", "/tmp/g.sock"], env)).to.include({
+      guardSocket: "/tmp/g.sock",
+    });
   });
 });

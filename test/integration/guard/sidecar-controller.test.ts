@@ -1,0 +1,112 @@
+// The controller (src/main.ts, a real process on the real control plane and Ceph) with its thaw
+// guard as a sidecar, as the DaemonSet runs them: `--guard-socket` instead of a spawned child.
+// SIGKILLed while a guest is frozen, the controller leaves the guest to the sidecar, which
+// thaws it as soon as the connection closes — well inside freezeTimeout + 1 s — and goes on
+// serving the controller that replaces it.
+import { expect } from "chai";
+import { setTimeout as sleep } from "node:timers/promises";
+
+import { useLibvirtTestHost } from "../../support/libvirt-test-host.ts";
+import { waitFor } from "../../support/processes.ts";
+import { startScenario, type Scenario } from "../../support/snapshot-scenario.ts";
+import { GuardLog, hasExited } from "./guard-log.ts";
+import { SocketDir, startSidecarGuard, type SidecarGuard } from "./sidecar-guard.ts";
+
+const FREEZE_TIMEOUT_MS = 5_000;
+// Longer than the freeze window: a stalled disk step cannot end the freeze before the kill does.
+const CEPH_OP_TIMEOUT_SECONDS = 10;
+
+describe("controller with a sidecar thaw guard", function () {
+  this.timeout(240_000);
+  let s: Scenario;
+  let log: GuardLog;
+  let dir: SocketDir;
+  let guard: SidecarGuard;
+  const controllerOptions = () => ({
+    cephOpTimeoutSeconds: CEPH_OP_TIMEOUT_SECONDS,
+    extraArgs: ["--guard-socket", dir.socketPath],
+  });
+
+  before(async () => {
+    const host = await useLibvirtTestHost();
+    log = new GuardLog();
+    dir = new SocketDir();
+    guard = await startSidecarGuard(host.uri, dir.socketPath, log);
+    s = await startScenario(controllerOptions());
+  });
+  after(async function () {
+    s?.ceph.resumeOsd();
+    await s?.stop();
+    guard?.kill("SIGTERM");
+    await guard?.exited;
+    if (this.currentTest?.state === "failed") console.error(log.text());
+    log?.dispose();
+    dir?.dispose();
+  });
+
+  it("SIGKILL while frozen: the sidecar thaws at once, well within freezeTimeout + 1 s, and serves the next controller", async () => {
+    const domain = await s.newDomain({ rbdDisks: 2, label: "sidecar" });
+    const name = "sidecar-kill";
+    // The disk step hangs on a stopped OSD, so the guest is still frozen when the kill comes.
+    const stall = await s.watchFor(
+      name,
+      (o) => o.status?.freezeDeadline !== undefined,
+      () => s.ceph.pauseOsd(),
+    );
+    const frozen = await s.watchFor(name, (o) => o.status?.phase === "Frozen");
+    let killedAt: number;
+    let frozenAt: number;
+    try {
+      await s.apply(name, { freezeTimeout: `${FREEZE_TIMEOUT_MS / 1000}s` }, domain.name);
+      const seen = await frozen.seen;
+      frozenAt = Date.parse(seen.status!.frozenAt!);
+      await sleep(300);
+      expect(await s.host.isFrozen(domain.name), "frozen when the controller dies").to.equal(true);
+      killedAt = Date.now();
+      s.controller.kill("SIGKILL");
+      await waitFor(
+        `${domain.name} to be thawed`,
+        async () => !(await s.host.isFrozen(domain.name)),
+        FREEZE_TIMEOUT_MS + 2_000,
+        20,
+      );
+    } finally {
+      stall.stop();
+      frozen.stop();
+      s.ceph.resumeOsd();
+    }
+    const thawedAt = Date.now();
+    const uid = (await s.get(name)).metadata.uid!;
+    expect(
+      log.find("armed", { id: uid }),
+      "the controller armed through the sidecar",
+    ).to.have.length(1);
+    const [fired] = log.find("fired", { domain: domain.name });
+    expect(fired, log.text()).to.include({ id: uid, cause: "orphaned", outcome: "thawed" });
+    console.log(
+      `      sidecar thawed ${Date.parse(fired!.time) - killedAt} ms after SIGKILL; ` +
+        `frozen window ${thawedAt - frozenAt} ms (seen thawed ${thawedAt - killedAt} ms after the kill)`,
+    );
+    expect(thawedAt - frozenAt, "frozen window").to.be.at.most(FREEZE_TIMEOUT_MS + 1_000);
+    // Well before the deadline: the connection closing, not the deadline, set it off.
+    expect(Date.parse(fired!.time) - killedAt, "thaw after the kill").to.be.below(1_000);
+    expect(await s.host.domainState(domain.name)).to.equal("running");
+    expect(hasExited(guard.pid), "the sidecar lives on").to.equal(false);
+
+    // The next controller connects to the same sidecar, settles the interrupted attempt, and
+    // takes a snapshot of its own through it.
+    await s.startController(controllerOptions());
+    const done = await s.waitFinal(name, 90_000);
+    expect(["Succeeded", "Failed"]).to.include(done.status?.phase);
+    if (done.status?.phase === "Failed")
+      expect(done.status.error?.reason).to.be.a("string").and.have.length.above(0);
+    await s.apply("sidecar-next", { freezeTimeout: "10s" }, domain.name);
+    const next = await s.waitFinal("sidecar-next", 90_000);
+    expect(next.status?.phase, JSON.stringify(next.status)).to.equal("Succeeded");
+    const nextUid = next.metadata.uid!;
+    expect(log.find("armed", { id: nextUid })).to.have.length(1);
+    expect(log.find("disarmed", { id: nextUid })[0]).to.include({ wasArmed: true });
+    expect(await s.host.isFrozen(domain.name)).to.equal(false);
+    expect(log.find("client connected")).to.have.length(2);
+  });
+});
