@@ -50,4 +50,6 @@ COPY --from=build /app/native/build/Release/vmsnap_libvirt.node native/build/Rel
 # Root, because libvirtd's socket is root-owned; the DaemonSet drops every capability and makes
 # the root filesystem read-only, so this root cannot do more than open files root owns.
 USER 0
+# The agent. The same image runs its thaw-guard sidecar, which overrides the command with
+# `node dist/src/guard/guard-main.js --listen … --uri …` (deploy/controller/daemonset.yaml).
 ENTRYPOINT ["node", "dist/src/main.js"]
