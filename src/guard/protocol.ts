@@ -1,10 +1,12 @@
-// The thaw guard's wire protocol: JSON lines between the controller (client) and its guard
-// process. Pure encode/decode; every decoded message is validated field by field, because the
-// guard acts on it (thaws a guest) and the client resolves promises by it.
+// The thaw guard's wire protocol: JSON lines between the controller (client) and its guard,
+// over a spawned guard's stdin/stdout or a connection to a sidecar guard's socket. Pure
+// encode/decode; every decoded message is validated field by field, because the guard acts on
+// it (thaws a guest) and the client resolves promises by it.
 //
 // controller → guard: `arm` (thaw `domain` at `deadline` unless disarmed first), `disarm`.
-// guard → controller: `ready` (its libvirt connection is open), `ack` of each command in the
-// order received, `rejected` for a line it could not decode, `thawed` when an entry fired.
+// guard → controller: `ready` (its libvirt connection is open), then one answer per command in
+// the order received: `ack`, or `rejected` (a line it could not decode, or an arm it cannot
+// keep because it is stopping); and `thawed` whenever an entry fired.
 
 /** Longest line (characters) either side accepts: a command is ~150, a report a few hundred. */
 export const MAX_LINE_LENGTH = 8 * 1024;
