@@ -12,7 +12,7 @@
 // at a time is the controller's rule, so a domain's next one waits).
 //
 // Usage: npx tsx bench/throughput.ts [--snapshots 1000] [--domains 250] [--in-flight 100]
-//          [--ceph-snapshots 100] [--ceph-domains 100] [--serial 20] [--runs noop,ceph]
+//          [--ceph-snapshots 100] [--ceph-domains 25] [--serial 20] [--runs noop,ceph]
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import { startCephCluster, type CephCluster } from "../test/support/ceph.ts";
@@ -80,6 +80,10 @@ export interface ThroughputRun {
     readonly etcd: number;
   };
   readonly controllerRssMiB: number;
+  /** Events the API server had received when the last snapshot was seen Succeeded. */
+  readonly eventsPostedByEnd: number;
+  /** How long after the last Succeeded the controller's last Event arrived. */
+  readonly eventsDrainedSeconds: number;
   readonly machine: MachineRecord;
 }
 
@@ -177,6 +181,24 @@ async function runOne(
   );
   const ended = Math.max(...finished.map((f) => f.seenAt));
 
+  // The controller sends Events one at a time in the background: wait until they stop coming
+  // (nothing new for 3 s), so they are counted, and record how far behind they were.
+  const eventsPosted = async () =>
+    requestCounts(await apiserverMetrics(cp), ["events"])["POST events"] ?? 0;
+  const eventsBefore = requestCounts(apiBefore, ["events"])["POST events"] ?? 0;
+  const eventsAtEnd = (await eventsPosted()) - eventsBefore;
+  let lastCount = -1;
+  let lastChange = Date.now();
+  for (let waited = 0; waited < 300 && Date.now() - lastChange < 3_000; waited++) {
+    const n = await eventsPosted();
+    if (n !== lastCount) {
+      lastCount = n;
+      lastChange = Date.now();
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const eventsDrainedSeconds = Math.max(0, (lastChange - ended) / 1000);
+
   const cpuAfter = cpuTimes(controller.process.pid);
   const guardAfter = guardPid ? cpuTimes(guardPid).self : 0;
   const cpAfter = controlPlaneCpu(cp);
@@ -257,6 +279,8 @@ async function runOne(
       etcd: round((cpAfter.etcd - cpBefore.etcd) / n, 4),
     },
     controllerRssMiB: round(rss / 2 ** 20, 1),
+    eventsPostedByEnd: eventsAtEnd,
+    eventsDrainedSeconds: round(eventsDrainedSeconds, 1),
     machine: machineRecord(load.stop()),
   };
 }
@@ -280,7 +304,7 @@ export function formatTable(result: ThroughputResult): string {
       .join(", ");
     lines.push(
       "",
-      `${r.storage}: ${r.succeeded} succeeded, ${r.failed} failed; writes per snapshot: ${parts}; reads (GET) per snapshot ${r.controllerReadsPerSnapshot}; server-side status PATCH mean ${r.statusPatchServerMeanMs} ms; controller RSS ${r.controllerRssMiB} MiB; load ${formatLoad(r.machine.load)}`,
+      `${r.storage}: ${r.succeeded} succeeded, ${r.failed} failed; writes per snapshot: ${parts}; reads (GET) per snapshot ${r.controllerReadsPerSnapshot}; server-side status PATCH mean ${r.statusPatchServerMeanMs} ms; ${r.eventsPostedByEnd} Events sent by the last Succeeded, the last one ${r.eventsDrainedSeconds} s after it; controller RSS ${r.controllerRssMiB} MiB; load ${formatLoad(r.machine.load)}`,
     );
   }
   return lines.join("\n");
@@ -293,7 +317,7 @@ async function main(): Promise<void> {
       domains: { type: "string", default: "250" },
       "in-flight": { type: "string", default: "100" },
       "ceph-snapshots": { type: "string", default: "100" },
-      "ceph-domains": { type: "string", default: "100" },
+      "ceph-domains": { type: "string", default: "25" },
       serial: { type: "string", default: "20" },
       runs: { type: "string", default: "noop,ceph" },
     },
@@ -320,7 +344,7 @@ async function main(): Promise<void> {
     notes: [
       "closed loop: a new VMSnapshot is created whenever one finishes, keeping --in-flight applied and not final",
       "API writes = delta of apiserver_request_total (POST/PUT/PATCH/DELETE/APPLY) on vmsnapshots, vmsnapshots/status and events, minus the bench's own creates; the bench writes nothing else",
-      "CPU = utime+stime from /proc/<pid>/stat over the loaded run; controller children = reaped rbd CLI processes",
+      "CPU = utime+stime from /proc/<pid>/stat over the loaded run until the controller's Events stopped arriving; controller children = reaped rbd CLI processes",
     ],
   };
   const path = writeResult(NAME, result);
