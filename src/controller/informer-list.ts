@@ -30,10 +30,17 @@ export interface PageRequest {
 export type PageLister = (request: PageRequest) => Promise<ListPage>;
 
 export interface ListResult {
-  readonly items: VMSnapshot[];
+  readonly items: number;
   readonly resourceVersion: string;
   readonly pages: number;
 }
+
+/**
+ * Receives each page's objects, already `forCache`d. `fromStart` is true for the first page of
+ * a list, including a list restarted after its continue token expired: whatever the receiver
+ * collected from earlier pages belongs to an abandoned snapshot.
+ */
+export type PageReceiver = (items: VMSnapshot[], fromStart: boolean) => void;
 
 /** Pages of VMSnapshots through client-node's CustomObjectsApi, in `namespace` or in all. */
 export function customObjectsLister(kubeConfig: KubeConfig, namespace?: string): PageLister {
@@ -75,8 +82,9 @@ export function isGone(err: unknown): boolean {
 
 /**
  * Lists everything matching `fieldSelector`, `pageSize` objects at a time, each page within
- * `pageTimeoutMs`. A continue token that expired mid-way (410) restarts the list from the
- * beginning: stitching pages from two snapshots could miss a deletion.
+ * `pageTimeoutMs`, handing each page to `onPage` as it arrives so that only one page of raw
+ * objects is alive at a time. A continue token that expired mid-way (410) restarts the list from
+ * the beginning: stitching pages from two snapshots could miss a deletion.
  */
 export async function listAll(
   lister: PageLister,
@@ -84,17 +92,20 @@ export async function listAll(
   pageSize: number,
   pageTimeoutMs: number,
   stopSignal: AbortSignal,
+  onPage: PageReceiver,
 ): Promise<ListResult> {
   for (;;) {
-    const items: VMSnapshot[] = [];
+    let items = 0;
     let continueToken: string | undefined;
     let pages = 0;
     try {
       for (;;) {
         const signal = AbortSignal.any([stopSignal, AbortSignal.timeout(pageTimeoutMs)]);
         const page = await lister({ fieldSelector, limit: pageSize, continueToken, signal });
+        const objects = (page.items ?? []).map(forCache);
+        onPage(objects, pages === 0);
         pages += 1;
-        for (const raw of page.items ?? []) items.push(forCache(raw));
+        items += objects.length;
         continueToken = page.metadata?.continue || undefined;
         if (!continueToken) {
           return { items, resourceVersion: page.metadata?.resourceVersion ?? "", pages };

@@ -2,7 +2,8 @@
 // when an event or a fresh list arrives. Objects are stored frozen (deeply): they are shared with
 // every reader, and one reconciler mutating its "copy" would silently change what all others
 // see. Only what the agent needs is kept: `metadata.managedFields` (often the largest part of a
-// small object) is dropped on the way in, so 10,000 snapshots fit comfortably in the agent.
+// small object) and kubectl's last-applied annotation are dropped on the way in, so 10,000
+// snapshots fit in the agent.
 import type { VMSnapshot } from "../api/types.ts";
 
 export type ChangeKind = "added" | "modified" | "deleted" | "resync";
@@ -14,10 +15,21 @@ export function keyOf(obj: { metadata?: { namespace?: string; name?: string } })
   return namespace ? `${namespace}/${name}` : name;
 }
 
-/** The object as the cache holds it: without managed fields, frozen all the way down. */
+/** Written by `kubectl apply`: a second copy of the spec, which the agent never reads. */
+const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
+
+/**
+ * The object as the cache holds it: without managed fields and kubectl's last-applied copy,
+ * frozen all the way down.
+ */
 export function forCache(raw: unknown): VMSnapshot {
   const obj = raw as VMSnapshot;
-  if (obj.metadata?.managedFields !== undefined) delete obj.metadata.managedFields;
+  const metadata = obj.metadata;
+  if (metadata?.managedFields !== undefined) delete metadata.managedFields;
+  if (metadata?.annotations?.[LAST_APPLIED] !== undefined) {
+    delete metadata.annotations[LAST_APPLIED];
+    if (Object.keys(metadata.annotations).length === 0) delete metadata.annotations;
+  }
   return deepFreeze(obj);
 }
 
@@ -66,19 +78,13 @@ export class SnapshotStore {
   }
 
   /**
-   * Makes the cache equal to a complete list, returning what changed: objects missing from the
-   * list were deleted while we were not watching; an unchanged version keeps the cached object.
+   * Removes every key not in `keep`, returning the deletions: after a complete list, what the
+   * list did not contain was deleted while we were not watching.
    */
-  replace(objects: readonly VMSnapshot[]): Change[] {
+  retainOnly(keep: ReadonlySet<string>): Change[] {
     const changes: Change[] = [];
-    const listed = new Set<string>();
-    for (const obj of objects) {
-      listed.add(keyOf(obj));
-      const change = this.upsert(obj);
-      if (change) changes.push(change);
-    }
     for (const key of this.items.keys()) {
-      if (!listed.has(key)) {
+      if (!keep.has(key)) {
         this.items.delete(key);
         changes.push({ key, kind: "deleted" });
       }

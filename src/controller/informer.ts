@@ -250,9 +250,15 @@ export class SnapshotInformer {
     }
   }
 
-  /** LISTs into the cache; false (reported) on failure. */
+  /**
+   * LISTs into the cache; false (reported) on failure. Pages are applied as they arrive, so a
+   * relist holds one page besides the cache rather than a second full copy; every object in a
+   * page is at least as new as the cached one (the list is a later snapshot), so readers only
+   * ever see newer objects. Deletions are applied once the list is complete.
+   */
   private async relist(): Promise<boolean> {
     const startedAt = performance.now();
+    let seen = new Set<string>();
     let listed;
     try {
       listed = await listAll(
@@ -261,24 +267,31 @@ export class SnapshotInformer {
         this.pageSize,
         this.listTimeoutMs,
         this.stopController.signal,
+        (objects, fromStart) => {
+          if (fromStart) seen = new Set();
+          for (const obj of objects) {
+            seen.add(keyOf(obj));
+            const change = this.store.upsert(obj);
+            if (change) this.notify(change);
+          }
+        },
       );
     } catch (error) {
       if (!this.stopped) this.report({ type: "list-failed", error });
       return false;
     }
     if (this.stopped) return false;
-    const changes = this.store.replace(listed.items);
+    for (const change of this.store.retainOnly(seen)) this.notify(change);
     this.resourceVersion = listed.resourceVersion;
     this.report({
       type: "listed",
-      items: listed.items.length,
+      items: listed.items,
       pages: listed.pages,
       resourceVersion: listed.resourceVersion,
       durationMs: performance.now() - startedAt,
     });
     this.backoff.reset();
     this.markSynced();
-    for (const change of changes) this.notify(change);
     return true;
   }
 

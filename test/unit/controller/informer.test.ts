@@ -128,6 +128,30 @@ describe("SnapshotInformer (scripted API server)", () => {
       expect(ended("expired")).to.equal(1);
     });
 
+    it("a relist keeps serving every object while it runs and deletes only once complete", async () => {
+      let releaseLastPage: (() => void) | undefined;
+      const lister = new ScriptedLister(
+        () => page("10", [snapshot("ns", "a", "5"), snapshot("ns", "b", "6")]),
+        () => page("20", [snapshot("ns", "a", "15")], "next"),
+        () =>
+          new Promise((resolve) => {
+            releaseLastPage = () => resolve(page("20", [snapshot("ns", "c", "18")]));
+          }),
+      );
+      await makeInformer(lister).start();
+      (await watches.nth(0)).emit("ERROR", status(410, "Expired"));
+      await eventually(() => releaseLastPage !== undefined, "the relist's last page requested");
+      expect(informer!.get("ns", "a")?.metadata.resourceVersion, "page 1 applied").to.equal("15");
+      expect(informer!.get("ns", "b"), "not deleted before the list is complete").to.not.equal(
+        undefined,
+      );
+      expect(informer!.hasSynced()).to.equal(true);
+      releaseLastPage!();
+      await watches.nth(1);
+      expect(informer!.get("ns", "b")).to.equal(undefined);
+      expect(informer!.get("ns", "c")?.metadata.resourceVersion).to.equal("18");
+    });
+
     it("a watch request refused with HTTP 410 relists too", async () => {
       const lister = new ScriptedLister(
         () => page("10", []),
@@ -170,6 +194,12 @@ describe("SnapshotInformer (scripted API server)", () => {
           .map((s) => s.metadata.name)
           .sort(),
       ).to.deep.equal(["b", "c"]);
+      expect(changes, "a, from the abandoned snapshot, is gone from the new one").to.deep.equal([
+        ["ns/a", "added"],
+        ["ns/b", "added"],
+        ["ns/c", "added"],
+        ["ns/a", "deleted"],
+      ]);
       expect(informer!.lastResourceVersion).to.equal("40");
     });
   });
@@ -235,11 +265,17 @@ describe("SnapshotInformer (scripted API server)", () => {
   });
 
   describe("the cache", () => {
-    it("holds frozen objects without managed fields", async () => {
-      const lister = new ScriptedLister(() => page("10", [snapshot("ns", "a", "5")]));
+    it("holds frozen objects without managed fields or kubectl's last-applied copy", async () => {
+      const applied = snapshot("ns", "a", "5") as { metadata: Record<string, unknown> };
+      applied.metadata.annotations = {
+        "kubectl.kubernetes.io/last-applied-configuration": "{...}",
+        team: "db",
+      };
+      const lister = new ScriptedLister(() => page("10", [applied]));
       await makeInformer(lister).start();
       const cached = informer!.get("ns", "a")!;
       expect(cached.metadata.managedFields).to.equal(undefined);
+      expect(cached.metadata.annotations).to.deep.equal({ team: "db" });
       expect(() => {
         (cached.spec.source as { node: string }).node = "hv-2";
       }).to.throw(TypeError);
