@@ -69,6 +69,8 @@ export interface SnapshotInformerOptions {
   watchdogMs?: number;
   /** Ask for BOOKMARK events (default true; tests turn it off to prove the watchdog). */
   allowWatchBookmarks?: boolean;
+  /** How long a watch may take to connect and get its response headers (default 30 s). */
+  connectTimeoutMs?: number;
   /** Objects per LIST page (default 500). */
   pageSize?: number;
   /** Deadline for each LIST page (default 60 s). */
@@ -90,6 +92,7 @@ export const DEFAULT_WATCH_TIMEOUT_SECONDS = 300;
  * without a byte is therefore a dead stream, not a quiet one.
  */
 export const DEFAULT_WATCHDOG_MS = 180_000;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
 const DEFAULT_PAGE_SIZE = 500;
 const DEFAULT_LIST_TIMEOUT_MS = 60_000;
 /** A stream that lasted this long was healthy even if nothing happened on it. */
@@ -124,6 +127,7 @@ export class SnapshotInformer {
   private readonly resyncMs: number;
   private readonly watchTimeoutSeconds: number;
   private readonly watchdogMs: number;
+  private readonly connectTimeoutMs: number;
   private readonly allowWatchBookmarks: boolean;
   private readonly pageSize: number;
   private readonly listTimeoutMs: number;
@@ -148,6 +152,7 @@ export class SnapshotInformer {
     this.resyncMs = options.resyncMs ?? DEFAULT_RESYNC_MS;
     this.watchTimeoutSeconds = options.watchTimeoutSeconds ?? DEFAULT_WATCH_TIMEOUT_SECONDS;
     this.watchdogMs = options.watchdogMs ?? DEFAULT_WATCHDOG_MS;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.allowWatchBookmarks = options.allowWatchBookmarks ?? true;
     this.pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
     this.listTimeoutMs = options.listTimeoutMs ?? DEFAULT_LIST_TIMEOUT_MS;
@@ -331,8 +336,9 @@ export class SnapshotInformer {
       };
       const watchdog = new Watchdog(this.watchdogMs, () => finish("watchdog"));
       this.interrupt = () => finish("stopped");
-      // Armed before connecting: a connection attempt that hangs is as dead as a silent stream.
-      watchdog.kick();
+      // Armed before connecting: a connection attempt that hangs is as dead as a silent stream,
+      // and is given less time than an open stream, which may legitimately wait for a bookmark.
+      watchdog.kick(Math.min(this.connectTimeoutMs, this.watchdogMs));
 
       const onEvent = (type: string, object: unknown) => {
         if (finished) return;
@@ -369,6 +375,8 @@ export class SnapshotInformer {
           (h) => {
             handle = h;
             if (finished) h.abort();
+            // Response headers are in: from here on, silence is measured against bookmarks.
+            else watchdog.kick();
           },
           (err: unknown) => finish("error", err),
         );

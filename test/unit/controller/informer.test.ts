@@ -241,6 +241,32 @@ describe("SnapshotInformer (scripted API server)", () => {
       expect(next.query.resourceVersion).to.equal("10");
     });
 
+    it("a watch that never gets its response headers is abandoned after the connect timeout", async () => {
+      const lister = new ScriptedLister(() => page("10", []));
+      let attempts = 0;
+      await makeInformer(lister, {
+        watchdogMs: 60_000,
+        connectTimeoutMs: 50,
+        // The first connection hangs before any response; the next one connects.
+        watchFactory: (path, query, onEvent, onDone) =>
+          ++attempts === 1 ? new Promise(() => {}) : watches.factory(path, query, onEvent, onDone),
+      }).start();
+      const connected = await watches.nth(0, 1_000);
+      expect(attempts).to.equal(2);
+      expect(ended("watchdog")).to.equal(1);
+      expect(connected.query.resourceVersion).to.equal("10");
+    });
+
+    it("an open stream is given the silence limit, not the connect timeout", async () => {
+      const lister = new ScriptedLister(() => page("10", []));
+      await makeInformer(lister, { watchdogMs: 400, connectTimeoutMs: 50 }).start();
+      await watches.nth(0);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(ended("watchdog")).to.equal(0);
+      await watches.nth(1, 1_000);
+      expect(ended("watchdog")).to.equal(1);
+    });
+
     it("events and bookmarks keep the watchdog from firing", async () => {
       const lister = new ScriptedLister(() => page("10", []));
       await makeInformer(lister, { watchdogMs: 100 }).start();
