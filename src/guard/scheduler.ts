@@ -69,15 +69,24 @@ export class ThawScheduler {
   }
 }
 
-/** Runs `fn` after `ms` (any length); returns a cancel function. */
+/** Runs `fn` after `ms` (any length), never before; returns a cancel function. Always from a
+ *  timer, never synchronously, even when `ms` is 0. */
 function after(ms: number, fn: () => void): () => void {
+  // A timer counts from the event loop's cached time, which lags the real time by whatever ran
+  // since the loop last woke: on a busy machine it fires milliseconds early. The monotonic clock
+  // read here and on firing says what is really left, and the rest is waited out.
+  const due = performance.now() + ms;
   let timer: NodeJS.Timeout;
-  const schedule = (left: number) => {
+  const wait = (left: number) => {
     timer = setTimeout(
-      () => (left > MAX_TIMER_MS ? schedule(left - MAX_TIMER_MS) : fn()),
-      Math.min(left, MAX_TIMER_MS),
+      () => {
+        const rest = due - performance.now();
+        if (rest > 0) wait(rest);
+        else fn();
+      },
+      Math.min(Math.ceil(left), MAX_TIMER_MS),
     );
   };
-  schedule(ms);
+  wait(Math.max(0, ms));
   return () => clearTimeout(timer);
 }

@@ -48,6 +48,23 @@ describe("thaw scheduler", () => {
     expect(scheduler.size).to.equal(0);
   });
 
+  it("never fires before the deadline, not even by a fraction of a millisecond", async () => {
+    // Timers run on whole milliseconds of the loop's clock, whose fraction is not the wall
+    // clock's: counted on them alone, a deadline can come up to a millisecond early.
+    const clock = () => performance.timeOrigin + performance.now();
+    const early: number[] = [];
+    let count = 0;
+    const precise = new ThawScheduler(async (e) => {
+      count++;
+      if (clock() < e.deadline) early.push(clock() - e.deadline);
+    }, clock);
+    for (let i = 0; i < 40; i++)
+      precise.arm({ ...entry(`p${i}`, 0), deadline: clock() + 5 + i * 0.37 });
+    await sleep(60);
+    expect(count).to.equal(40);
+    expect(early, "ms fired before the deadline").to.deep.equal([]);
+  });
+
   it("fires an entry whose deadline already passed at once", async () => {
     scheduler.arm(entry("a", -5_000));
     await sleep(5);
