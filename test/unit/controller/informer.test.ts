@@ -259,7 +259,7 @@ describe("SnapshotInformer (scripted API server)", () => {
 
     it("an open stream is given the silence limit, not the connect timeout", async () => {
       const lister = new ScriptedLister(() => page("10", []));
-      await makeInformer(lister, { watchdogMs: 400, connectTimeoutMs: 50 }).start();
+      await makeInformer(lister, { watchdogMs: 800, connectTimeoutMs: 50 }).start();
       await watches.nth(0);
       await new Promise((resolve) => setTimeout(resolve, 200));
       expect(ended("watchdog")).to.equal(0);
@@ -269,10 +269,10 @@ describe("SnapshotInformer (scripted API server)", () => {
 
     it("events and bookmarks keep the watchdog from firing", async () => {
       const lister = new ScriptedLister(() => page("10", []));
-      await makeInformer(lister, { watchdogMs: 100 }).start();
+      await makeInformer(lister, { watchdogMs: 400 }).start();
       const stream = await watches.nth(0);
       for (let i = 0; i < 6; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 40));
+        await new Promise((resolve) => setTimeout(resolve, 100));
         stream.emit("BOOKMARK", { metadata: { resourceVersion: String(11 + i) } });
       }
       expect(ended("watchdog")).to.equal(0);
