@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
 // vmsnap-controller: the per-host agent. Wiring only: configuration, adapters, the thaw guard,
 // the informer and work queue, the reconciler, metrics and signals. SIGTERM drains: no new
 // freeze starts, in-flight snapshots finish or are undone, then the guard thaws what is left
