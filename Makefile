@@ -114,7 +114,7 @@ bench: deps control-plane
 	npx tsx bench/run.ts
 
 demo: deps control-plane
-	npx tsx tools/demo.ts
+	node --import tsx tools/demo.ts
 
 clean:
 	rm -rf dist native/build node_modules .toolchain
