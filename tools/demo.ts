@@ -8,6 +8,7 @@
 // with kubectl; `--yes`, VMSNAP_DEMO_NONINTERACTIVE=1 or a non-terminal stdin skip the wait.
 // It runs detached from the terminal's signals (tools/demo/detach.ts), so a Ctrl-C reaches it
 // once and never kills the kubectl or virsh it is running.
+import { constants } from "node:os";
 import { stringify } from "yaml";
 import type { VMSnapshot, VMSnapshotSpec } from "../src/api/types.ts";
 import { API_VERSION, KIND } from "../src/api/types.ts";
@@ -146,7 +147,8 @@ async function main(): Promise<number> {
   try {
     await demo(options, session);
   } catch (err) {
-    code = err instanceof Interrupted ? 130 : 1;
+    // 128 + the signal's number, as a shell reports a process the signal ended.
+    code = err instanceof Interrupted ? 128 + (constants.signals[err.signalName] ?? 0) : 1;
     if (code === 1) {
       line();
       line(

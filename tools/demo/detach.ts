@@ -4,6 +4,7 @@
 // never signals it or its tools), and this small parent, the one left in the terminal's process
 // group, hands each signal on to it, once, and exits with its exit code.
 import { spawn } from "node:child_process";
+import { constants } from "node:os";
 
 const MARK = "VMSNAP_DEMO_DETACHED";
 const RELAYED: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
@@ -28,11 +29,7 @@ export function runDetached(script: string, args: readonly string[]): Promise<nu
   return new Promise((resolve, reject) => {
     child.once("error", reject);
     child.once("exit", (code, signal) =>
-      resolve(code ?? (signal ? 128 + signalNumber(signal) : 1)),
+      resolve(code ?? (signal ? 128 + constants.signals[signal] : 1)),
     );
   });
-}
-
-function signalNumber(signal: NodeJS.Signals): number {
-  return { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 }[signal as string] ?? 0;
 }

@@ -7,7 +7,7 @@ import { runTeardowns } from "../../test/support/teardown.ts";
 import { event, line } from "./say.ts";
 
 export class Interrupted extends Error {
-  constructor(readonly signalName: string) {
+  constructor(readonly signalName: NodeJS.Signals) {
     super(`interrupted by ${signalName}`);
     this.name = "Interrupted";
   }
