@@ -10,6 +10,7 @@
 import { join } from "node:path";
 import { FailureReason, UnquiescedReason, WaitReason } from "../api/reasons.ts";
 import type { VMSnapshot } from "../api/types.ts";
+import type { Hypervisor } from "../hypervisor/connection.ts";
 import type { Disk } from "../hypervisor/disk.ts";
 import { parseDisks } from "../hypervisor/disk-inventory.ts";
 import { HypervisorError } from "../hypervisor/errors.ts";
@@ -28,7 +29,8 @@ export type Outcome =
   { readonly event: SnapshotEvent } | { readonly wait: Waiting; readonly retryAfterMs: number };
 
 export interface EffectsOptions {
-  readonly hypervisor: HypervisorPort;
+  /** Plus guestPing: the agent is asked, with a deadline, before it is asked to freeze. */
+  readonly hypervisor: HypervisorPort & Pick<Hypervisor, "guestPing">;
   readonly storage: StoragePorts;
   readonly memory: MemoryImagePort;
   readonly guard: ThawGuardPort;
@@ -55,6 +57,8 @@ interface Session {
 }
 
 const WAIT_RETRY_MS = 1_000;
+/** How long the agent may take to answer guest-ping before a freeze: libvirt's own sync wait. */
+const AGENT_PROBE_TIMEOUT_MS = 5_000;
 
 /** The backend snapshot name of a VMSnapshot: derived from its UID, so retries are no-ops. */
 export function snapshotNameOf(snapshot: VMSnapshot): string {
@@ -211,6 +215,9 @@ export class SnapshotEffects {
         `domain ${domain} has no guest-agent channel (org.qemu.guest_agent.0)`,
       );
     }
+    const silence = await this.agentSilence(domain);
+    if (silence !== undefined)
+      return unquiesced(this.now(), UnquiescedReason.NoGuestAgent, silence);
     if (!this.o.admission.claimFreezeSlot(key)) {
       return wait(
         WaitReason.WaitingForFreezeSlot,
@@ -433,6 +440,33 @@ export class SnapshotEffects {
           error: String(err),
         });
       return gone;
+    }
+  }
+
+  /**
+   * Why the guest agent must not be asked to freeze now, or undefined when it answered a ping
+   * (or the driver cannot be asked; the freeze then decides). Measured on libvirt 9.0 with an
+   * agent that hangs after it had answered before: libvirt skips its 5 s guest-sync and sends
+   * the freeze with no timeout, so the call blocks, holds the domain's agent job (every thaw,
+   * the guard's too, times out behind it), and the freeze lands whenever the agent wakes up,
+   * long after everyone gave up: the guest stays frozen. A ping that times out is harmless when
+   * it lands late, and it makes libvirt sync again before the next agent call.
+   */
+  private async agentSilence(domain: string): Promise<string | undefined> {
+    try {
+      await this.o.hypervisor.guestPing(domain, { timeoutMs: AGENT_PROBE_TIMEOUT_MS });
+      return undefined;
+    } catch (err) {
+      if (!(err instanceof HypervisorError)) return undefined;
+      switch (err.reason) {
+        case "GuestAgentNotConfigured":
+        case "GuestAgentUnresponsive":
+        case "Timeout":
+          this.o.onError?.(err);
+          return `the guest agent of ${domain} did not answer guest-ping (waited up to ${AGENT_PROBE_TIMEOUT_MS} ms), so no freeze was sent: libvirt error ${err.code} (${err.reason}): ${err.message}`;
+        default:
+          return undefined;
+      }
     }
   }
 
