@@ -76,6 +76,13 @@ describe("controller with a sidecar thaw guard", function () {
       s.ceph.resumeOsd();
     }
     const thawedAt = Date.now();
+    // The guard logs after it thawed: its line may trail what libvirt shows.
+    await waitFor(
+      "the guard's log",
+      () => log.find("fired", { domain: domain.name }).length > 0,
+      2_000,
+      20,
+    );
     const uid = (await s.get(name)).metadata.uid!;
     expect(
       log.find("armed", { id: uid }),
