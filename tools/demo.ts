@@ -113,7 +113,7 @@ async function deleteSnapshots(stack: DemoStack): Promise<string> {
   }
   const left = await artefactsLeft(stack);
   if (left.length > 0) return `left behind: ${left.join("; ")}`;
-  return `${snapshots.length}; their finalizer removed every Ceph snapshot, libvirt snapshot and memory image`;
+  return `${snapshots.length}; the finalizer removed each one's Ceph and libvirt snapshots and memory image`;
 }
 
 async function main(): Promise<number> {

@@ -98,7 +98,7 @@ export class Session {
       try {
         const detail = await fn();
         event(
-          `${what.padEnd(44)} ${`${Date.now() - t0} ms`.padStart(8)}${detail ? `  ${detail}` : ""}`,
+          `${what.padEnd(40)} ${`${Date.now() - t0} ms`.padStart(8)}${detail ? `  ${detail}` : ""}`,
         );
       } catch (err) {
         event(`${what}: FAILED: ${(err as Error).message.split("\n")[0]}`);

@@ -35,8 +35,9 @@ export interface DemoStack {
 export async function bringUp(session: Session): Promise<DemoStack> {
   heading("Bringing up the parts (all real, all on 127.0.0.1, all removed at the end)");
   const { dir, reaped } = await createDemoDir();
-  session.onCleanup(`removed the demo folder ${dir}`, CLEANUP_ORDER.folder, async () => {
+  session.onCleanup("removed the demo folder", CLEANUP_ORDER.folder, async () => {
     rmSync(dir, { recursive: true, force: true });
+    return dir;
   });
   if (reaped > 0) event(`removed what ${reaped} earlier, killed demo run(s) left behind`);
 
@@ -45,10 +46,8 @@ export async function bringUp(session: Session): Promise<DemoStack> {
   const [cp, ceph] = await allSettled([
     step("control plane", getControlPlane, (cp) => `kube-apiserver + etcd at ${cp.server}`).then(
       (cp) => {
-        session.onCleanup(
-          "stopped the control plane (kube-apiserver, etcd)",
-          CLEANUP_ORDER.controlPlane,
-          () => cp.stop(),
+        session.onCleanup("stopped kube-apiserver and etcd", CLEANUP_ORDER.controlPlane, () =>
+          cp.stop(),
         );
         return cp;
       },
@@ -58,9 +57,7 @@ export async function bringUp(session: Session): Promise<DemoStack> {
       () => getCephCluster(),
       (c) => `1 mon + 1 OSD, pool ${c.pool}`,
     ).then((c) => {
-      session.onCleanup("stopped Ceph (mon, OSD) and removed its data", CLEANUP_ORDER.ceph, () =>
-        c.stop(),
-      );
+      session.onCleanup("stopped Ceph and removed its data", CLEANUP_ORDER.ceph, () => c.stop());
       return c;
     }),
     step("libvirtd", useLibvirtd, (d) =>
@@ -92,7 +89,7 @@ async function bootGuest(session: Session, ceph: CephCluster): Promise<Guest> {
     () => launchGuest({ label: "demo", fileDisks: 1, rbdDisks: [disk] }),
     (g) => `${g.name}: vda qcow2 file, vdb RBD`,
   );
-  session.onCleanup("removed the guest, its disks and snapshots", CLEANUP_ORDER.guest, async () => {
+  session.onCleanup("removed the guest and its disks", CLEANUP_ORDER.guest, async () => {
     await guest.remove();
     if (await domainStillDefined(guest.name)) throw new Error(`${guest.name} is still defined`);
   });
@@ -122,14 +119,10 @@ async function startTheController(
     (c) => `pid ${c.pid}, node ${NODE_NAME}, /metrics on 127.0.0.1:${c.metricsPort}`,
   );
   recordControllerRunDir(dir, dirname(controller.logFile));
-  session.onCleanup(
-    "stopped the controller (SIGTERM: drains, thaws)",
-    CLEANUP_ORDER.controller,
-    async () => {
-      await controller.stop();
-      rmSync(dirname(controller.logFile), { recursive: true, force: true });
-    },
-  );
+  session.onCleanup("stopped the controller (SIGTERM)", CLEANUP_ORDER.controller, async () => {
+    await controller.stop();
+    rmSync(dirname(controller.logFile), { recursive: true, force: true });
+  });
   session.onLastResort(() => process.kill(controller.pid, "SIGKILL"));
   return controller;
 }
