@@ -111,7 +111,7 @@ test: deps control-plane
 	exit $$status
 
 bench: deps control-plane
-	npx tsx bench/run.ts
+	node --import tsx bench/run.ts
 
 demo: deps control-plane
 	node --import tsx tools/demo.ts

@@ -1,7 +1,7 @@
 // The vmsnap controller as the tests meet it: a real process (`src/main.ts` under tsx) started
 // with flags against the test control plane, a libvirt URI and the test Ceph cluster, so a test
 // can SIGKILL it at any instant and start another one.
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { freePort, startDaemon, waitFor, type Daemon } from "./processes.ts";
@@ -91,6 +91,8 @@ export async function startController(o: ControllerProcessOptions): Promise<Cont
       if (stopped) return;
       stopped = true;
       await daemon.stop(signal, 30_000);
+      // The log goes with the run folder; a failing start has already quoted it.
+      rmSync(runDir, { recursive: true, force: true });
     },
   };
   onTeardown(() => controller.stop("SIGKILL"));

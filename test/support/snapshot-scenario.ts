@@ -93,6 +93,9 @@ export async function startScenario(
   ]);
   const namespace = await cp.newNamespace("snap");
   const nodeName = `hv-${randomBytes(3).toString("hex")}`;
+  // One memory-image folder for every controller of this scenario, so a restarted controller
+  // (and the test) sees what the killed one wrote.
+  const memoryDir = mkdtempSync(join(tmpdir(), "vmsnap-mem-"));
   const controllerOptions = (
     extra: Partial<ControllerProcessOptions> = {},
   ): ControllerProcessOptions => ({
@@ -100,6 +103,7 @@ export async function startScenario(
     nodeName,
     namespace,
     libvirtUri: host.uri,
+    memoryDir,
     ceph: { confPath: ceph.confPath, clientId: ceph.clientId, keyringPath: ceph.keyringPath },
     ...options,
     ...extra,
