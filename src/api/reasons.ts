@@ -35,5 +35,6 @@ export const WaitReason = {
   WaitingForDomainLock: "WaitingForDomainLock",
   WaitingForFreezeSlot: "WaitingForFreezeSlot",
   ShuttingDown: "ShuttingDown",
+  WaitingForThawGuard: "WaitingForThawGuard",
 } as const;
 export type WaitReason = (typeof WaitReason)[keyof typeof WaitReason];

@@ -57,6 +57,8 @@ interface Session {
 }
 
 const WAIT_RETRY_MS = 1_000;
+/** A freeze is not started with less of its window left than this (or half the timeout). */
+const MIN_FREEZE_WINDOW_MS = 1_000;
 /** How long the agent may take to answer guest-ping before a freeze: libvirt's own sync wait. */
 const AGENT_PROBE_TIMEOUT_MS = 5_000;
 
@@ -248,12 +250,38 @@ export class SnapshotEffects {
         message: "the controller restarted while freezing the guest; the guest was thawed",
       });
     }
-    await this.o.guard.arm({
-      id: snapshot.metadata.uid!,
-      domain,
-      deadline: c.freezeDeadline!,
-      resumeIfPaused: c.memory,
-    });
+    const key = keyOf(snapshot);
+    const remaining = c.freezeDeadline! - this.now();
+    if (remaining < Math.min(MIN_FREEZE_WINDOW_MS, c.freezeTimeoutMs / 2)) {
+      // The window written ahead has (nearly) passed without a freeze (the guard was away):
+      // freezing now would only thaw again at once. The quiesce policy decides what follows.
+      return unquiesced(
+        this.now(),
+        UnquiescedReason.FreezeFailed,
+        "the freeze window passed before the thaw guard could be armed; the guest was not frozen",
+      );
+    }
+    if (!this.o.admission.claimFreezeSlot(key)) {
+      return wait(
+        WaitReason.WaitingForFreezeSlot,
+        "this host already has its maximum of frozen guests",
+      );
+    }
+    try {
+      await this.o.guard.arm({
+        id: snapshot.metadata.uid!,
+        domain,
+        deadline: c.freezeDeadline!,
+        resumeIfPaused: c.memory,
+      });
+    } catch (err) {
+      // Never freeze without the guard: nothing would thaw the guest if this process died.
+      this.o.admission.releaseFreezeSlot(key);
+      return wait(
+        WaitReason.WaitingForThawGuard,
+        `the thaw guard is unavailable (${String(err)}); not freezing`,
+      );
+    }
     try {
       await this.o.hypervisor.fsFreeze(domain, undefined, {
         timeoutMs: Math.max(1, c.freezeDeadline! - this.now()),
@@ -327,12 +355,19 @@ export class SnapshotEffects {
       if (pauses) {
         if (!frozen) {
           // Paused vCPUs need the guard too: it resumes them if this process dies.
-          await this.o.guard.arm({
-            id: uid,
-            domain,
-            deadline: this.now() + c.freezeTimeoutMs,
-            resumeIfPaused: true,
-          });
+          try {
+            await this.o.guard.arm({
+              id: uid,
+              domain,
+              deadline: this.now() + c.freezeTimeoutMs,
+              resumeIfPaused: true,
+            });
+          } catch (err) {
+            return wait(
+              WaitReason.WaitingForThawGuard,
+              `the thaw guard is unavailable (${String(err)}); not pausing`,
+            );
+          }
         }
         await this.o.hypervisor.suspend(domain, { timeoutMs: Math.max(1, deadline - this.now()) });
         session.pausedHere = true;
@@ -392,7 +427,7 @@ export class SnapshotEffects {
         resumedAt = this.now();
         if (session) session.pausedHere = false;
         // An unfrozen VM snapshot armed the guard only for the pause.
-        if (c.frozenAt === undefined) await this.o.guard.disarm(snapshot.metadata.uid!);
+        if (c.frozenAt === undefined) await this.disarmQuietly(snapshot);
       }
       return { event: { type: "MEMORY_SAVED", at: this.now(), memory, resumedAt } };
     } catch (err) {
@@ -409,7 +444,7 @@ export class SnapshotEffects {
       return failed(this.now(), this.failure(err, `thawing ${domain}`));
     }
     const at = this.now();
-    await this.o.guard.disarm(snapshot.metadata.uid!);
+    await this.disarmQuietly(snapshot);
     this.o.admission.releaseFreezeSlot(keyOf(snapshot));
     return { event: { type: "THAWED", at } };
   }
@@ -426,20 +461,36 @@ export class SnapshotEffects {
     const domain = snapshot.spec.source.domain;
     try {
       await this.o.hypervisor.fsThaw(domain, { timeoutMs: this.o.callTimeoutMs });
-      await this.o.guard.disarm(snapshot.metadata.uid!);
-      return true;
     } catch (err) {
       this.o.onError?.(err);
       const gone =
         err instanceof HypervisorError &&
         (err.reason === "DomainNotFound" || err.reason === "DomainNotRunning");
-      if (gone) await this.o.guard.disarm(snapshot.metadata.uid!);
-      else
+      if (!gone) {
+        // The guard stays armed: it thaws at the deadline.
         this.o.log?.("thaw failed; the guard will retry at the deadline", {
           domain,
           error: String(err),
         });
-      return gone;
+        return false;
+      }
+    }
+    await this.disarmQuietly(snapshot);
+    return true;
+  }
+
+  /** Disarms after a thaw; a guard that cannot be told merely thaws a thawed guest later. */
+  private async disarmQuietly(snapshot: VMSnapshot): Promise<void> {
+    try {
+      await this.o.guard.disarm(snapshot.metadata.uid!);
+    } catch (err) {
+      this.o.log?.(
+        "could not disarm the thaw guard (harmless: thawing a thawed guest is a no-op)",
+        {
+          key: keyOf(snapshot),
+          error: String(err),
+        },
+      );
     }
   }
 

@@ -116,4 +116,33 @@ describe("controller with a sidecar thaw guard", function () {
     expect(await s.host.isFrozen(domain.name)).to.equal(false);
     expect(log.find("client connected")).to.have.length(2);
   });
+
+  it("the sidecar gone: the controller never freezes without it, waits, then lets the policy decide", async () => {
+    const domain = await s.newDomain({ rbdDisks: 1, label: "noguard" });
+    guard.kill("SIGKILL");
+    await guard.exited;
+    const waiting = await s.watchFor("guard-away", (o) =>
+      (o.status?.conditions ?? []).some(
+        (c) => c.type === "Reconciling" && c.reason === "WaitingForThawGuard",
+      ),
+    );
+    try {
+      await s.apply("guard-away", { quiesce: "Required", freezeTimeout: "2s" }, domain.name);
+      await waiting.seen;
+      const done = await s.waitFinal("guard-away", 60_000);
+      expect(done.status?.phase).to.equal("Failed");
+      expect(done.status?.error?.reason).to.equal("QuiesceFailed");
+      expect(done.status?.error?.message).to.include("thaw guard");
+      expect(done.status?.frozenAt, "never frozen").to.equal(undefined);
+      expect(await s.host.isFrozen(domain.name)).to.equal(false);
+    } finally {
+      waiting.stop();
+      guard = await startSidecarGuard(s.host.uri, dir.socketPath, log);
+    }
+    // Back: the controller reconnects and freezes again.
+    await s.apply("guard-back", { freezeTimeout: "10s" }, domain.name);
+    const back = await s.waitFinal("guard-back", 60_000);
+    expect(back.status?.phase, JSON.stringify(back.status?.error)).to.equal("Succeeded");
+    expect(back.status?.frozenAt).to.be.a("string");
+  });
 });
