@@ -134,7 +134,9 @@ describe("tiny test guest on a real libvirtd", function () {
       expect(sequenceGaps(after)).to.deep.equal([]);
       const stall = Math.max(...after.map((r) => r.w - r.t));
       console.log(`      writer stalled ${stall.toFixed(2)} s during a ~2 s freeze`);
-      expect(stall).to.be.at.least(1.8);
+      // Well above the 0.2 s a no-op freeze would show; below 2 s because the guest's clock counts
+      // timer ticks and loses some when the host is busy (seen: 1.69 s under load average 8).
+      expect(stall).to.be.at.least(1.5);
       await expectOnDisk(guest, after);
     });
   });

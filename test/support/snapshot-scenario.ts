@@ -80,6 +80,8 @@ export interface TestDomain {
 
 export interface PhaseRecorder {
   readonly phases: Phase[];
+  /** Waits until the watch has delivered `phase` (a poll can see it first), then stops. */
+  stopAfter(phase: Phase, timeoutMs?: number): Promise<void>;
   stop(): void;
 }
 
@@ -178,7 +180,22 @@ export async function startScenario(
         },
         () => undefined,
       );
-      return { phases, stop: () => request.abort() };
+      return {
+        phases,
+        async stopAfter(phase, timeoutMs = 10_000) {
+          try {
+            await waitFor(
+              `the watch to deliver ${phase}`,
+              () => phases.includes(phase),
+              timeoutMs,
+              20,
+            );
+          } finally {
+            request.abort();
+          }
+        },
+        stop: () => request.abort(),
+      };
     },
     async watchFor(name, predicate, react) {
       let resolve!: (snapshot: VMSnapshot) => void;

@@ -25,7 +25,7 @@ describe("VMSnapshot controller on real parts", function () {
       const watcher = await s.watchPhases("disk-1");
       await s.apply("disk-1", {}, domain.name);
       const done = await s.waitFinal("disk-1");
-      watcher.stop();
+      await watcher.stopAfter(done.status!.phase!);
       expect(watcher.phases).to.deep.equal([
         "Pending",
         "Frozen",
@@ -103,7 +103,7 @@ describe("VMSnapshot controller on real parts", function () {
       const watcher = await s.watchPhases("vm-1");
       await s.apply("vm-1", { memory: true, quiesce: "Required" }, domain.name);
       const done = await s.waitFinal("vm-1");
-      watcher.stop();
+      await watcher.stopAfter(done.status!.phase!);
       expect(watcher.phases).to.deep.equal([
         "Pending",
         "Frozen",
@@ -138,7 +138,7 @@ describe("VMSnapshot controller on real parts", function () {
       const watcher = await s.watchPhases("agent-ifavailable");
       await s.apply("agent-ifavailable", { quiesce: "IfAvailable" }, domain.name);
       const done = await s.waitFinal("agent-ifavailable");
-      watcher.stop();
+      await watcher.stopAfter(done.status!.phase!);
       expect(watcher.phases).to.deep.equal(["Pending", "DisksSnapshotted", "Succeeded"]);
       expect(condition(done, "Quiesced")).to.include({ status: "False", reason: "NoGuestAgent" });
       expect(condition(done, "Ready")?.message).to.include("crash-consistent");
