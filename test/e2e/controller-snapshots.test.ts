@@ -53,7 +53,7 @@ describe("VMSnapshot controller on a real QEMU guest (qcow2 + RBD disks)", funct
     const watcher = await e2e.watchPhases(name);
     await e2e.apply(name, spec, guest.name);
     const done = await e2e.waitFinal(name);
-    await watcher.stopAt(done.status?.phase);
+    await watcher.stopAfter(done.status?.phase);
     return { done, phases: watcher.phases };
   }
 

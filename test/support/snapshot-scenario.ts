@@ -6,15 +6,6 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Watch } from "@kubernetes/client-node";
-import {
-  GROUP,
-  PLURAL,
-  VERSION,
-  type Phase,
-  type VMSnapshot,
-  type VMSnapshotSpec,
-} from "../../src/api/types.ts";
 import { groupNameForDomain } from "../../src/storage/rbd/names.ts";
 import { getCephCluster, type CephCluster } from "./ceph.ts";
 import { getControlPlane, type ControlPlane } from "./control-plane.ts";
@@ -30,15 +21,15 @@ import {
   type LibvirtTestHost,
 } from "./libvirt-test-host.ts";
 import { virsh } from "./libvirtd-virsh.ts";
-import { waitFor } from "./processes.ts";
+import { vmsnapshotsIn, type VMSnapshots } from "./vmsnapshots.ts";
 
-export interface Scenario {
+export interface Scenario extends VMSnapshots {
   readonly cp: ControlPlane;
   readonly ceph: CephCluster;
   readonly host: LibvirtTestHost;
   readonly namespace: string;
   readonly nodeName: string;
-  controller: ControllerProcess;
+  readonly controller: ControllerProcess;
   /** Starts a (new) controller for this scenario's node, e.g. after a SIGKILL. */
   startController(extra?: Partial<ControllerProcessOptions>): Promise<ControllerProcess>;
   /** A running domain with `rbdDisks` fresh RBD images (and what else `extraDisksXml` adds). */
@@ -50,24 +41,6 @@ export interface Scenario {
     /** running (default), paused (suspended after start), or shutoff (defined, never started). */
     state?: "running" | "paused" | "shutoff";
   }): Promise<TestDomain>;
-  apply(
-    name: string,
-    spec: Partial<VMSnapshotSpec> & { source?: VMSnapshotSpec["source"] },
-    domain: string,
-  ): Promise<void>;
-  get(name: string): Promise<VMSnapshot>;
-  /** Records every phase the object shows on a watch, from before it exists. */
-  watchPhases(name: string): Promise<PhaseRecorder>;
-  waitFinal(name: string, timeoutMs?: number): Promise<VMSnapshot>;
-  /**
-   * Resolves with the object the moment a watch shows it matching `predicate` (call before
-   * applying); `react` runs synchronously inside the watch callback, for timing-critical steps.
-   */
-  watchFor(
-    name: string,
-    predicate: (snapshot: VMSnapshot) => boolean,
-    react?: (snapshot: VMSnapshot) => void,
-  ): Promise<{ seen: Promise<VMSnapshot>; stop(): void }>;
   groupSnapshots(domain: string): Promise<string[]>;
   imageSnapshots(image: string): Promise<string[]>;
   stop(): Promise<void>;
@@ -76,13 +49,6 @@ export interface Scenario {
 export interface TestDomain {
   readonly name: string;
   readonly images: string[];
-}
-
-export interface PhaseRecorder {
-  readonly phases: Phase[];
-  /** Waits until the watch has delivered `phase` (a poll can see it first), then stops. */
-  stopAfter(phase: Phase, timeoutMs?: number): Promise<void>;
-  stop(): void;
 }
 
 export async function startScenario(
@@ -115,17 +81,20 @@ export async function startScenario(
     if (r.code !== 0) throw new Error(`rbd ${args.join(" ")}: ${r.stderr}`);
     return r.stdout;
   };
-  const kc = cp.kubeConfig();
+  let controller: ControllerProcess;
   const scenario: Scenario = {
+    ...vmsnapshotsIn({ cp, namespace, nodeName, controllerLog: () => controller.log() }),
     cp,
     ceph,
     host,
     namespace,
     nodeName,
-    controller: await startController(controllerOptions()),
+    get controller() {
+      return controller;
+    },
     async startController(extra) {
-      scenario.controller = await startController(controllerOptions(extra));
-      return scenario.controller;
+      controller = await startController(controllerOptions(extra));
+      return controller;
     },
     async newDomain({
       rbdDisks,
@@ -153,80 +122,6 @@ export async function startScenario(
       }
       return { name, images };
     },
-    async apply(name, spec, domain) {
-      const manifest = {
-        apiVersion: `${GROUP}/${VERSION}`,
-        kind: "VMSnapshot",
-        metadata: { name, namespace },
-        spec: { ...spec, source: spec.source ?? { domain, node: nodeName } },
-      };
-      const result = await cp.kubectl(["apply", "-f", "-"], JSON.stringify(manifest));
-      if (result.code !== 0) throw new Error(`kubectl apply ${name}: ${result.stderr}`);
-    },
-    async get(name) {
-      const result = await cp.kubectl(["get", "vmsnap", name, "-n", namespace, "-o", "json"]);
-      if (result.code !== 0) throw new Error(`kubectl get ${name}: ${result.stderr}`);
-      return JSON.parse(result.stdout) as VMSnapshot;
-    },
-    async watchPhases(name) {
-      const phases: Phase[] = [];
-      const watch = new Watch(kc);
-      const request = await watch.watch(
-        `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`,
-        { fieldSelector: `metadata.name=${name}` },
-        (_type: string, object: VMSnapshot) => {
-          const phase = object.status?.phase;
-          if (phase && phases.at(-1) !== phase) phases.push(phase);
-        },
-        () => undefined,
-      );
-      return {
-        phases,
-        async stopAfter(phase, timeoutMs = 10_000) {
-          try {
-            await waitFor(
-              `the watch to deliver ${phase}`,
-              () => phases.includes(phase),
-              timeoutMs,
-              20,
-            );
-          } finally {
-            request.abort();
-          }
-        },
-        stop: () => request.abort(),
-      };
-    },
-    async watchFor(name, predicate, react) {
-      let resolve!: (snapshot: VMSnapshot) => void;
-      const seen = new Promise<VMSnapshot>((r) => (resolve = r));
-      let fired = false;
-      const request = await new Watch(kc).watch(
-        `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`,
-        { fieldSelector: `metadata.name=${name}` },
-        (_type: string, object: VMSnapshot) => {
-          if (fired || !predicate(object)) return;
-          fired = true;
-          react?.(object);
-          resolve(object);
-        },
-        () => undefined,
-      );
-      return { seen, stop: () => request.abort() };
-    },
-    async waitFinal(name, timeoutMs = 60_000) {
-      let last: VMSnapshot | undefined;
-      await waitFor(
-        `VMSnapshot ${name} to finish`,
-        async () => {
-          last = await scenario.get(name);
-          return last.status?.phase === "Succeeded" || last.status?.phase === "Failed";
-        },
-        timeoutMs,
-        100,
-      );
-      return last!;
-    },
     async groupSnapshots(domain) {
       const out = await rbd([
         "group",
@@ -246,5 +141,6 @@ export async function startScenario(
       await scenario.controller.stop();
     },
   };
+  await scenario.startController();
   return scenario;
 }
