@@ -3,7 +3,9 @@
 // no test ran, so a silent suite can never look green.
 import { readFileSync } from "node:fs";
 
-const log = readFileSync(process.argv[2]!, "utf8");
+// Mocha colours its output when it thinks a terminal (or CI) watches: strip the escapes first.
+// eslint-disable-next-line no-control-regex
+const log = readFileSync(process.argv[2]!, "utf8").replace(/\x1b\[[0-9;]*m/g, "");
 const sum = (word: string) =>
   [...log.matchAll(new RegExp(`^\\s+(\\d+) ${word}\\b`, "gm"))].reduce(
     (n, m) => n + Number(m[1]),
