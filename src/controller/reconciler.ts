@@ -99,20 +99,29 @@ export class Reconciler {
         await this.o.client.setFinalizers(snapshot, [...finalizers, FINALIZER]),
       );
     }
-    const uid = snapshot.metadata.uid!;
+    let current: VMSnapshot = snapshot;
+    const uid = current.metadata.uid!;
+    // A status write still in flight. Inside the frozen window, writes overlap the next effect
+    // (the disk snapshot, the thaw) instead of delaying it: the write-ahead and the guard keep
+    // the guest safe, this process's state is authoritative, and writes stay in order.
+    let inFlight: Promise<VMSnapshot> | undefined;
     for (;;) {
       // This process's own record wins over status, which may lag behind it (see `advance`).
-      const state = this.states.get(uid) ?? stateFromStatus(snapshot, this.now());
+      const state = this.states.get(uid) ?? stateFromStatus(current, this.now());
+      if (inFlight && !inFrozenWindow(state.context)) {
+        current = await inFlight;
+        inFlight = undefined;
+      }
       if (isFinal(state.phase)) {
         // Finished in this process, but status did not get it yet: only the write is left.
-        snapshot = await this.write(snapshot, state);
+        current = await this.write(current, state);
         this.states.delete(uid);
-        this.o.effects.finish(snapshot);
+        this.o.effects.finish(current);
         return {};
       }
-      const outcome = await this.o.effects.run(snapshot, state);
+      const outcome = await this.o.effects.run(current, state);
       if ("wait" in outcome) {
-        await this.write(snapshot, state, outcome.wait);
+        await this.write(current, state, outcome.wait);
         return { requeueAfterMs: outcome.retryAfterMs };
       }
       let next: Step = step(state, outcome.event);
@@ -126,17 +135,28 @@ export class Reconciler {
         return { requeueAfterMs: 1_000 };
       }
       if (next.compensations.length > 0) {
-        const undone = await this.o.effects.compensate(snapshot, state, next.compensations);
+        const undone = await this.o.effects.compensate(current, state, next.compensations);
         // Facts, not decisions: when the compensations thawed and resumed the guest, so status
         // says how long a failed attempt held it frozen or paused.
         next = { ...next, context: { ...next.context, ...onlyNew(undone, next.context) } };
       }
       // It happened, whether or not status records it at once: announce it now.
-      if (next.phase !== state.phase) this.announce(snapshot, state, next);
-      snapshot = await this.advance(snapshot, state, next);
+      if (next.phase !== state.phase) this.announce(current, state, next);
+      const writeAhead =
+        next.context.freezeDeadline !== undefined && state.context.freezeDeadline === undefined;
+      const base = inFlight ?? Promise.resolve(current);
+      const writing = base.then((latest) => this.advance(latest, state, next));
+      if (inFrozenWindow(next.context) && !writeAhead) {
+        // advance() never throws inside the frozen window, so nothing here can be lost.
+        this.states.set(uid, next);
+        inFlight = writing;
+        continue;
+      }
+      current = await writing;
+      inFlight = undefined;
       if (isFinal(next.phase)) {
         this.states.delete(uid);
-        this.o.effects.finish(snapshot);
+        this.o.effects.finish(current);
         return {};
       }
     }
