@@ -36,13 +36,13 @@ import {
 } from "../support/guest/index.ts";
 import {
   SYSTEM_URI,
-  agentCommand,
   domainState,
   fsFreeze,
   fsThaw,
   useLibvirtd,
   virsh,
 } from "../support/libvirtd.ts";
+import { guestWriterLog } from "../support/e2e-writer.ts";
 
 const run = promisify(execFile);
 const BOOT_TIMEOUT_MS = 120_000;
@@ -57,21 +57,6 @@ async function waitForSeq(guest: Guest, disk: string, after: number, count = 3):
     if (last >= after + count) return last;
     if (Date.now() > deadline) throw new Error(`writer on ${disk} stuck at seq ${last}`);
     await sleep(100);
-  }
-}
-
-/** The writer's log as the guest sees it now, read through the agent. */
-async function guestWriterLog(guest: Guest, disk: string): Promise<WriterFileRecord[]> {
-  const path = `/mnt/${disk}/vmsnap-writer.log`;
-  const handle = await agentCommand<number>(guest.name, "guest-file-open", { path, mode: "r" });
-  try {
-    const read = await agentCommand<{ "buf-b64": string }>(guest.name, "guest-file-read", {
-      handle,
-      count: 4 * 1024 * 1024,
-    });
-    return writerFileRecords(Buffer.from(read["buf-b64"], "base64").toString("utf8"));
-  } finally {
-    await agentCommand(guest.name, "guest-file-close", { handle });
   }
 }
 
