@@ -32,7 +32,7 @@ import {
 } from "../test/support/libvirt-test-host.ts";
 import { waitFor } from "../test/support/processes.ts";
 import { apiserverMetrics, delta, isWrite, requestCounts } from "./lib/apiserver.ts";
-import { startCompiledController } from "./lib/compiled.ts";
+import { deployedRuntime, startCompiledController } from "./lib/compiled.ts";
 import {
   createTestDomains,
   pool,
@@ -56,6 +56,8 @@ export interface MemoryResult {
   readonly objects: number;
   /** Bytes of one object as the API server returns it (JSON, managedFields included). */
   readonly objectJsonBytes: number;
+  /** That object, as the API server returned it. */
+  readonly sampleObject: unknown;
   readonly createSeconds: number;
   readonly modes: ModeResult[];
   readonly machine: MachineRecord;
@@ -65,6 +67,8 @@ export interface MemoryResult {
 export interface ModeResult {
   /** compiled: `node dist/src/main.js` as the Dockerfile runs it; tsx: as the tests run it. */
   readonly mode: "compiled" | "tsx";
+  /** Node flags and environment it ran with. */
+  readonly runtime: string;
   /** Controller start → /readyz (LIST of every object, startup thaw check, workers started). */
   readonly startToReadySeconds: number;
   /** The same controller with an empty cache (an empty namespace), same settle. */
@@ -83,6 +87,7 @@ export interface ModeResult {
 const MiB = 2 ** 20;
 
 interface Running {
+  readonly runtime: string;
   readonly pid: number;
   readonly metricsUrl: string;
   stop(): Promise<void>;
@@ -103,7 +108,15 @@ async function startMode(
       libvirtUri,
       storage: "noop",
     });
-    return { pid: c.pid, metricsUrl: `http://127.0.0.1:${c.metricsPort}/metrics`, stop: c.stop };
+    const rt = deployedRuntime();
+    return {
+      runtime: `node ${rt.nodeFlags.join(" ")} dist/src/main.js, ${Object.entries(rt.env)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(" ")} (Dockerfile ENTRYPOINT, DaemonSet env)`,
+      pid: c.pid,
+      metricsUrl: `http://127.0.0.1:${c.metricsPort}/metrics`,
+      stop: c.stop,
+    };
   }
   const c = await startBenchController({
     cp,
@@ -114,6 +127,7 @@ async function startMode(
     logLevel: "info",
   });
   return {
+    runtime: "node --import tsx src/main.ts as test/support/controller-process.ts starts it",
     pid: c.process.pid,
     metricsUrl: `http://127.0.0.1:${c.process.metricsPort}/metrics`,
     stop: () => c.process.stop(),
@@ -213,6 +227,7 @@ async function main(): Promise<void> {
   const client = new KubeSnapshotClient(kc);
   const created = Date.now();
   let objectJsonBytes = 0;
+  let sampleObject: unknown;
   await pool(
     Number(values.concurrency),
     Array.from({ length: objects }, (_, i) => async () => {
@@ -233,7 +248,10 @@ async function main(): Promise<void> {
         ...status,
         snapshotName: `vmsnap-${obj.metadata.uid}`,
       });
-      if (i === 0) objectJsonBytes = JSON.stringify(done).length;
+      if (i === 0) {
+        objectJsonBytes = JSON.stringify(done).length;
+        sampleObject = done;
+      }
     }),
   );
   const createSeconds = (Date.now() - created) / 1000;
@@ -266,6 +284,7 @@ async function main(): Promise<void> {
     );
     const r: ModeResult = {
       mode,
+      runtime: loaded.runtime,
       startToReadySeconds: round(startToReadySeconds, 1),
       baselineRssMiB: round(baseline.median / MiB, 1),
       rssMiB: round(rss.median / MiB, 1),
@@ -286,13 +305,14 @@ async function main(): Promise<void> {
       "controller process (Node 24, defaults, --bench-storage noop) started with N finished VMSnapshots of its node in its namespace; real kube-apiserver 1.37",
     objects,
     objectJsonBytes,
+    sampleObject,
     createSeconds: round(createSeconds, 1),
     modes: results,
     machine: machineRecord(load.stop()),
     notes: [
       "status of every object = the final status of one real snapshot (2 RBD disks), written through the status subresource; finalizer set as the agent does",
       `RSS = median of 10 one-second VmRSS samples after the queue emptied and ${values.settle} s more; baseline = same program, empty namespace, same settle (5 samples)`,
-      "compiled = tsc output run with plain node (the Dockerfile's entry point); tsx = src/main.ts under tsx, as the tests run it",
+      "compiled = tsc output run with plain node and the deployment's node flags and runtime variables (Dockerfile ENTRYPOINT, DaemonSet env); tsx = src/main.ts under tsx, as the tests start it",
     ],
   };
   const path = writeResult(NAME, result);

@@ -1,12 +1,23 @@
-// The controller as deployed: compiled to JavaScript and run with plain `node dist/src/main.js`
-// (the Dockerfile's entry point), not under tsx as the tests run it. The build goes to a folder
-// outside the checkout (with links to node_modules and the native addon), so the work tree and
-// its dist/ are left alone.
+// The controller as deployed: compiled to JavaScript and run with plain node and the runtime
+// settings the deployment gives it — the node flags of the Dockerfile's ENTRYPOINT and the
+// process-tuning variables (MALLOC_*, UV_*, NODE_OPTIONS) of the controller container in
+// deploy/controller/daemonset.yaml, read from those files so the benchmark follows them — not
+// under tsx as the tests run it. The build goes to a folder outside the checkout (with links to
+// node_modules and the native addon), so the work tree and its dist/ are left alone.
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { parseAllDocuments } from "yaml";
 import { REPO_ROOT } from "../../test/support/control-plane.ts";
 import { freePort, startDaemon, waitFor } from "../../test/support/processes.ts";
 import { onTeardown } from "../../test/support/teardown.ts";
@@ -15,6 +26,44 @@ export interface CompiledController {
   readonly pid: number;
   readonly metricsPort: number;
   stop(): Promise<void>;
+}
+
+export interface DeployedRuntime {
+  /** Node flags before the script in the Dockerfile's ENTRYPOINT, e.g. --max-semi-space-size=1. */
+  readonly nodeFlags: string[];
+  /** Runtime-tuning variables of the controller container (literal values only). */
+  readonly env: Record<string, string>;
+}
+
+/** The node flags and runtime variables the deployment runs the controller with. */
+export function deployedRuntime(): DeployedRuntime {
+  const dockerfile = readFileSync(join(REPO_ROOT, "Dockerfile"), "utf8");
+  const entrypoint = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile)?.[1];
+  const argv = entrypoint ? (JSON.parse(entrypoint) as string[]) : [];
+  const script = argv.findIndex((a) => a.endsWith(".js"));
+  const nodeFlags = argv[0] === "node" && script > 0 ? argv.slice(1, script) : [];
+  const env: Record<string, string> = {};
+  const manifest = readFileSync(join(REPO_ROOT, "deploy/controller/daemonset.yaml"), "utf8");
+  for (const doc of parseAllDocuments(manifest)) {
+    const containers = (doc.toJS() as DaemonSetLike | null)?.spec?.template?.spec?.containers ?? [];
+    for (const c of containers.filter((c) => c.name === "controller")) {
+      for (const e of c.env ?? []) {
+        if (/^(MALLOC_|UV_|NODE_OPTIONS$)/.test(e.name) && typeof e.value === "string")
+          env[e.name] = e.value;
+      }
+    }
+  }
+  return { nodeFlags, env };
+}
+
+interface DaemonSetLike {
+  spec?: {
+    template?: {
+      spec?: {
+        containers?: Array<{ name: string; env?: Array<{ name: string; value?: unknown }> }>;
+      };
+    };
+  };
 }
 
 let built: Promise<string> | undefined;
@@ -64,7 +113,9 @@ export async function startCompiledController(flags: {
   const out = await buildController();
   const runDir = mkdtempSync(join(tmpdir(), "vmsnap-bench-ctl-"));
   const metricsPort = await freePort();
+  const runtime = deployedRuntime();
   const args = [
+    ...runtime.nodeFlags,
     join(out, "dist/src/main.js"),
     ...[
       "--kubeconfig",
@@ -89,6 +140,7 @@ export async function startCompiledController(flags: {
   const daemon = await startDaemon("vmsnap-controller-compiled", process.execPath, args, {
     runDir,
     cwd: out,
+    env: { ...process.env, ...runtime.env },
   });
   let stopped = false;
   const stop = async () => {
