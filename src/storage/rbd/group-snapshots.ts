@@ -68,12 +68,7 @@ export async function removeGroupSnapshot(
   name: string,
 ): Promise<void> {
   const spec = groupSnapPath(group, name);
-  const where = {
-    pool: group.pool,
-    namespace: group.namespace,
-    group: group.group,
-    snapshot: name,
-  };
+  const where = snapshotWhere(group, name);
   try {
     await rbdCall(runner, ["group", "snap", "rm", spec], { where });
   } catch (err) {
@@ -89,11 +84,11 @@ export async function rollbackGroupSnapshot(
   name: string,
 ): Promise<void> {
   const spec = groupSnapPath(group, name);
-  const where = {
-    pool: group.pool,
-    namespace: group.namespace,
-    group: group.group,
-    snapshot: name,
-  };
+  const where = snapshotWhere(group, name);
   await rbdCall(runner, ["group", "snap", "rollback", "--no-progress", spec], { where });
+}
+
+/** What an error about `group@name` names, for the typed error's context. */
+function snapshotWhere(group: GroupSpec, name: string) {
+  return { pool: group.pool, namespace: group.namespace, group: group.group, snapshot: name };
 }
