@@ -228,7 +228,7 @@ describe("tiny test guest on a real libvirtd", function () {
         await guest.waitForAgent(BOOT_TIMEOUT_MS);
         const freeze = await expectVirshError(() => fsFreeze(guest.name));
         expect(freeze.err.libvirtCode).to.equal(1);
-        await guest.waitForConsole(/^vmsnap-hook: freeze mode=fail$/m, 10_000);
+        await guest.waitForConsole(/^vmsnap-hook: freeze mode=fail up=[\d.]+$/m, 10_000);
         expect(await freezeStatus(guest.name)).to.equal("thawed");
         const before = guest.writerRecords("vda").length;
         await waitForRecords(guest, "vda", before, 3);
@@ -244,7 +244,7 @@ describe("tiny test guest on a real libvirtd", function () {
         await guest.waitForAgent(BOOT_TIMEOUT_MS);
         const freeze = await expectVirshError(() => fsFreeze(guest.name, 8_000));
         expect(freeze.err.timedOut).to.equal(true);
-        await guest.waitForConsole(/^vmsnap-hook: freeze mode=hang$/m, 10_000);
+        await guest.waitForConsole(/^vmsnap-hook: freeze mode=hang up=[\d.]+$/m, 10_000);
         // The hook never returned, so qemu-ga never froze anything: the writer keeps going.
         const before = guest.writerRecords("vda").length;
         await waitForRecords(guest, "vda", before, 3);

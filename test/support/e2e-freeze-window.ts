@@ -3,7 +3,7 @@
 // write the freeze held up (guest uptime before its append, after its fsync); the controller
 // reports `freezeDurationMs = thawedAt - frozenAt`, both taken when the freeze and thaw calls
 // return, while the guest changes state somewhere inside those calls.
-import type { WriterRecord } from "./guest/index.ts";
+import type { HookCall, WriterRecord } from "./guest/index.ts";
 
 export const STALL_TOLERANCE = {
   /**
@@ -33,4 +33,37 @@ export function stallRange(freezeDurationMs: number): [number, number] {
     freezeDurationMs - STALL_TOLERANCE.shorterMs,
     freezeDurationMs + STALL_TOLERANCE.longerMs,
   ];
+}
+
+/**
+ * How long after FITHAW the hook's "thaw" stamp may be taken: qemu-ga forks the hook (a shell
+ * under emulation) only once every filesystem is thawed. Measured here: 10-50 ms at load ~1.
+ */
+export const THAW_STAMP_LAG_S = 0.15;
+
+/**
+ * Slack for a write that read its start time just before the hook's "freeze" stamp and still
+ * reached the filesystem only after FIFREEZE (the hook runs and exits in between).
+ */
+export const FREEZE_STAMP_SLACK_S = 0.05;
+
+/**
+ * Why `record` was not a write the freeze held up, or undefined when it was: it started inside
+ * the guest's frozen span (after the hook's freeze stamp) and was still blocked when FITHAW came
+ * (it ended no earlier than the hook's thaw stamp allows). Both on the guest's own clock, so no
+ * host-guest clock offset enters; how long the write was held depends on where in the writer's
+ * 0.2 s period the freeze landed, so its length proves nothing by itself.
+ */
+export function notHeldByFreeze(
+  record: WriterRecord,
+  freeze: HookCall,
+  thaw: HookCall,
+): string | undefined {
+  if (record.t < freeze.up - FREEZE_STAMP_SLACK_S)
+    return `it started at ${record.t} s, before the freeze (hook at ${freeze.up} s)`;
+  if (record.t >= thaw.up)
+    return `it started at ${record.t} s, after the thaw (hook at ${thaw.up} s)`;
+  if (record.w < thaw.up - THAW_STAMP_LAG_S)
+    return `it ended at ${record.w} s, while still frozen (thaw hook at ${thaw.up} s)`;
+  return undefined;
 }

@@ -10,9 +10,6 @@ import {
   type WriterRecord,
 } from "./guest/index.ts";
 
-/** A write this slow was held up: an unhindered one takes a few ms to a few tens of ms. */
-export const STALLED_WRITE_S = 0.1;
-
 /** Waits until the disk's writer printed a record with seq >= `seq`; returns all its records. */
 export async function waitForSeq(
   guest: Guest,

@@ -49,6 +49,31 @@ export function writerFileRecords(text: string): WriterFileRecord[] {
   return records;
 }
 
+/** One call of the fsfreeze hook: `vmsnap-hook: <action> mode=<mode> up=<uptime>`. */
+export interface HookCall {
+  readonly action: "freeze" | "thaw";
+  readonly mode: string;
+  /** Guest uptime (s): just before FIFREEZE on "freeze", just after FITHAW on "thaw". */
+  readonly up: number;
+  /** Its line's index in the console text split on "\n". */
+  readonly line: number;
+}
+
+const HOOK_LINE = /^vmsnap-hook: (freeze|thaw) mode=(\S+) up=([\d.]+)$/;
+
+/** Every fsfreeze hook call in `text`, in console order. */
+export function hookCalls(text: string): HookCall[] {
+  const calls: HookCall[] = [];
+  text.split("\n").forEach((line, index) => {
+    const m = HOOK_LINE.exec(line.trim());
+    if (m) {
+      const action = m[1] as HookCall["action"];
+      calls.push({ action, mode: m[2]!, up: Number(m[3]), line: index });
+    }
+  });
+  return calls;
+}
+
 /** Sequence numbers missing between the first and last record (each record once, in order). */
 export function sequenceGaps(records: readonly WriterFileRecord[]): number[] {
   const missing: number[] = [];

@@ -6,9 +6,12 @@
 #   ok    succeed
 #   fail  exit 1 on freeze (an application that refuses to quiesce)
 #   hang  never return from freeze (an application stuck quiescing: the freeze call blocks)
-# qemu-ga points the hook's output at /dev/null, so it reports on the console itself.
+# qemu-ga points the hook's output at /dev/null, so it reports on the console itself, with the
+# guest uptime: taken just before FIFREEZE on "freeze" and just after FITHAW on "thaw", it
+# brackets the time the guest's filesystems were frozen on the writers' clock.
 mode="$(cat /run/vmsnap-hook-mode 2>/dev/null || echo ok)"
-echo "vmsnap-hook: $1 mode=$mode" >/dev/console
+read -r up _ </proc/uptime
+echo "vmsnap-hook: $1 mode=$mode up=$up" >/dev/console
 if [ "$1" = freeze ]; then
   case "$mode" in
     fail) exit 1 ;;

@@ -14,11 +14,13 @@ export {
 } from "./domain-xml.ts";
 export { createExt4Qcow2, createExt4Raw } from "./disk.ts";
 export {
+  hookCalls,
   readConsole,
   sequenceGaps,
   waitForConsole,
   writerFileRecords,
   writerRecords,
+  type HookCall,
   type WriterFileRecord,
   type WriterRecord,
 } from "./console.ts";
