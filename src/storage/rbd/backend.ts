@@ -21,6 +21,7 @@ import {
 import { planRbdSnapshot, type RbdPlan } from "./plan.ts";
 import { createRbdRunner, type RbdRunner } from "./runner.ts";
 import {
+  groupPath,
   groupSnapPath,
   imagePath,
   imageSnapPath,
@@ -43,6 +44,12 @@ export class RbdBackend implements StorageBackend {
   readonly kind = "rbd" as const;
   private readonly runner: RbdRunner;
   private readonly sequential: boolean;
+  /**
+   * Group memberships `prepare` just made equal to a request's images, by request name, so the
+   * `create` that follows (inside the frozen window) skips its own `group image list` (~65 ms
+   * of rbd start-up on a frozen guest). Used once: a retried or unprepared `create` checks.
+   */
+  private readonly prepared = new Map<string, string>();
 
   constructor(options: RbdBackendOptions) {
     this.runner = options.runner ?? createRbdRunner(options.config);
@@ -56,11 +63,14 @@ export class RbdBackend implements StorageBackend {
 
   /**
    * Optional step before the guest is frozen: creates the domain's group and sets its members,
-   * so that `create` (inside the frozen window) needs only a membership check and the snapshot.
+   * so that the `create` that follows (inside the frozen window) needs only the snapshot.
    */
   async prepare(request: SnapshotRequest): Promise<void> {
     const plan = this.plan(request);
-    if (plan.kind === "group") await this.ensureMembers(plan.group, plan.images);
+    if (plan.kind !== "group") return;
+    this.prepared.delete(request.name);
+    await this.ensureMembers(plan.group, plan.images);
+    this.prepared.set(request.name, membershipKey(plan.group, plan.images));
   }
 
   async create(request: SnapshotRequest): Promise<DiskSnapshotHandle[]> {
@@ -74,12 +84,17 @@ export class RbdBackend implements StorageBackend {
       case "sequential":
         for (const image of plan.images) await createImageSnapshot(this.runner, image, plan.name);
         return plan.disks.map((d) => handle(d.target, d.image, imageSnapPath(d.image, plan.name)));
-      case "group":
-        await this.ensureMembers(plan.group, plan.images);
+      case "group": {
+        const preparedAs = this.prepared.get(request.name);
+        this.prepared.delete(request.name);
+        // Per-domain serialisation means nobody of ours changed the group since `prepare`.
+        if (preparedAs !== membershipKey(plan.group, plan.images))
+          await this.ensureMembers(plan.group, plan.images);
         await createGroupSnapshot(this.runner, plan.group, plan.name);
         return plan.disks.map((d) =>
           handle(d.target, d.image, groupSnapPath(plan.group, plan.name)),
         );
+      }
     }
   }
 
@@ -122,6 +137,11 @@ export class RbdBackend implements StorageBackend {
     if (current.length === 0) await ensureGroup(this.runner, group);
     await syncGroupMembers(this.runner, group, images, current);
   }
+}
+
+/** The group and its wanted members, as one comparable string. */
+function membershipKey(group: GroupSpec, images: readonly ImageSpec[]): string {
+  return [groupPath(group), ...images.map(imagePath).sort()].join(" ");
 }
 
 function handle(target: string, image: ImageSpec, snapshot: string): DiskSnapshotHandle {

@@ -1,6 +1,6 @@
 // The rbd invocations the backend makes, seen through an injected runner that plays Ceph's
 // recorded answers: retries are no-ops, an interrupted group snapshot is redone, the frozen
-// window costs two calls in the steady state.
+// window costs one call after prepare(), two without.
 import { expect } from "chai";
 import { RbdBackend } from "../../../src/storage/rbd/backend.ts";
 import { isStorageError } from "../../../src/storage/rbd/errors.ts";
@@ -46,12 +46,43 @@ const members = [
 const request = { domain: "web", name: "uid-1", disks: [rbd("vda", "a"), rbd("vdb", "b")] };
 
 describe("RBD backend invocations", () => {
-  it("a group snapshot of a prepared group costs one membership check and one snapshot", async () => {
+  it("a group snapshot without prepare() costs one membership check and one snapshot", async () => {
     const { runner, calls } = scripted((c) =>
       c.startsWith("group image list") ? okJson(members) : OK,
     );
     await new RbdBackend({ config, runner }).create(request);
     expect(calls).to.deep.equal([
+      "group image list rbd/vmsnap-web --format json",
+      "group snap create rbd/vmsnap-web@uid-1",
+    ]);
+  });
+
+  it("after prepare() the frozen window holds the snapshot alone; a retried create checks again", async () => {
+    const { runner, calls } = scripted((c) =>
+      c.startsWith("group image list") ? okJson(members) : OK,
+    );
+    const backend = new RbdBackend({ config, runner });
+    await backend.prepare(request);
+    const prepared = calls.length;
+    await backend.create(request);
+    expect(calls.slice(prepared)).to.deep.equal(["group snap create rbd/vmsnap-web@uid-1"]);
+    await backend.create(request);
+    expect(calls.slice(prepared + 1)).to.deep.equal([
+      "group image list rbd/vmsnap-web --format json",
+      "group snap create rbd/vmsnap-web@uid-1",
+    ]);
+  });
+
+  it("prepare() of other images, or of another snapshot, does not spare the check", async () => {
+    const { runner, calls } = scripted((c) =>
+      c.startsWith("group image list") ? okJson(members) : OK,
+    );
+    const backend = new RbdBackend({ config, runner });
+    await backend.prepare({ ...request, disks: [rbd("vda", "a"), rbd("vdc", "c")] });
+    await backend.prepare({ ...request, name: "uid-0" });
+    const prepared = calls.length;
+    await backend.create(request);
+    expect(calls.slice(prepared)).to.deep.equal([
       "group image list rbd/vmsnap-web --format json",
       "group snap create rbd/vmsnap-web@uid-1",
     ]);
