@@ -4,7 +4,6 @@
 // freeze starts, in-flight snapshots finish or are undone, then the guard thaws what is left
 // and exits.
 import { mkdirSync } from "node:fs";
-import { KubeConfig } from "@kubernetes/client-node";
 import { ConfigError, parseConfig, USAGE, type AgentConfig } from "./config.ts";
 import { Admission } from "./controller/admission.ts";
 import { Controller, CONTROLLER_NAME } from "./controller/controller.ts";
@@ -12,6 +11,7 @@ import { SnapshotEffects } from "./controller/effects.ts";
 import { SnapshotInformer } from "./controller/informer.ts";
 import { MetricsObserver, timedBackend } from "./controller/observe.ts";
 import { Reconciler } from "./controller/reconciler.ts";
+import { ConnectionReusingKubeConfig } from "./controller/kube-config.ts";
 import { KubeEventRecorder } from "./controller/recorder.ts";
 import { KubeSnapshotClient } from "./controller/snapshot-client.ts";
 import { WorkQueue } from "./controller/workqueue.ts";
@@ -26,7 +26,7 @@ import { LibvirtFileBackend } from "./storage/libvirt-file/index.ts";
 import { RbdBackend } from "./storage/rbd/index.ts";
 
 async function run(config: AgentConfig, log: Logger): Promise<void> {
-  const kubeConfig = new KubeConfig();
+  const kubeConfig = new ConnectionReusingKubeConfig();
   if (config.kubeconfig) kubeConfig.loadFromFile(config.kubeconfig);
   else kubeConfig.loadFromCluster();
   mkdirSync(config.memoryDir, { recursive: true, mode: 0o700 });
@@ -68,6 +68,7 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     node: config.nodeName,
     ...(config.namespace ? { namespace: config.namespace } : {}),
     onEvent: (diagnostic) => log.debug("informer", { ...diagnostic }),
+    onConnectionSuspect: () => kubeConfig.dropConnections(),
   });
   const queueMetrics = metrics.forWorkqueue(CONTROLLER_NAME);
   const queue = new WorkQueue({ metrics: workqueueMetricsHooks(queueMetrics) });
@@ -117,6 +118,7 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
   await guard.close();
   await server.close();
   await hypervisor.close();
+  await kubeConfig.closeConnections();
 }
 
 function storageBackends(config: AgentConfig, hypervisor: Hypervisor, metrics: VmsnapMetrics) {

@@ -78,6 +78,12 @@ export interface SnapshotInformerOptions {
   /** Reconnect backoff (default 100 ms doubling to 30 s, with jitter). */
   backoff?: BackoffOptions;
   onEvent?: (diagnostic: InformerDiagnostic) => void;
+  /**
+   * A watch went silent past the watchdog, or a LIST failed: the connection under them may be
+   * dead. With requests multiplexed on one shared connection, the caller drops it here so the
+   * next watch and LIST connect afresh instead of queueing on the dead one.
+   */
+  onConnectionSuspect?: () => void;
   /** How watches are opened; client-node's `Watch` by default. */
   watchFactory?: WatchFactory;
   /** How list pages are fetched; client-node's CustomObjectsApi by default. */
@@ -137,6 +143,7 @@ export class SnapshotInformer {
   private synced = false;
   private stopped = false;
   private readonly stopController = new AbortController();
+  private readonly onConnectionSuspect: () => void;
   private running: Promise<void> | undefined;
   private started: Promise<void> | undefined;
   private onSynced: (() => void) | undefined;
@@ -161,6 +168,14 @@ export class SnapshotInformer {
     this.watchFactory =
       options.watchFactory ?? clientNodeWatchFactory(options.kubeConfig, this.watchdogMs + 30_000);
     this.lister = options.lister ?? customObjectsLister(options.kubeConfig, options.namespace);
+    const onSuspect = options.onConnectionSuspect;
+    this.onConnectionSuspect = () => {
+      try {
+        onSuspect?.();
+      } catch {
+        // Dropping a connection is best effort; the watch and LIST retry regardless.
+      }
+    };
     const onEvent = options.onEvent;
     this.report = (d) => {
       try {
@@ -282,7 +297,10 @@ export class SnapshotInformer {
         },
       );
     } catch (error) {
-      if (!this.stopped) this.report({ type: "list-failed", error });
+      if (!this.stopped) {
+        this.report({ type: "list-failed", error });
+        this.onConnectionSuspect();
+      }
       return false;
     }
     if (this.stopped) return false;
@@ -334,7 +352,10 @@ export class SnapshotInformer {
         const healthy = events > 0 || (reason === "closed" && durationMs >= HEALTHY_STREAM_MS);
         resolve({ reason, healthy });
       };
-      const watchdog = new Watchdog(this.watchdogMs, () => finish("watchdog"));
+      const watchdog = new Watchdog(this.watchdogMs, () => {
+        finish("watchdog");
+        this.onConnectionSuspect();
+      });
       this.interrupt = () => finish("stopped");
       // Armed before connecting: a connection attempt that hangs is as dead as a silent stream,
       // and is given less time than an open stream, which may legitimately wait for a bookmark.

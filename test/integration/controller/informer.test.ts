@@ -17,6 +17,7 @@ import {
   type InformerDiagnostic,
   type SnapshotInformerOptions,
 } from "../../../src/controller/informer.ts";
+import { ConnectionReusingKubeConfig } from "../../../src/controller/kube-config.ts";
 import { clientNodeWatchFactory } from "../../../src/controller/watch-stream.ts";
 import { getControlPlane, type ControlPlane } from "../../support/control-plane.ts";
 import { waitFor } from "../../support/processes.ts";
@@ -278,6 +279,44 @@ describe("SnapshotInformer on a real kube-apiserver", function () {
       expect(count("watch-ended", "error"), "nothing else noticed the dead stream").to.equal(0);
     });
 
+    it("on the controller's one shared HTTP/2 connection, a silent stream drops it and the informer reconnects afresh", async () => {
+      const node = uniqueNode();
+      const ns = await cp.newNamespace("inf");
+      const proxy = await startStallProxy(cp.server);
+      proxies.push(proxy);
+      const shared = throughProxy(cp.kubeConfig(), proxy.url, new ConnectionReusingKubeConfig());
+      let dropped = 0;
+      const { informer, saw, count } = track({
+        node,
+        kubeConfig: shared,
+        watchdogMs: 2_000,
+        allowWatchBookmarks: false,
+        onConnectionSuspect: () => {
+          dropped++;
+          shared.dropConnections();
+        },
+      });
+      try {
+        await informer.start();
+        await new Promise((resolve) => setTimeout(resolve, 300)); // the watch is on the wire
+        expect(proxy.connections, "the list and the watch share one connection").to.equal(1);
+        proxy.stallOpenConnections();
+        await create(ns, "during-stall", node);
+        await waitFor(
+          "the change made during the stall",
+          () => saw(`${ns}/during-stall`, "added"),
+          20_000,
+          20,
+        );
+        expect(count("watch-ended", "watchdog")).to.equal(1);
+        expect(dropped).to.equal(1);
+        expect(proxy.connections, "one fresh connection after the drop").to.equal(2);
+      } finally {
+        await informer.stop();
+        await shared.closeConnections();
+      }
+    });
+
     it("a watch from a resourceVersion the apiserver no longer has (410) relists and carries on", async () => {
       const node = uniqueNode();
       const ns = await cp.newNamespace("inf");
@@ -302,9 +341,10 @@ describe("SnapshotInformer on a real kube-apiserver", function () {
   });
 });
 
-/** The same credentials, pointed at `server`. */
-function throughProxy(kc: KubeConfig, server: string): KubeConfig {
-  const proxied = new KubeConfig();
+/** The same credentials, pointed at `server` (loaded into `proxied`). */
+function throughProxy<T extends KubeConfig>(kc: KubeConfig, server: string, proxied: T): T;
+function throughProxy(kc: KubeConfig, server: string): KubeConfig;
+function throughProxy(kc: KubeConfig, server: string, proxied = new KubeConfig()): KubeConfig {
   proxied.loadFromOptions({
     clusters: kc.clusters.map((c) => ({ ...c, server })),
     users: kc.users,
