@@ -1,15 +1,14 @@
-// Benchmark: what one API request costs the controller through @kubernetes/client-node as it is
-// used today, against the same request over a kept-open connection.
+// Benchmark: what one API request costs the controller through @kubernetes/client-node's own
+// KubeConfig, against the controller's ConnectionReusingKubeConfig (src/controller/kube-config.ts).
 //
 // client-node 2.0.1 calls KubeConfig.applySecurityAuthentication for every request, and that
 // builds a new undici Agent (createDispatcher) each time — so every request opens a new TCP
 // connection and does a full TLS handshake with the API server, and the old connection lingers
 // until its idle timeout. The controller makes ~10 writes per snapshot and 2 of them inside the
-// frozen window, so this per-request cost shows up in the frozen-window overhead, the reconcile
-// time (hence throughput and latency) and CPU per snapshot. Measured here in isolation: the
-// controller's own status write (KubeSnapshotClient.patchStatus) in a loop, stock vs with one
-// dispatcher reused (bench/lib/harness.ts `reusingKubeConfig`), alternating, with the client's
-// and the API server's CPU per request and the connections left established.
+// frozen window, which is why it shares one Agent instead. Measured here in isolation: the
+// controller's own status write (KubeSnapshotClient.patchStatus) in a loop, the library's
+// KubeConfig vs the shared connection, alternating, with the client's and the API server's CPU
+// per request and the connections left established.
 //
 // Usage: npx tsx bench/api-client.ts [--requests 200] [--rounds 2]
 import { execFileSync } from "node:child_process";
@@ -26,7 +25,7 @@ import { round, summarize, type Summary } from "./lib/stats.ts";
 export const NAME = "api-client";
 
 export interface Variant {
-  readonly connection: "new per request (as shipped)" | "reused";
+  readonly connection: "new per request (client-node's KubeConfig)" | "reused (as shipped)";
   readonly requests: number;
   readonly latencyMs: Summary;
   readonly clientCpuMsPerRequest: number;
@@ -106,7 +105,7 @@ async function main(): Promise<void> {
       object = m.object;
       const { object: _o, ...rest } = m;
       const variant: Variant = {
-        connection: reuse ? "reused" : "new per request (as shipped)",
+        connection: reuse ? "reused (as shipped)" : "new per request (client-node's KubeConfig)",
         ...rest,
       };
       variants.push(variant);

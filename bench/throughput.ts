@@ -13,12 +13,7 @@
 //
 // Usage: npx tsx bench/throughput.ts [--snapshots 1000] [--domains 250] [--in-flight 100]
 //          [--ceph-snapshots 100] [--ceph-domains 25] [--serial 20] [--runs noop,ceph]
-//          [--diagnose-reused-connections]
-// --diagnose-reused-connections (diagnostic, not for published numbers): preloads
-// bench/diagnostics/reuse-connections.mjs into the controller, so it reuses its API server
-// connection, to measure what fixing client-node's connection-per-request would gain.
 import { randomBytes } from "node:crypto";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { startCephCluster, type CephCluster } from "../test/support/ceph.ts";
 import { getControlPlane, type ControlPlane } from "../test/support/control-plane.ts";
@@ -49,8 +44,6 @@ const RESOURCES = ["vmsnapshots", "events"];
 
 export interface ThroughputRun {
   readonly storage: "noop" | "ceph";
-  /** Diagnostic runs only: the controller reused its API server connection (not as shipped). */
-  readonly diagnosticReusedConnections?: true;
   readonly snapshots: number;
   readonly domains: number;
   readonly inFlight: number;
@@ -111,7 +104,6 @@ async function runOne(
     domains: number;
     inFlight: number;
     serial: number;
-    reuseConnections: boolean;
   },
 ): Promise<ThroughputRun> {
   const load = new LoadSampler();
@@ -146,11 +138,6 @@ async function runOne(
     })),
   );
 
-  const nodeOptions = process.env.NODE_OPTIONS;
-  if (o.reuseConnections) {
-    const preload = fileURLToPath(new URL("./diagnostics/reuse-connections.mjs", import.meta.url));
-    process.env.NODE_OPTIONS = `${nodeOptions ?? ""} --import ${preload}`.trim();
-  }
   const controller = await startBenchController({
     cp,
     libvirtUri,
@@ -159,9 +146,6 @@ async function runOne(
     storage: o.storage === "noop" ? "noop" : "real",
     ...(ceph ? { ceph, cephOpTimeoutSeconds: 30 } : {}),
     logLevel: "info",
-  }).finally(() => {
-    if (nodeOptions === undefined) delete process.env.NODE_OPTIONS;
-    else process.env.NODE_OPTIONS = nodeOptions;
   });
   const driver = new SnapshotDriver(cp.kubeConfig(), namespace);
   await driver.start();
@@ -249,7 +233,6 @@ async function runOne(
   const n = o.snapshots;
   return {
     storage: o.storage,
-    ...(o.reuseConnections ? { diagnosticReusedConnections: true as const } : {}),
     snapshots: n,
     domains: o.domains,
     inFlight: o.inFlight,
@@ -312,7 +295,7 @@ export function formatTable(result: ThroughputResult): string {
   for (const r of result.runs) {
     const c = r.cpuPerSnapshot;
     lines.push(
-      `| ${r.storage}${r.diagnosticReusedConnections ? " (diagnostic: connection reused)" : ""} | ${r.snapshots} / ${r.domains} / ${r.inFlight} | ${r.totalSeconds} | ${r.perSecond} | ${r.applyToSucceededMs.p50} / ${r.applyToSucceededMs.p99} | ${r.serialApplyToSucceededMs.p50} | ${r.queueWaitMeanMs} / ${r.workMeanMs} | ${r.controllerWritesPerSnapshot} | ${c.controller}${c.controllerChildren ? ` (+${c.controllerChildren})` : ""} / ${c.guard} / ${c.apiserver} / ${c.etcd} | ${r.machine.load.mean} |`,
+      `| ${r.storage} | ${r.snapshots} / ${r.domains} / ${r.inFlight} | ${r.totalSeconds} | ${r.perSecond} | ${r.applyToSucceededMs.p50} / ${r.applyToSucceededMs.p99} | ${r.serialApplyToSucceededMs.p50} | ${r.queueWaitMeanMs} / ${r.workMeanMs} | ${r.controllerWritesPerSnapshot} | ${c.controller}${c.controllerChildren ? ` (+${c.controllerChildren})` : ""} / ${c.guard} / ${c.apiserver} / ${c.etcd} | ${r.machine.load.mean} |`,
     );
   }
   for (const r of result.runs) {
@@ -337,7 +320,6 @@ async function main(): Promise<void> {
       "ceph-domains": { type: "string", default: "25" },
       serial: { type: "string", default: "20" },
       runs: { type: "string", default: "noop,ceph" },
-      "diagnose-reused-connections": { type: "boolean", default: false },
     },
   });
   const [host, cp] = await Promise.all([useLibvirtTestHost(), getControlPlane()]);
@@ -350,7 +332,6 @@ async function main(): Promise<void> {
         domains: Number(storage === "noop" ? values.domains : values["ceph-domains"]),
         inFlight: Number(values["in-flight"]),
         serial: Number(values.serial),
-        reuseConnections: values["diagnose-reused-connections"],
       }),
     );
   }
@@ -366,11 +347,7 @@ async function main(): Promise<void> {
       "CPU = utime+stime from /proc/<pid>/stat over the loaded run until the controller's Events stopped arriving; controller children = reaped rbd CLI processes",
     ],
   };
-  // A diagnostic run must not overwrite the published result.
-  const path = writeResult(
-    values["diagnose-reused-connections"] ? `${NAME}-diagnostic-reused-connections` : NAME,
-    result,
-  );
+  const path = writeResult(NAME, result);
   console.log(formatTable(result));
   console.log(`\nwritten to ${path}`);
 }

@@ -13,6 +13,7 @@ import {
   type VMSnapshot,
   type VMSnapshotSpec,
 } from "../../src/api/types.ts";
+import { ConnectionReusingKubeConfig } from "../../src/controller/kube-config.ts";
 import type { CephCluster } from "../../test/support/ceph.ts";
 import type { ControlPlane } from "../../test/support/control-plane.ts";
 import { startController, type ControllerProcess } from "../../test/support/controller-process.ts";
@@ -21,18 +22,18 @@ import { childrenOf } from "./proc.ts";
 import { scrape, type Sample } from "./prom.ts";
 
 /**
- * A client configuration for the bench's own requests that keeps its connections open.
- * client-node 2.0.1 builds a new undici Agent, hence a new TCP+TLS connection, for every
- * request (KubeConfig.applySecurityAuthentication → createDispatcher); bench/api-client.ts
- * measures what that costs. The controller under test keeps the library's behaviour; only the
- * bench's own load generator is spared it, so it disturbs the measurement less.
+ * `kc`'s credentials in the controller's own ConnectionReusingKubeConfig, so the bench's load
+ * generator keeps one connection open as the controller does and disturbs the measurement less.
  */
-export function reusingKubeConfig(kc: KubeConfig): KubeConfig {
-  const target = kc as unknown as { createDispatcher(cluster: unknown, options: unknown): unknown };
-  const original = target.createDispatcher.bind(kc);
-  let dispatcher: unknown;
-  target.createDispatcher = (cluster, options) => (dispatcher ??= original(cluster, options));
-  return kc;
+export function reusingKubeConfig(kc: KubeConfig): ConnectionReusingKubeConfig {
+  const shared = new ConnectionReusingKubeConfig();
+  shared.loadFromOptions({
+    clusters: kc.clusters,
+    users: kc.users,
+    contexts: kc.contexts,
+    currentContext: kc.currentContext,
+  });
+  return shared;
 }
 
 export interface BenchController {
