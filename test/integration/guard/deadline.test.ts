@@ -121,7 +121,7 @@ describe("thaw guard: deadlines", function () {
     expect(await host.wasFrozen(b)).to.equal(false);
   });
 
-  it("acknowledges an arm within a few milliseconds", async () => {
+  it("acknowledges an arm without waiting on anything slow (p50 < 5 ms, p99 < 50 ms)", async () => {
     const name = await guests.running("latency");
     const ms: number[] = [];
     for (let i = 0; i < 300; i++) {
@@ -135,7 +135,9 @@ describe("thaw guard: deadlines", function () {
     console.log(
       `      arm latency over 300 arms: p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms`,
     );
-    expect(p50).to.be.below(2);
-    expect(p99).to.be.below(10);
+    // The number is printed for people; the bounds only catch an arm that waits on something
+    // slow (a libvirt call, a disk write), with room for a busy 2-core CI machine.
+    expect(p50).to.be.below(5);
+    expect(p99).to.be.below(50);
   });
 });
