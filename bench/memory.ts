@@ -65,7 +65,7 @@ export interface MemoryResult {
 }
 
 export interface ModeResult {
-  /** compiled: `node dist/src/main.js` as the Dockerfile runs it; tsx: as the tests run it. */
+  /** compiled: `node dist/bundle/main.js` (the bundle) as the Dockerfile runs it; tsx: as the tests run it. */
   readonly mode: "compiled" | "tsx";
   /** Node flags and environment it ran with. */
   readonly runtime: string;
@@ -110,7 +110,7 @@ async function startMode(
     });
     const rt = deployedRuntime();
     return {
-      runtime: `node ${rt.nodeFlags.join(" ")} dist/src/main.js, ${Object.entries(rt.env)
+      runtime: `node ${rt.nodeFlags.join(" ")} dist/bundle/main.js, ${Object.entries(rt.env)
         .map(([k, v]) => `${k}=${v}`)
         .join(" ")} (Dockerfile ENTRYPOINT, DaemonSet env)`,
       pid: c.pid,

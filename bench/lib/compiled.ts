@@ -1,23 +1,14 @@
-// The controller as deployed: compiled to JavaScript and run with plain node and the runtime
-// settings the deployment gives it — the node flags of the Dockerfile's ENTRYPOINT and the
-// process-tuning variables (MALLOC_*, UV_*, NODE_OPTIONS) of the controller container in
+// The controller as deployed: the bundle the image runs (tools/bundle.ts, built by
+// test/support/bundle.ts outside the checkout), under plain node with the runtime settings the
+// deployment gives it — the node flags of the Dockerfile's ENTRYPOINT and the process-tuning
+// variables (MALLOC_*, UV_*, NODE_OPTIONS) of the controller container in
 // deploy/controller/daemonset.yaml, read from those files so the benchmark follows them — not
-// under tsx as the tests run it. The build goes to a folder outside the checkout (with links to
-// node_modules and the native addon), so the work tree and its dist/ are left alone.
-import { execFile } from "node:child_process";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
+// under tsx as the tests run it.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { promisify } from "node:util";
+import { dirname, join } from "node:path";
 import { parseAllDocuments } from "yaml";
+import { bundleController } from "../../test/support/bundle.ts";
 import { REPO_ROOT } from "../../test/support/control-plane.ts";
 import { freePort, startDaemon, waitFor } from "../../test/support/processes.ts";
 import { onTeardown } from "../../test/support/teardown.ts";
@@ -66,43 +57,7 @@ interface DaemonSetLike {
   };
 }
 
-let built: Promise<string> | undefined;
-
-/** Compiles src/ once per process into a temporary folder; resolves with that folder. */
-export function buildController(): Promise<string> {
-  built ??= (async () => {
-    const out = mkdtempSync(join(tmpdir(), "vmsnap-bench-dist-"));
-    onTeardown(() => rmSync(out, { recursive: true, force: true }));
-    const tsconfig = join(out, "tsconfig.json");
-    writeFileSync(
-      tsconfig,
-      JSON.stringify({
-        extends: join(REPO_ROOT, "tsconfig.json"),
-        compilerOptions: {
-          outDir: join(out, "dist"),
-          rootDir: REPO_ROOT,
-          types: ["node"],
-          sourceMap: false,
-        },
-        include: [join(REPO_ROOT, "src/**/*.ts")],
-      }),
-    );
-    // Type errors elsewhere in a work tree being edited must not stop the emit.
-    await promisify(execFile)(join(REPO_ROOT, "node_modules/.bin/tsc"), ["-p", tsconfig], {
-      cwd: REPO_ROOT,
-    }).catch((err: { stdout?: string }) => {
-      if (!existsSync(join(out, "dist/src/main.js"))) throw err;
-    });
-    writeFileSync(join(out, "package.json"), JSON.stringify({ type: "module" }));
-    symlinkSync(join(REPO_ROOT, "node_modules"), join(out, "node_modules"));
-    mkdirSync(join(out, "native", "build"), { recursive: true });
-    symlinkSync(join(REPO_ROOT, "native/build/Release"), join(out, "native/build/Release"));
-    return out;
-  })();
-  return built;
-}
-
-/** Starts the compiled controller with the flags startController (test support) uses. */
+/** Starts the bundled controller with the flags startController (test support) uses. */
 export async function startCompiledController(flags: {
   kubeconfig: string;
   node: string;
@@ -110,13 +65,13 @@ export async function startCompiledController(flags: {
   libvirtUri: string;
   storage: "real" | "sequential" | "noop";
 }): Promise<CompiledController> {
-  const out = await buildController();
+  const bundle = await bundleController();
   const runDir = mkdtempSync(join(tmpdir(), "vmsnap-bench-ctl-"));
   const metricsPort = await freePort();
   const runtime = deployedRuntime();
   const args = [
     ...runtime.nodeFlags,
-    join(out, "dist/src/main.js"),
+    bundle.main,
     ...[
       "--kubeconfig",
       flags.kubeconfig,
@@ -139,7 +94,7 @@ export async function startCompiledController(flags: {
   ];
   const daemon = await startDaemon("vmsnap-controller-compiled", process.execPath, args, {
     runDir,
-    cwd: out,
+    cwd: dirname(bundle.main),
     env: { ...process.env, ...runtime.env },
   });
   let stopped = false;
@@ -151,7 +106,7 @@ export async function startCompiledController(flags: {
   };
   onTeardown(stop);
   await waitFor(
-    "the compiled controller's /readyz",
+    "the bundled controller's /readyz",
     async () => (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).ok,
     120_000,
     100,

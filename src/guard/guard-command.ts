@@ -1,5 +1,6 @@
-// How to start the guard process from wherever this module runs: the compiled
-// dist/src/guard/guard-main.js in production, src/guard/guard-main.ts through tsx in
+// How to start the guard process from wherever this module runs: dist/bundle/guard-main.js
+// beside the bundled controller in production (a bundle's import.meta.url is the bundle's),
+// dist/src/guard/guard-main.js when compiled by tsc, src/guard/guard-main.ts through tsx in
 // development and tests. Resolved from this file, never from the working directory.
 import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";

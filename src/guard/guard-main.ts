@@ -12,7 +12,7 @@
 //   container's PID 1 takes its whole PID namespace with it when it dies: a guard the
 //   controller spawned would die with it, exactly when it is needed.
 //
-// Run: node dist/src/guard/guard-main.js --uri qemu:///system [--listen /run/vmsnap/guard.sock]
+// Run: node dist/bundle/guard-main.js --uri qemu:///system [--listen /run/vmsnap/guard.sock]
 // (dev: node --import tsx src/guard/guard-main.ts …). stderr: JSON log lines.
 import { createInterface } from "node:readline";
 

@@ -80,7 +80,7 @@ export interface NativeBinding {
 const ADDON = join("native", "build", "Release", "vmsnap_libvirt.node");
 let loaded: NativeBinding | undefined;
 
-/** The addon, loaded once. Found by walking up from this file: works from src/ and dist/src/. */
+/** The addon, loaded once. Found by walking up from this file: works from src/, dist/src/ and dist/bundle/. */
 export function loadNative(): NativeBinding {
   if (loaded) return loaded;
   const here = dirname(fileURLToPath(import.meta.url));

@@ -1,6 +1,6 @@
-// The vmsnap controller as the tests meet it: a real process (`src/main.ts` under tsx) started
-// with flags against the test control plane, a libvirt URI and the test Ceph cluster, so a test
-// can SIGKILL it at any instant and start another one.
+// The vmsnap controller as the tests meet it: a real process (`src/main.ts` under tsx, or the
+// bundle the image runs) started with flags against the test control plane, a libvirt URI and
+// the test Ceph cluster, so a test can SIGKILL it at any instant and start another one.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
@@ -19,6 +19,8 @@ export interface ControllerProcessOptions {
   readonly workers?: number;
   readonly maxFrozenGuests?: number;
   readonly extraArgs?: readonly string[];
+  /** A bundled entry point (test/support/bundle.ts) run with plain node; src/main.ts under tsx by default. */
+  readonly entry?: string;
 }
 
 export interface ControllerProcess {
@@ -43,9 +45,7 @@ export async function startController(o: ControllerProcessOptions): Promise<Cont
   const args = [
     // As deployed (Dockerfile, DaemonSet): a small young generation keeps the agent's RSS low.
     "--max-semi-space-size=1",
-    "--import",
-    "tsx",
-    join(REPO_ROOT, "src/main.ts"),
+    ...(o.entry ? [o.entry] : ["--import", "tsx", join(REPO_ROOT, "src/main.ts")]),
     "--kubeconfig",
     o.kubeconfig,
     "--node-name",

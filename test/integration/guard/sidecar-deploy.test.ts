@@ -60,10 +60,10 @@ describe("deploy/: the thaw guard sidecar", () => {
   });
 
   it("runs guard-main from the image in server mode, where the controller connects", () => {
-    expect(guard.command).to.deep.equal(["node", "dist/src/guard/guard-main.js"]);
+    expect(guard.command).to.deep.equal(["node", "dist/bundle/guard-main.js"]);
     expect(existsSync(join(REPO_ROOT, "src/guard/guard-main.ts"))).to.equal(true);
     expect(readFileSync(join(REPO_ROOT, "Dockerfile"), "utf8")).to.include(
-      "COPY --from=build /app/dist/src/ dist/src/",
+      "COPY --from=build /app/dist/bundle/ dist/bundle/",
     );
     const guardConfig = fromArgv(guard.args ?? []);
     const env = Object.fromEntries((controller.env ?? []).map((e) => [e.name, e.value]));

@@ -14,6 +14,12 @@ describe("guard command", () => {
     expect(args).to.deep.equal(["/opt/vmsnap/dist/src/guard/guard-main.js"]);
   });
 
+  it("runs the bundled guard beside the bundled controller (the image's dist/bundle/)", () => {
+    const { command, args } = guardCommand("file:///app/dist/bundle/main.js");
+    expect(command).to.equal(process.execPath);
+    expect(args).to.deep.equal(["/app/dist/bundle/guard-main.js"]);
+  });
+
   it("runs the TypeScript guard next to a TypeScript client through tsx", () => {
     const client = new URL("../../../src/guard/thaw-guard.ts", import.meta.url).href;
     const { command, args } = guardCommand(client);
