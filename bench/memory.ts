@@ -79,6 +79,8 @@ export interface ModeResult {
   /** VmHWM: the peak RSS, reached while listing. */
   readonly peakRssMiB: number;
   readonly perObjectKiB: number;
+  /** The V8 heap and external memory at the same moment (prom-client's nodejs_* gauges), MiB. */
+  readonly heap: { used: number; total: number; external: number };
   /** Writes the controller made while holding them (should be none: all are final). */
   readonly controllerWrites: Record<string, number>;
   readonly reconciles: number;
@@ -276,6 +278,8 @@ async function main(): Promise<void> {
     await sleep(settleMs);
     const rss = await sampleRss(loaded.pid, 10);
     const peak = memoryOf(loaded.pid).hwm;
+    const gauges = await scrape(loaded.metricsUrl);
+    const gaugeMiB = (name: string) => round(sumOf(gauges, name) / MiB, 1);
     const apiAfter = await apiserverMetrics(cp);
     await loaded.stop();
     const requests = delta(
@@ -291,11 +295,19 @@ async function main(): Promise<void> {
       rssSamplesMiB: rss.samples.map((b) => round(b / MiB, 1)),
       peakRssMiB: round(peak / MiB, 1),
       perObjectKiB: round((rss.median - baseline.median) / objects / 1024, 2),
+      heap: {
+        used: gaugeMiB("nodejs_heap_size_used_bytes"),
+        total: gaugeMiB("nodejs_heap_size_total_bytes"),
+        external: gaugeMiB("nodejs_external_memory_bytes"),
+      },
       controllerWrites: Object.fromEntries(Object.entries(requests).filter(([k]) => isWrite(k))),
       reconciles,
     };
     results.push(r);
-    log(`${mode}: RSS ${r.rssMiB} MiB with ${objects} objects, ${r.baselineRssMiB} MiB empty`);
+    log(
+      `${mode}: RSS ${r.rssMiB} MiB with ${objects} objects, ${r.baselineRssMiB} MiB empty; ` +
+        `V8 heap used ${r.heap.used} of ${r.heap.total} MiB, external ${r.heap.external} MiB`,
+    );
   }
 
   const result: MemoryResult = {
@@ -312,7 +324,7 @@ async function main(): Promise<void> {
     notes: [
       "status of every object = the final status of one real snapshot (2 RBD disks), written through the status subresource; finalizer set as the agent does",
       `RSS = median of 10 one-second VmRSS samples after the queue emptied and ${values.settle} s more; baseline = same program, empty namespace, same settle (5 samples)`,
-      "compiled = tsc output run with plain node and the deployment's node flags and runtime variables (Dockerfile ENTRYPOINT, DaemonSet env); tsx = src/main.ts under tsx, as the tests start it",
+      "compiled = the bundle the image runs (tools/bundle.ts) under plain node and the deployment's node flags and runtime variables (Dockerfile ENTRYPOINT, DaemonSet env); tsx = src/main.ts under tsx, as the tests start it",
     ],
   };
   const path = writeResult(NAME, result);

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { freePort, startDaemon, waitFor, type Daemon } from "./processes.ts";
 import { REPO_ROOT } from "./control-plane.ts";
+import { deployedRuntime } from "./deployed-runtime.ts";
 import { onTeardown } from "./teardown.ts";
 
 export interface ControllerProcessOptions {
@@ -42,9 +43,10 @@ export async function startController(o: ControllerProcessOptions): Promise<Cont
   const runDir = mkdtempSync(join(tmpdir(), "vmsnap-ctl-"));
   const memoryDir = o.memoryDir ?? join(runDir, "memory");
   const metricsPort = await freePort();
+  const runtime = deployedRuntime();
   const args = [
-    // As deployed (Dockerfile, DaemonSet): a small young generation keeps the agent's RSS low.
-    "--max-semi-space-size=1",
+    // As deployed: the Dockerfile's node flags (memory tuning), read from the Dockerfile.
+    ...runtime.nodeFlags,
     ...(o.entry ? [o.entry] : ["--import", "tsx", join(REPO_ROOT, "src/main.ts")]),
     "--kubeconfig",
     o.kubeconfig,
@@ -76,8 +78,8 @@ export async function startController(o: ControllerProcessOptions): Promise<Cont
   const daemon: Daemon = await startDaemon("vmsnap-controller", NODE, args, {
     runDir,
     cwd: REPO_ROOT,
-    // As deployed: fewer malloc arenas return memory to the system sooner.
-    env: { ...process.env, MALLOC_ARENA_MAX: "2" },
+    // As deployed: the DaemonSet's runtime variables (MALLOC_ARENA_MAX).
+    env: { ...process.env, ...runtime.env },
   });
   let stopped = false;
   const controller: ControllerProcess = {
