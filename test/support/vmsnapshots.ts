@@ -27,6 +27,8 @@ export interface VMSnapshots {
   /** Creates a VMSnapshot of `domain` on the node (unless `spec.source` says otherwise). */
   apply(name: string, spec: SnapshotSpec, domain: string): Promise<void>;
   get(name: string): Promise<VMSnapshot>;
+  /** `kubectl delete`, waiting until the finalizer let it go (at most 60 s). */
+  delete(name: string): Promise<void>;
   /** Polls until Succeeded or Failed; a timeout quotes the last status and the controller log. */
   waitFinal(name: string, timeoutMs?: number): Promise<VMSnapshot>;
   /** Records every phase the object shows on a watch, from before it exists (call before apply). */
@@ -79,6 +81,11 @@ export function vmsnapshotsIn(o: {
       const result = await cp.kubectl(["get", "vmsnap", name, "-n", namespace, "-o", "json"]);
       if (result.code !== 0) throw new Error(`kubectl get ${name}: ${result.stderr}`);
       return JSON.parse(result.stdout) as VMSnapshot;
+    },
+    async delete(name) {
+      const args = ["delete", "vmsnap", name, "-n", namespace, "--timeout=60s"];
+      const result = await cp.kubectl(args);
+      if (result.code !== 0) throw new Error(`kubectl delete ${name}: ${result.stderr}`);
     },
     async waitFinal(name, timeoutMs = 60_000) {
       let last: VMSnapshot | undefined;
