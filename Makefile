@@ -21,6 +21,14 @@ export PATH := $(NODE_DIR)/bin:$(PATH)
 # node-gyp must build against the provisioned headers, never download them.
 export npm_config_nodedir := $(NODE_DIR)
 NODE_STAMP := $(NODE_DIR)/bin/node
+else
+# A node new enough is already first on PATH (a newer machine, or the provisioned one put there
+# by hand): build against its own headers. Left alone, npm's node-gyp may pick another Node's
+# (/usr's Node 20 here, whose C++17 flags cannot build the addon).
+NODE_PREFIX := $(shell p="$$(command -v node)" && dirname "$$(dirname "$$(readlink -f "$$p")")")
+ifneq ($(wildcard $(NODE_PREFIX)/include/node/node.h),)
+export npm_config_nodedir := $(NODE_PREFIX)
+endif
 endif
 export VMSNAP_CONTROL_PLANE := $(CONTROL_PLANE)
 export npm_config_update_notifier := false

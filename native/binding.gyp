@@ -9,7 +9,8 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
-      "cflags_cc": ["<!@(pkg-config --cflags libvirt libvirt-qemu)"],
+      # The sources use C++20 (std::erase); said here rather than left to the headers' defaults.
+      "cflags_cc": ["-std=gnu++20", "<!@(pkg-config --cflags libvirt libvirt-qemu)"],
       "libraries": ["<!@(pkg-config --libs libvirt libvirt-qemu)"]
     }
   ]
