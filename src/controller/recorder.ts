@@ -1,8 +1,10 @@
 // Kubernetes Events (events.k8s.io/v1) for what happened to a snapshot: one per phase
-// transition. Sent in the background and in order, so an Event never delays a frozen guest's
-// thaw; a failed Event is logged, never retried into a storm.
+// transition. Sent in the background through a bounded SendQueue, so an Event never delays a
+// frozen guest's thaw; each carries the time it happened (eventTime), so the few sent at once
+// may land in any order; a failed Event is logged, never retried into a storm.
 import { EventsV1Api, V1MicroTime, type KubeConfig } from "@kubernetes/client-node";
 import { API_VERSION, KIND, type VMSnapshot } from "../api/types.ts";
+import { SendQueue } from "./send-queue.ts";
 
 export const REPORTING_CONTROLLER = "vmsnap.io/agent";
 
@@ -20,7 +22,7 @@ export interface EventSink {
 
 export class KubeEventRecorder implements EventSink {
   private readonly api: EventsV1Api;
-  private chain: Promise<void> = Promise.resolve();
+  private readonly queue: SendQueue;
   private serial = 0;
 
   constructor(
@@ -29,6 +31,13 @@ export class KubeEventRecorder implements EventSink {
     private readonly log: (message: string, fields: Record<string, unknown>) => void = () => {},
   ) {
     this.api = kubeConfig.makeApiClient(EventsV1Api);
+    this.queue = new SendQueue({
+      onDrop: (dropped) => {
+        // Once, then every 1000th: a stuck API server must not flood the log either.
+        if (dropped === 1 || dropped % 1000 === 0)
+          this.log("events dropped: the API server is not keeping up", { dropped });
+      },
+    });
   }
 
   record(
@@ -61,7 +70,7 @@ export class KubeEventRecorder implements EventSink {
         resourceVersion: snapshot.metadata.resourceVersion!,
       },
     };
-    this.chain = this.chain.then(async () => {
+    this.queue.push(async () => {
       try {
         await this.api.createNamespacedEvent({ namespace, body });
       } catch (err) {
@@ -71,6 +80,6 @@ export class KubeEventRecorder implements EventSink {
   }
 
   flush(): Promise<void> {
-    return this.chain;
+    return this.queue.drained();
   }
 }
