@@ -184,7 +184,7 @@ export function summaryRows(): Row[] {
   const mem = read<memory.MemoryResult>(memory.NAME);
   for (const m of mem?.modes ?? []) {
     rows.push({
-      measure: `Controller RSS with ${mem!.objects} VMSnapshots cached (${m.mode === "compiled" ? "compiled, as deployed" : "under tsx, as tested"})`,
+      measure: `Controller RSS with ${mem!.objects} VMSnapshots cached (${m.mode === "compiled" ? "the bundle, as deployed" : "under tsx, as tested"})`,
       value: `${m.rssMiB} MiB (${round0((m.rssMiB * 2 ** 20) / 1e6)} MB); empty cache ${m.baselineRssMiB} MiB; ${m.perObjectKiB} KiB per object`,
       target: "≤ 150 MB",
       verdict: verdict((m.rssMiB * 2 ** 20) / 1e6 <= 150),
