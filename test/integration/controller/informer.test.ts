@@ -76,6 +76,21 @@ describe("SnapshotInformer on a real kube-apiserver", function () {
       },
     });
 
+  /** Creates `during-stall` and waits (20 s at most) until the informer reports it added. */
+  async function createDuringStall(
+    namespace: string,
+    node: string,
+    saw: (key: string, kind: ChangeKind) => boolean,
+  ): Promise<void> {
+    await create(namespace, "during-stall", node);
+    await waitFor(
+      "the change made during the stall",
+      () => saw(`${namespace}/during-stall`, "added"),
+      20_000,
+      20,
+    );
+  }
+
   const label = (namespace: string, name: string, value: string) =>
     api.patchNamespacedCustomObject(
       {
@@ -262,14 +277,7 @@ describe("SnapshotInformer on a real kube-apiserver", function () {
         if (key === `${ns}/during-stall`)
           watchdogFiringsOnArrival ??= count("watch-ended", "watchdog");
       });
-      await create(ns, "during-stall", node);
-
-      await waitFor(
-        "the change made during the stall",
-        () => saw(`${ns}/during-stall`, "added"),
-        20_000,
-        20,
-      );
+      await createDuringStall(ns, node, saw);
       expect(
         watchdogFiringsOnArrival,
         "it arrived only after the watchdog ended the stream",
@@ -301,13 +309,7 @@ describe("SnapshotInformer on a real kube-apiserver", function () {
         await new Promise((resolve) => setTimeout(resolve, 300)); // the watch is on the wire
         expect(proxy.connections, "the list and the watch share one connection").to.equal(1);
         proxy.stallOpenConnections();
-        await create(ns, "during-stall", node);
-        await waitFor(
-          "the change made during the stall",
-          () => saw(`${ns}/during-stall`, "added"),
-          20_000,
-          20,
-        );
+        await createDuringStall(ns, node, saw);
         expect(count("watch-ended", "watchdog")).to.equal(1);
         expect(dropped).to.equal(1);
         expect(proxy.connections, "one fresh connection after the drop").to.equal(2);
