@@ -22,7 +22,7 @@ import {
   type VMSnapshot,
   type VMSnapshotStatus,
 } from "../src/api/types.ts";
-import { FINALIZER } from "../src/controller/reconciler.ts";
+import { SNAPSHOT_FINALIZER as FINALIZER } from "../src/snapshot/kind.ts";
 import { KubeSnapshotClient } from "../src/controller/snapshot-client.ts";
 import { getControlPlane, type ControlPlane } from "../test/support/control-plane.ts";
 import {

@@ -5,11 +5,12 @@
 // and exits.
 import { mkdirSync } from "node:fs";
 import { ConfigError, parseConfig, USAGE, type AgentConfig } from "./config.ts";
-import { Admission } from "./controller/admission.ts";
-import { Controller, CONTROLLER_NAME } from "./controller/controller.ts";
-import { SnapshotEffects } from "./controller/effects.ts";
+import { Admission } from "./snapshot/admission.ts";
+import { Controller } from "./controller/controller.ts";
+import { SnapshotEffects } from "./snapshot/effects.ts";
 import { SnapshotInformer } from "./controller/informer.ts";
-import { MetricsObserver, timedBackend } from "./controller/observe.ts";
+import { snapshotKind } from "./snapshot/kind.ts";
+import { MetricsObserver, timedBackend } from "./snapshot/observe.ts";
 import { Reconciler } from "./controller/reconciler.ts";
 import { ConnectionReusingKubeConfig } from "./controller/kube-config.ts";
 import { KubeEventRecorder } from "./controller/recorder.ts";
@@ -70,30 +71,30 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     onEvent: (diagnostic) => log.debug("informer", { ...diagnostic }),
     onConnectionSuspect: () => kubeConfig.dropConnections(),
   });
-  const queueMetrics = metrics.forWorkqueue(CONTROLLER_NAME);
+  const kind = snapshotKind(effects);
+  const queueMetrics = metrics.forWorkqueue(kind.name);
   const queue = new WorkQueue({ metrics: workqueueMetricsHooks(queueMetrics) });
   const stopSampling = reportUnfinishedWork(queue, queueMetrics);
   const events = new KubeEventRecorder(kubeConfig, config.nodeName, (m, f) => log.warn(m, f));
   const reconciler = new Reconciler({
+    kind,
     read: (key) => informer.getByKey(key),
     client: new KubeSnapshotClient(kubeConfig),
-    effects,
     events,
     observer,
     log: (m, f) => log.warn(m, f),
   });
   const controller = new Controller({
+    kind,
     cache: informer,
     queue,
     reconciler,
-    hypervisor,
     workers: config.workers,
     log,
-    metrics: metrics.forController(CONTROLLER_NAME, config.workers),
+    metrics: metrics.forController(kind.name, config.workers),
     onDraining: () => {
       draining = true;
     },
-    callTimeoutMs: config.callTimeoutMs,
   });
 
   const server = new MetricsServer({

@@ -1,66 +1,64 @@
-// The controller's machinery around the sync function: the cache of this node's snapshots feeds
-// a de-duplicating work queue, N workers run the reconciler, results become requeues, and
-// metrics follow controller-runtime's names. Start-up and shutdown keep the thaw guarantee:
-// before any worker runs, guests a previous instance left frozen (or paused) are thawed
-// (resumed); on shutdown no new freeze starts and snapshots in flight finish or are undone.
-import type { VMSnapshot } from "../api/types.ts";
+// The controller's machinery around the sync function, for any kind: the cache of this node's
+// objects feeds a de-duplicating work queue, N workers run the reconciler, results become
+// requeues, and metrics follow controller-runtime's names. Start-up and shutdown keep the thaw
+// guarantee: before any worker runs, the kind recovers what a previous instance left (guests
+// left frozen or paused are thawed and resumed); on shutdown no new freeze starts and work in
+// flight finishes or is undone.
 import type { Logger } from "../log.ts";
-import { mayBeFrozen } from "../machine/context.ts";
-import { mayHavePaused } from "../machine/machine.ts";
-import { isFinal } from "../machine/step.ts";
 import type { ControllerMetrics } from "../metrics/index.ts";
-import { keyOf } from "./effects.ts";
-import type { HypervisorPort } from "./ports.ts";
-import type { Reconciler } from "./reconciler.ts";
-import { stateFromStatus } from "./status.ts";
+import type { Kind, KindState, KubeObject } from "./kind.ts";
+import { objectKey, type Reconciler } from "./reconciler.ts";
 import type { WorkQueue } from "./workqueue.ts";
 
-export const CONTROLLER_NAME = "vmsnapshot";
-
 /** What the controller needs of the informer: a synced cache and change notifications. */
-export interface SnapshotCache {
+export interface ObjectCache<T> {
   start(): Promise<void>;
-  get(namespace: string, name: string): VMSnapshot | undefined;
-  list(): VMSnapshot[];
+  get(namespace: string, name: string): T | undefined;
+  list(): T[];
   onChange(handler: (key: string) => void): unknown;
   stop(): void | Promise<void>;
 }
 
-export interface ControllerOptions {
-  readonly cache: SnapshotCache;
+export interface ControllerOptions<
+  T extends KubeObject,
+  S extends KindState,
+  E extends { type: string },
+  C,
+> {
+  readonly kind: Kind<T, S, E, C>;
+  readonly cache: ObjectCache<T>;
   readonly queue: WorkQueue;
-  readonly reconciler: Reconciler;
-  readonly hypervisor: HypervisorPort;
+  readonly reconciler: Reconciler<T, S, E, C>;
   readonly workers: number;
   readonly log: Logger;
   readonly metrics?: ControllerMetrics;
   /** Called before shutdown drains, so no new freeze starts. */
   readonly onDraining?: () => void;
-  readonly callTimeoutMs?: number;
 }
 
-export class Controller {
+export class Controller<T extends KubeObject, S extends KindState, E extends { type: string }, C> {
   private workersDone: Promise<void>[] = [];
   private ready = false;
 
-  constructor(private readonly o: ControllerOptions) {}
+  constructor(private readonly o: ControllerOptions<T, S, E, C>) {}
 
-  /** True once the first list is cached, leftovers are thawed and workers run. */
+  /** True once the first list is cached, leftovers are recovered and workers run. */
   isReady(): boolean {
     return this.ready;
   }
 
   async start(): Promise<void> {
     await this.o.cache.start();
-    // Thaw first, before any worker: a guest must not wait for the queue to stay frozen.
-    await this.thawLeftovers();
+    // Recover first, before any worker: a guest must not wait for the queue to stay frozen.
+    await this.o.kind.recover?.(this.o.cache.list());
     this.o.cache.onChange((key) => this.o.queue.add(key));
-    for (const snapshot of this.o.cache.list()) this.o.queue.add(keyOf(snapshot));
+    for (const object of this.o.cache.list()) this.o.queue.add(objectKey(object));
     for (let i = 0; i < this.o.workers; i++) this.workersDone.push(this.worker());
     this.ready = true;
     this.o.log.info("controller started", {
+      controller: this.o.kind.name,
       workers: this.o.workers,
-      snapshots: this.o.cache.list().length,
+      objects: this.o.cache.list().length,
     });
   }
 
@@ -71,38 +69,7 @@ export class Controller {
     await this.o.queue.shutDownWithDrain();
     await Promise.all(this.workersDone);
     await this.o.cache.stop();
-    this.o.log.info("controller stopped");
-  }
-
-  /** Thaws (and resumes) every guest that an in-flight snapshot may have left frozen. */
-  private async thawLeftovers(): Promise<void> {
-    const timeoutMs = this.o.callTimeoutMs ?? 10_000;
-    for (const snapshot of this.o.cache.list()) {
-      if (isFinal(snapshot.status?.phase ?? "Pending")) continue;
-      const { context } = stateFromStatus(snapshot, Date.now());
-      const domain = snapshot.spec.source.domain;
-      try {
-        if (mayHavePaused(context) && context.resumedAt === undefined) {
-          const info = await this.o.hypervisor.domainInfo(domain, { timeoutMs });
-          if (info.state === "paused") await this.o.hypervisor.resume(domain, { timeoutMs });
-        }
-        if (mayBeFrozen(context)) {
-          const thawed = await this.o.hypervisor.fsThaw(domain, { timeoutMs });
-          this.o.log.warn("thawed a guest left frozen by a previous instance", {
-            key: keyOf(snapshot),
-            domain,
-            phase: snapshot.status?.phase,
-            filesystems: thawed,
-          });
-        }
-      } catch (err) {
-        this.o.log.error("could not thaw a guest left by a previous instance", {
-          key: keyOf(snapshot),
-          domain,
-          error: String(err),
-        });
-      }
-    }
+    this.o.log.info("controller stopped", { controller: this.o.kind.name });
   }
 
   private async worker(): Promise<void> {

@@ -1,53 +1,30 @@
-// The sync function for one VMSnapshot, in the style of controller-runtime:
-//   read the object → run the idempotent effect of its phase → turn the outcome into an event
+// The one sync function, for every kind, in the style of controller-runtime:
+//   read the object → run the idempotent effect of its state → turn the outcome into an event
 //   → transition() → run the compensations it asks for → patch status (conditional on
 //   resourceVersion) → one Event per transition → repeat until final, or return requeue-after.
 //
 // Invariants:
-// - status is the durable cursor: nothing is done that status could not resume or undo; the
-//   freeze deadline is written before the guest is frozen;
-// - one snapshot in flight per domain; at most N guests frozen per host (Admission);
-// - a deleted snapshot's artefacts are removed under deletionPolicy Delete, kept under Retain,
-//   and the finalizer goes only after that worked;
-// - never act on a stale cache: if our last write is newer than the cache, read the server.
-import { mayBeFrozen, type SnapshotContext } from "../machine/context.ts";
-import { isFinal, step, type MachineState, type Step } from "../machine/step.ts";
-import type { VMSnapshot } from "../api/types.ts";
-import type { SnapshotEffects } from "./effects.ts";
-import { keyOf, snapshotNameOf } from "./effects.ts";
-import type { EventSink } from "./recorder.ts";
-import { ConflictError, type SnapshotClient } from "./snapshot-client.ts";
-import {
-  phaseOf,
-  stateFromStatus,
-  statusDiffers,
-  statusFromState,
-  type Waiting,
-} from "./status.ts";
+// - status is the durable cursor: nothing is done that status could not resume or undo; a
+//   write-ahead transition (the freeze deadline) reaches status before the next effect runs;
+// - inside an urgent window (a frozen guest) writes overlap the next effect and a failed write
+//   never stops the effects: this process's state is authoritative until status catches up;
+// - a deleted object's finalizer goes only after the kind's finalize worked;
+// - never act on a stale cache: if our last write is newer than the cache, read the server;
+// - an unchanged status is never re-sent (compared by value, not by key order).
+import type { Kind, KindState, KubeObject, Waiting } from "./kind.ts";
+import { ConflictError } from "./snapshot-client.ts";
+import { sameStatus } from "./status-equality.ts";
 
-export const FINALIZER = "vmsnap.io/artefacts";
-
-/** The compensation times the context does not have yet. */
-function onlyNew(
-  undone: { thawedAt?: number; resumedAt?: number },
-  context: SnapshotContext,
-): { thawedAt?: number; resumedAt?: number } {
-  return {
-    ...(undone.thawedAt !== undefined && context.thawedAt === undefined
-      ? { thawedAt: undone.thawedAt }
-      : {}),
-    ...(undone.resumedAt !== undefined && context.resumedAt === undefined
-      ? { resumedAt: undone.resumedAt }
-      : {}),
-  };
+/** The API calls the loop makes. */
+export interface ObjectClient<T extends KubeObject> {
+  get(namespace: string, name: string): Promise<T | undefined>;
+  /** Merge patch of status carrying metadata.resourceVersion; 409 → ConflictError. */
+  patchStatus(object: T, status: NonNullable<T["status"]>): Promise<T>;
+  setFinalizers(object: T, finalizers: string[]): Promise<T>;
 }
 
-/** The guest is frozen or its vCPUs paused by this attempt: every moment counts. */
-function inFrozenWindow(context: SnapshotContext): boolean {
-  return (
-    (context.frozenAt !== undefined && mayBeFrozen(context)) ||
-    (context.pausedAt !== undefined && context.resumedAt === undefined)
-  );
+export interface EventSink<T extends KubeObject> {
+  record(object: T, type: "Normal" | "Warning", reason: string, action: string, note: string): void;
 }
 
 export interface ReconcileResult {
@@ -55,229 +32,221 @@ export interface ReconcileResult {
   readonly requeueAfterMs?: number;
 }
 
-/** Observes what happened, for metrics; every hook is optional. */
-export interface SnapshotObserver {
-  transition?(snapshot: VMSnapshot, from: MachineState, to: MachineState): void;
+/** Observes transitions, for metrics; never influences them. */
+export interface TransitionObserver<T, S> {
+  transition?(object: T, from: S, to: S): void;
 }
 
-export interface ReconcilerOptions {
-  readonly read: (key: string) => VMSnapshot | undefined;
-  readonly client: SnapshotClient;
-  readonly effects: SnapshotEffects;
-  readonly events: EventSink;
-  readonly observer?: SnapshotObserver;
+export interface ReconcilerOptions<T extends KubeObject, S extends KindState, E, C> {
+  readonly kind: Kind<T, S, E, C>;
+  readonly read: (key: string) => T | undefined;
+  readonly client: ObjectClient<T>;
+  readonly events: EventSink<T>;
+  readonly observer?: TransitionObserver<T, S>;
   readonly now?: () => number;
   readonly log?: (message: string, fields: Record<string, unknown>) => void;
 }
 
-export class Reconciler {
+/** How long to wait before looking again at an object whose effect reported an ignored event. */
+const IGNORED_EVENT_RETRY_MS = 1_000;
+
+export function objectKey(object: KubeObject): string {
+  return `${object.metadata.namespace}/${object.metadata.name}`;
+}
+
+export class Reconciler<T extends KubeObject, S extends KindState, E extends { type: string }, C> {
   /** The object each of our own writes returned, to detect a cache that lags behind them. */
-  private readonly written = new Map<string, VMSnapshot>();
-  /** The machine state of each snapshot this process is working on, by UID. */
-  private readonly states = new Map<string, MachineState>();
+  private readonly written = new Map<string, T>();
+  /** The state of each object this process is working on, by UID: newer than status may be. */
+  private readonly states = new Map<string, S>();
+  private readonly kind: Kind<T, S, E, C>;
   private readonly now: () => number;
 
-  constructor(private readonly o: ReconcilerOptions) {
+  constructor(private readonly o: ReconcilerOptions<T, S, E, C>) {
+    this.kind = o.kind;
     this.now = o.now ?? Date.now;
   }
 
+  /** The state this process holds for an object, else the one its status records. */
+  stateOf(object: T): S {
+    return this.states.get(object.metadata.uid!) ?? this.kind.stateOf(object, this.now());
+  }
+
+  /** Forgets an object that left the cache without being finalized (finalizer force-removed). */
+  forget(key: string, object?: T): void {
+    this.written.delete(key);
+    if (object) {
+      this.states.delete(object.metadata.uid!);
+      this.kind.finish(object);
+    }
+  }
+
   async reconcile(key: string): Promise<ReconcileResult> {
-    let snapshot = await this.read(key);
-    if (!snapshot) {
+    let object = await this.read(key);
+    if (!object) {
       this.written.delete(key);
       return {};
     }
-    if (snapshot.metadata.deletionTimestamp) return this.finalize(snapshot);
-    if (isFinal(phaseOf(snapshot))) {
-      this.o.effects.finish(snapshot);
+    if (object.metadata.deletionTimestamp) return this.finalize(object);
+    if (
+      this.kind.isFinal(this.kind.stateOf(object, this.now())) &&
+      !this.states.has(uidOf(object))
+    ) {
+      this.kind.finish(object);
       return {};
     }
-    const finalizers = snapshot.metadata.finalizers ?? [];
-    if (!finalizers.includes(FINALIZER)) {
+    const finalizers = object.metadata.finalizers ?? [];
+    if (!finalizers.includes(this.kind.finalizer)) {
       // Before any artefact exists, so none can outlive a deleted resource.
-      snapshot = this.remember(
-        await this.o.client.setFinalizers(snapshot, [...finalizers, FINALIZER]),
+      object = this.remember(
+        await this.o.client.setFinalizers(object, [...finalizers, this.kind.finalizer]),
       );
     }
-    let current: VMSnapshot = snapshot;
-    const uid = current.metadata.uid!;
-    // A status write still in flight. Inside the frozen window, writes overlap the next effect
-    // (the disk snapshot, the thaw) instead of delaying it: the write-ahead and the guard keep
-    // the guest safe, this process's state is authoritative, and writes stay in order.
-    let inFlight: Promise<VMSnapshot> | undefined;
+    return this.drive(key, object);
+  }
+
+  private async drive(key: string, first: T): Promise<ReconcileResult> {
+    let current = first;
+    const uid = uidOf(current);
+    // A status write still in flight: inside an urgent window writes overlap the next effect
+    // instead of delaying it, and stay in order.
+    let inFlight: Promise<T> | undefined;
     for (;;) {
-      // This process's own record wins over status, which may lag behind it (see `advance`).
-      const state = this.states.get(uid) ?? stateFromStatus(current, this.now());
-      if (inFlight && !inFrozenWindow(state.context)) {
+      const state = this.stateOf(current);
+      if (inFlight && !this.kind.urgent(state)) {
         current = await inFlight;
         inFlight = undefined;
       }
-      if (isFinal(state.phase)) {
+      if (this.kind.isFinal(state)) {
         // Finished in this process, but status did not get it yet: only the write is left.
         current = await this.write(current, state);
         this.states.delete(uid);
-        this.o.effects.finish(current);
+        this.kind.finish(current);
         return {};
       }
-      const outcome = await this.o.effects.run(current, state);
+      const overdue = this.kind.overdue(state, this.now());
+      const outcome = overdue ? { event: overdue } : await this.kind.run(current, state);
       if ("wait" in outcome) {
         await this.write(current, state, outcome.wait);
         return { requeueAfterMs: outcome.retryAfterMs };
       }
-      let next: Step = step(state, outcome.event);
-      if (!next.accepted) {
-        // An effect reported something its phase does not take: a bug, never a guess.
+      const stepped = this.kind.step(state, outcome.event);
+      if (!stepped.accepted) {
+        // An effect reported something its state does not take: a bug, never a guess.
         this.o.log?.("event ignored by the phase machine", {
           key,
           phase: state.phase,
           event: outcome.event.type,
         });
-        return { requeueAfterMs: 1_000 };
+        return { requeueAfterMs: IGNORED_EVENT_RETRY_MS };
       }
-      if (next.compensations.length > 0) {
-        const undone = await this.o.effects.compensate(current, state, next.compensations);
-        // Facts, not decisions: when the compensations thawed and resumed the guest, so status
-        // says how long a failed attempt held it frozen or paused.
-        next = { ...next, context: { ...next.context, ...onlyNew(undone, next.context) } };
-      }
+      const next =
+        stepped.compensations.length > 0
+          ? await this.kind.compensate(current, state, stepped, stepped.compensations)
+          : stepped;
       // It happened, whether or not status records it at once: announce it now.
       if (next.phase !== state.phase) this.announce(current, state, next);
-      const writeAhead =
-        next.context.freezeDeadline !== undefined && state.context.freezeDeadline === undefined;
-      const base = inFlight ?? Promise.resolve(current);
-      const writing = base.then((latest) => this.advance(latest, state, next));
-      if (inFrozenWindow(next.context) && !writeAhead) {
-        // advance() never throws inside the frozen window, so nothing here can be lost.
+      const writeAhead = this.kind.writeAhead(state, next);
+      const writing = (inFlight ?? Promise.resolve(current)).then((latest) =>
+        this.advance(latest, next, writeAhead),
+      );
+      if (this.kind.urgent(next) && !writeAhead) {
+        // advance() never throws inside an urgent window, so nothing here can be lost.
         this.states.set(uid, next);
         inFlight = writing;
         continue;
       }
       current = await writing;
       inFlight = undefined;
-      if (isFinal(next.phase)) {
+      if (this.kind.isFinal(next)) {
         this.states.delete(uid);
-        this.o.effects.finish(current);
+        this.kind.finish(current);
         return {};
       }
     }
   }
 
-  /** Deletion: undo an attempt in flight, or remove a finished one's artefacts under Delete. */
-  private async finalize(snapshot: VMSnapshot): Promise<ReconcileResult> {
-    const finalizers = snapshot.metadata.finalizers ?? [];
-    if (!finalizers.includes(FINALIZER)) return {};
-    const state = stateFromStatus(snapshot, this.now());
-    if (!isFinal(state.phase)) {
-      await this.o.effects.compensate(snapshot, state, ["resumeVcpus", "thaw", "removeArtefacts"]);
-    } else if ((snapshot.spec.deletionPolicy ?? "Delete") === "Delete") {
-      // A failed attempt removed its artefacts when it failed, unless storage was down then:
-      // removal is idempotent, so it runs again here.
-      await this.o.effects.removeArtefacts(snapshot, state.context);
-    }
-    this.o.effects.finish(snapshot);
-    this.states.delete(snapshot.metadata.uid!);
+  /** Deletion: the kind undoes or removes what it must; then the finalizer goes. */
+  private async finalize(object: T): Promise<ReconcileResult> {
+    const finalizers = object.metadata.finalizers ?? [];
+    if (!finalizers.includes(this.kind.finalizer)) return {};
+    await this.kind.finalize(object, this.stateOf(object));
+    this.kind.finish(object);
+    this.states.delete(uidOf(object));
     await this.o.client.setFinalizers(
-      snapshot,
-      finalizers.filter((f) => f !== FINALIZER),
+      object,
+      finalizers.filter((f) => f !== this.kind.finalizer),
     );
-    this.written.delete(keyOf(snapshot));
+    this.written.delete(objectKey(object));
     return {};
   }
 
-  private async read(key: string): Promise<VMSnapshot | undefined> {
+  private async read(key: string): Promise<T | undefined> {
     const cached = this.o.read(key);
     const mine = this.written.get(key);
     if (!cached || !mine || mine.metadata.uid !== cached.metadata.uid) return cached;
     if (mine.metadata.resourceVersion === cached.metadata.resourceVersion) return cached;
     // The cache has not caught up with our last write (or someone changed the object since):
-    // ask the API server rather than redo an effect from a stale phase.
+    // ask the API server rather than redo an effect from a stale state.
     const [namespace, name] = key.split("/") as [string, string];
     return (await this.o.client.get(namespace, name)) ?? cached;
   }
 
   /**
-   * Records `next`: in this process first, then in status. The write-ahead (the transition that
-   * sets the freeze deadline) must reach status before anything else happens. After it, a
-   * failed write (an API server restart, say) must not keep a guest frozen: the state stays in
-   * this process, the frozen window goes on to its thaw, and status catches up afterwards.
+   * Records `next`: in this process first, then in status. A write-ahead must reach status
+   * before anything else happens. Inside an urgent window a failed write (an API server
+   * restart, say) must not hold the guest: the state stays in this process, the effects go on,
+   * and status catches up afterwards.
    */
-  private async advance(
-    snapshot: VMSnapshot,
-    state: MachineState,
-    next: MachineState,
-  ): Promise<VMSnapshot> {
-    const uid = snapshot.metadata.uid!;
-    const writeAhead =
-      next.context.freezeDeadline !== undefined && state.context.freezeDeadline === undefined;
+  private async advance(object: T, next: S, writeAhead: boolean): Promise<T> {
+    const uid = uidOf(object);
     try {
-      const written = await this.write(snapshot, next);
+      const written = await this.write(object, next);
       this.states.set(uid, next);
       return written;
     } catch (err) {
       if (writeAhead) throw err;
       this.states.set(uid, next);
-      if (!inFrozenWindow(next.context)) throw err;
-      this.o.log?.("status write failed inside the frozen window; going on to the thaw", {
-        key: keyOf(snapshot),
+      if (!this.kind.urgent(next)) throw err;
+      this.o.log?.("status write failed inside an urgent window; going on", {
+        key: objectKey(object),
         phase: next.phase,
         error: String(err),
       });
-      return snapshot;
+      return object;
     }
   }
 
   /** Patches status when it changed; on a conflict, retries once if status is still ours. */
-  private async write(
-    snapshot: VMSnapshot,
-    state: MachineState,
-    waiting?: Waiting,
-  ): Promise<VMSnapshot> {
-    const status = statusFromState(snapshot, state, this.now(), {
-      snapshotName: snapshotNameOf(snapshot),
-      ...(snapshot.spec.disks?.exclude ? { excludedDisks: snapshot.spec.disks.exclude } : {}),
-      ...(waiting ? { waiting } : {}),
-    });
-    if (!statusDiffers(snapshot.status, status)) return snapshot;
+  private async write(object: T, state: S, waiting?: Waiting): Promise<T> {
+    const status = this.kind.statusOf(object, state, this.now(), waiting);
+    if (sameStatus(object.status, status)) return object;
     try {
-      return this.remember(await this.o.client.patchStatus(snapshot, status));
+      return this.remember(await this.o.client.patchStatus(object, status));
     } catch (err) {
       if (!(err instanceof ConflictError)) throw err;
       // Usually metadata changed (a label, an annotation): status is still the one we based
       // this write on, so the write is still right.
-      const fresh = await this.o.client.get(snapshot.metadata.namespace!, snapshot.metadata.name!);
-      if (
-        !fresh ||
-        fresh.metadata.uid !== snapshot.metadata.uid ||
-        statusDiffers(fresh.status, snapshot.status ?? {})
-      ) {
+      const fresh = await this.o.client.get(object.metadata.namespace!, object.metadata.name!);
+      if (!fresh || uidOf(fresh) !== uidOf(object) || !sameStatus(fresh.status, object.status)) {
         throw err;
       }
       return this.remember(await this.o.client.patchStatus(fresh, status));
     }
   }
 
-  private remember(snapshot: VMSnapshot): VMSnapshot {
-    this.written.set(keyOf(snapshot), snapshot);
-    return snapshot;
+  private remember(object: T): T {
+    this.written.set(objectKey(object), object);
+    return object;
   }
 
-  private announce(snapshot: VMSnapshot, from: MachineState, to: MachineState): void {
-    this.o.observer?.transition?.(snapshot, from, to);
-    const c = to.context;
-    if (to.phase === "Failed") {
-      this.o.events.record(snapshot, "Warning", c.error!.reason, to.phase, c.error!.message);
-      return;
-    }
-    const note =
-      to.phase === "Frozen"
-        ? `froze the guest's filesystems (thawed by ${new Date(c.freezeDeadline!).toISOString()} at the latest)`
-        : to.phase === "DisksSnapshotted"
-          ? `snapshotted ${c.disks.length} disk(s): ${c.disks.map((d) => d.snapshot).join(", ")}`
-          : to.phase === "MemorySaved"
-            ? `saved ${c.memoryImage!.bytes} bytes of memory to ${c.memoryImage!.file}`
-            : to.phase === "Thawed"
-              ? `thawed the guest after ${c.thawedAt! - c.frozenAt!} ms frozen`
-              : `snapshot ready${c.quiesced ? "" : ` (not quiesced: ${c.unquiesced?.reason})`}`;
-    this.o.events.record(snapshot, "Normal", to.phase, to.phase, note);
+  private announce(object: T, from: S, to: S): void {
+    this.o.observer?.transition?.(object, from, to);
+    const { type, reason, note } = this.kind.announce(from, to);
+    this.o.events.record(object, type, reason, to.phase, note);
   }
+}
+
+function uidOf(object: KubeObject): string {
+  return object.metadata.uid!;
 }

@@ -2,7 +2,7 @@
 // so the two cannot drift apart.
 import { isAbsolute } from "node:path";
 import { parseArgs } from "node:util";
-import { DEFAULT_THAW_POLICY, type ThawPolicy } from "./thaw.ts";
+import { DEFAULT_THAW_POLICY, type ThawPolicy } from "../hypervisor/thaw.ts";
 
 export interface GuardConfig extends ThawPolicy {
   /** libvirt URI the guard opens its own connection to. */

@@ -22,7 +22,7 @@ import { GuardServer } from "./guard-server.ts";
 import { GuardSession } from "./guard-session.ts";
 import { jsonLog, type Log } from "./log.ts";
 import { encode, type FireCause, type Reply } from "./protocol.ts";
-import { thawGuest } from "./thaw.ts";
+import { thawGuest } from "../hypervisor/thaw.ts";
 
 const log: Log = jsonLog((line) => process.stderr.write(line));
 

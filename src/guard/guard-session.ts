@@ -11,7 +11,7 @@ import {
   type Reply,
 } from "./protocol.ts";
 import { ThawScheduler } from "./scheduler.ts";
-import type { ThawResult } from "./thaw.ts";
+import type { ThawResult } from "../hypervisor/thaw.ts";
 
 export interface SessionOptions {
   /** Thaws the entry's guest (resuming it first when the entry asks). */
@@ -86,7 +86,8 @@ export class GuardSession {
 
   private async fire(entry: ArmCommand, cause: FireCause): Promise<void> {
     const started = Date.now();
-    const result = await this.o.thaw(entry);
+    // The error object itself stays here: the reply and the log carry its typed reason.
+    const { lastError: _lastError, ...result } = await this.o.thaw(entry);
     this.log(result.outcome === "failed" ? "error" : "info", "fired", {
       id: entry.id,
       domain: entry.domain,

@@ -51,7 +51,8 @@ export interface RejectedReply {
 
 /** How a fired entry ended: thawed (`thawed` filesystems, 0 when nothing was frozen); gone (no
  *  such domain, or not running: nothing left frozen); failed (every attempt failed). */
-export type ThawOutcome = "thawed" | "gone" | "failed";
+import type { ThawOutcome } from "../hypervisor/thaw.ts";
+export type { ThawOutcome };
 
 /** Why an entry fired: its deadline passed, or the guard was left alone or told to stop. */
 export type FireCause = "deadline" | "orphaned" | "terminated";

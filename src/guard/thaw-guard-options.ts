@@ -2,7 +2,7 @@
 // of acknowledgements, starts and restarts, and the callbacks that report what the guard did.
 import type { GuardStderr } from "./guard-process.ts";
 import type { ThawedReply } from "./protocol.ts";
-import type { ThawPolicy } from "./thaw.ts";
+import type { ThawPolicy } from "../hypervisor/thaw.ts";
 
 /** Options of both ways of reaching a guard. */
 export interface ThawGuardClientOptions {

@@ -15,7 +15,7 @@ import type { GuardLink, LinkHandlers } from "./guard-link.ts";
 import { GuardProcess } from "./guard-process.ts";
 import { PendingCall } from "./pending-call.ts";
 import { decodeCommand, encode, type ArmCommand, type Command, type Reply } from "./protocol.ts";
-import { DEFAULT_THAW_POLICY } from "./thaw.ts";
+import { DEFAULT_THAW_POLICY } from "../hypervisor/thaw.ts";
 import {
   CONNECT_DEFAULTS,
   definedOnly,

@@ -1,7 +1,11 @@
 // The phase machine's context: the spec's choices plus what has happened so far. Everything here
-// round-trips through VMSnapshot status (see controller/status.ts), so a restarted controller
+// round-trips through VMSnapshot status (see snapshot/status.ts), so a restarted controller
 // rebuilds exactly the context the previous one had.
-import type { FailureReason, UnquiescedReason } from "../api/reasons.ts";
+//
+// The predicates below are the only definitions of "frozen by us", "paused by us" and of the
+// two deadlines: the machine's guards, the effects, the loop and the start-up recovery all ask
+// them, so no two places can disagree.
+import { UnquiescedReason, type FailureReason } from "../api/reasons.ts";
 import type { QuiescePolicy } from "../api/types.ts";
 import type { DiskSnapshotHandle } from "../storage/backend.ts";
 
@@ -37,12 +41,59 @@ export interface SnapshotInput {
   readonly startedAt: number;
 }
 
-/** True while the guest may be frozen by us: a freeze was armed and no thaw has been seen. */
+/**
+ * True while the guest may be frozen by this attempt: a freeze was armed (its deadline written
+ * ahead) and no thaw has been seen. A freeze that failed or timed out counts: it may land late.
+ */
 export function mayBeFrozen(context: SnapshotContext): boolean {
   return context.freezeDeadline !== undefined && context.thawedAt === undefined;
 }
 
-/** True while the vCPUs may be paused by us. */
-export function mayBePaused(context: SnapshotContext): boolean {
-  return context.pausedAt !== undefined && context.resumedAt === undefined;
+/** True once the freeze is known to have happened and no thaw has been seen since. */
+export function frozenByUs(context: SnapshotContext): boolean {
+  return context.frozenAt !== undefined && mayBeFrozen(context);
+}
+
+/**
+ * May this attempt have paused the vCPUs, and not resumed them yet? Only a VM snapshot of a
+ * domain that was running when inspected can have been paused by us (an administrator's pause
+ * is never ours to undo).
+ */
+export function mayHavePaused(context: SnapshotContext): boolean {
+  if (!context.memory || context.resumedAt !== undefined) return false;
+  if (context.freezeDeadline !== undefined) return true;
+  const reason = context.unquiesced?.reason;
+  return (
+    reason !== undefined &&
+    reason !== UnquiescedReason.DomainPaused &&
+    reason !== UnquiescedReason.DomainOffline
+  );
+}
+
+/** The guest is frozen or its vCPUs paused by this attempt: every moment counts. */
+export function inFrozenWindow(context: SnapshotContext): boolean {
+  return frozenByUs(context) || (context.pausedAt !== undefined && context.resumedAt === undefined);
+}
+
+/** When the whole attempt must be over (spec.failureDeadline after it started). */
+export function failureDeadlineOf(context: SnapshotContext): number {
+  return context.startedAt + context.failureDeadlineMs;
+}
+
+/** Which deadline, if any, has passed at `at`: the freeze window first, it is the tighter. */
+export function passedDeadline(
+  context: SnapshotContext,
+  at: number,
+): "freezeTimeout" | "failureDeadline" | undefined {
+  if (frozenByUs(context) && at > context.freezeDeadline!) return "freezeTimeout";
+  if (at > failureDeadlineOf(context)) return "failureDeadline";
+  return undefined;
+}
+
+/**
+ * The deadline the current step's calls must finish by: the freeze deadline while frozen (the
+ * guard thaws then), else the failure deadline.
+ */
+export function stepDeadlineOf(context: SnapshotContext): number {
+  return frozenByUs(context) ? context.freezeDeadline! : failureDeadlineOf(context);
 }

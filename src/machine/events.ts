@@ -4,8 +4,6 @@
 import type { FailureReason, UnquiescedReason } from "../api/reasons.ts";
 import type { DiskSnapshotHandle } from "../storage/backend.ts";
 
-export type DomainState = "running" | "paused" | "shutoff";
-
 interface Timed {
   /** When it happened, epoch milliseconds. */
   readonly at: number;
@@ -65,6 +63,15 @@ export interface TickEvent extends Timed {
   readonly type: "TICK";
 }
 
+/**
+ * A state read back from status: handled by no state, it only lets the machine settle which
+ * step of the recorded phase comes next (its routing is eventless), so that decision is made
+ * in the machine and nowhere else.
+ */
+export interface RehydratedEvent extends Timed {
+  readonly type: "REHYDRATED";
+}
+
 export type SnapshotEvent =
   | FreezeArmedEvent
   | FrozenEvent
@@ -74,4 +81,5 @@ export type SnapshotEvent =
   | ThawedEvent
   | CompletedEvent
   | FailedEvent
-  | TickEvent;
+  | TickEvent
+  | RehydratedEvent;

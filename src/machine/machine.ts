@@ -1,7 +1,13 @@
-// The VMSnapshot phase machine (xstate 5), pure: no invoke, no timers, no clock. The reconciler
-// runs the effect of the current phase, turns its outcome into an event carrying the time, and
-// asks `transition()` for the next phase and for the compensating actions to run (thaw, resume,
-// remove partial artefacts). The phase is persisted in status; see persist.ts.
+// The VMSnapshot phase machine (xstate 5), pure: no invoke, no timers, no clock. The reconcile
+// loop runs the effect of the current *step* (a leaf state), turns its outcome into an event
+// carrying the time, and asks `transition()` for the next state and for the compensating
+// actions to run (thaw, resume, remove partial artefacts). Only the phase (the top-level state)
+// is persisted in status; the step inside a phase is settled by the machine's own eventless
+// routing from the context (see step.ts `restore`), so which effect runs next is decided here
+// and nowhere else.
+//
+// Steps: Pending.{Inspecting, Armed, Unfrozen} → Frozen → DisksSnapshotted.{SavingMemory,
+// Thawing, Completing} → MemorySaved.{Thawing, Completing} → Thawed → Succeeded | Failed.
 //
 // Invariants (checked on every path of the graph by test/unit/machine):
 // - a guest that was frozen ends thawed: by a THAWED event, or a `thaw` action on failure;
@@ -9,29 +15,22 @@
 // - each phase is entered only by the event of its own effect (no phase is claimed unearned);
 // - `memory: true` never reaches Succeeded without MemorySaved;
 // - the quiesce policy decides whether an unfrozen snapshot may go on, never the effect code.
-import { assign, setup } from "xstate";
+import { assertEvent, assign, setup } from "xstate";
 import { FailureReason, UnquiescedReason } from "../api/reasons.ts";
-import { mayBeFrozen, type SnapshotContext, type SnapshotInput } from "./context.ts";
-import type { SnapshotEvent } from "./events.ts";
-
-type EventOf<T extends SnapshotEvent["type"]> = Extract<SnapshotEvent, { type: T }>;
-
-/** May the vCPUs have been paused by us? Only a VM snapshot of a domain that was running. */
-export function mayHavePaused(context: SnapshotContext): boolean {
-  if (!context.memory) return false;
-  if (context.freezeDeadline !== undefined) return true;
-  const reason = context.unquiesced?.reason;
-  return (
-    reason !== undefined &&
-    reason !== UnquiescedReason.DomainPaused &&
-    reason !== UnquiescedReason.DomainOffline
-  );
-}
+import {
+  frozenByUs,
+  mayBeFrozen,
+  mayHavePaused,
+  passedDeadline,
+  type SnapshotContext,
+  type SnapshotInput,
+} from "./context.ts";
+import type { SnapshotEvent, UnquiescedEvent } from "./events.ts";
 
 /** Which unfrozen snapshots each policy accepts; anything else fails with the mapped reason. */
-function unquiescedVerdict(
+export function unquiescedVerdict(
   context: SnapshotContext,
-  event: EventOf<"UNQUIESCED">,
+  event: UnquiescedEvent,
 ): { accept: true } | { accept: false; reason: FailureReason } {
   switch (event.reason) {
     case UnquiescedReason.DomainOffline:
@@ -55,67 +54,60 @@ function unquiescedVerdict(
   }
 }
 
-function failureDeadline(context: SnapshotContext): number {
-  return context.startedAt + context.failureDeadlineMs;
-}
-
 /** Why a transition fails the snapshot: the event says so, or a deadline, or the quiesce policy. */
-type FailureCause = "event" | "freezeTimeout" | "failureDeadline" | "policy";
+type FailureCause = "event" | "deadline" | "policy";
 
 function failure(cause: FailureCause, context: SnapshotContext, event: SnapshotEvent) {
   switch (cause) {
-    case "freezeTimeout":
-      return {
-        reason: FailureReason.FreezeTimeout,
-        message: `the guest stayed frozen past spec.freezeTimeout (${context.freezeTimeoutMs} ms); it was thawed`,
-      };
-    case "failureDeadline":
-      return {
-        reason: FailureReason.DeadlineExceeded,
-        message: `the snapshot did not finish within spec.failureDeadline (${context.failureDeadlineMs} ms)`,
-      };
+    case "deadline":
+      return passedDeadline(context, event.at) === "freezeTimeout"
+        ? {
+            reason: FailureReason.FreezeTimeout,
+            message: `the guest stayed frozen past spec.freezeTimeout (${context.freezeTimeoutMs} ms); it was thawed`,
+          }
+        : {
+            reason: FailureReason.DeadlineExceeded,
+            message: `the snapshot did not finish within spec.failureDeadline (${context.failureDeadlineMs} ms)`,
+          };
     case "policy": {
-      const e = event as EventOf<"UNQUIESCED">;
-      const verdict = unquiescedVerdict(context, e);
+      assertEvent(event, "UNQUIESCED");
+      const verdict = unquiescedVerdict(context, event);
       return {
         reason: verdict.accept ? FailureReason.QuiesceFailed : verdict.reason,
-        message: e.message,
+        message: event.message,
       };
     }
-    case "event": {
-      const e = event as EventOf<"FAILED">;
-      return { reason: e.reason, message: e.message };
-    }
+    case "event":
+      assertEvent(event, "FAILED");
+      return { reason: event.reason, message: event.message };
   }
 }
 
+const FAIL = { target: "#vmsnapshot.Failed" as const };
+
 /**
- * The deadline checks every non-final state runs first, for every event it takes. Typed as an
- * empty tuple only because xstate's config types cannot infer a shared array spread into
- * per-event transition lists; the unit tests exercise every one of these transitions.
+ * The deadline check every step runs first, for every event it takes. Typed as an empty tuple
+ * only because xstate's config types cannot infer a shared array spread into per-event
+ * transition lists; the unit tests exercise it on every path.
  */
-function deadlines(): [] {
-  return DEADLINE_CHECKS as unknown as [];
+function deadline(): [] {
+  return [
+    {
+      guard: "pastDeadline",
+      ...FAIL,
+      actions: ["compensate", { type: "recordFailure", params: { cause: "deadline" } }],
+    },
+  ] as unknown as [];
 }
 
-const DEADLINE_CHECKS = [
-  {
-    guard: "pastFreezeDeadline" as const,
-    target: "#vmsnapshot.Failed" as const,
-    actions: [
-      "compensate" as const,
-      { type: "recordFailure" as const, params: { cause: "freezeTimeout" as const } },
-    ],
-  },
-  {
-    guard: "pastFailureDeadline" as const,
-    target: "#vmsnapshot.Failed" as const,
-    actions: [
-      "compensate" as const,
-      { type: "recordFailure" as const, params: { cause: "failureDeadline" as const } },
-    ],
-  },
-];
+/** The quiesce decision of Pending: go on unfrozen when the policy allows, else fail. */
+function decideUnquiesced(): [] {
+  return [
+    ...deadline(),
+    { guard: "unquiescedAccepted", target: "Unfrozen", actions: "recordUnquiesced" },
+    { ...FAIL, actions: ["compensate", { type: "recordFailure", params: { cause: "policy" } }] },
+  ] as unknown as []; // typed as deadline() is, for the same reason
+}
 
 export const snapshotMachine = setup({
   types: {
@@ -124,143 +116,175 @@ export const snapshotMachine = setup({
     input: {} as SnapshotInput,
   },
   actions: {
-    // Undo what this attempt did; the reconciler sees this action in transition()'s result and
-    // runs compensationsFor(context of the state it left). Nothing runs inside the machine.
+    // Undo what this attempt did; the loop sees this action in transition()'s result and runs
+    // compensationsFor(context of the state it left). Nothing runs inside the machine.
     compensate: () => {},
     recordFailure: assign(({ context, event }, params: { cause: FailureCause }) => ({
       error: failure(params.cause, context, event),
       completedAt: event.at,
     })),
-    armFreeze: assign(({ event }) => ({
-      freezeDeadline: (event as EventOf<"FREEZE_ARMED">).freezeDeadline,
-    })),
+    armFreeze: assign(({ event }) => {
+      assertEvent(event, "FREEZE_ARMED");
+      return { freezeDeadline: event.freezeDeadline };
+    }),
     recordFrozen: assign(({ event }) => ({ frozenAt: event.at, quiesced: true })),
     recordUnquiesced: assign(({ context, event }) => {
-      const e = event as EventOf<"UNQUIESCED">;
+      assertEvent(event, "UNQUIESCED");
       return {
         quiesced: false,
-        unquiesced: { reason: e.reason, message: e.message },
+        unquiesced: { reason: event.reason, message: event.message },
         // After an armed freeze that failed, the effect has thawed (a late freeze may have landed).
-        ...(context.freezeDeadline !== undefined ? { thawedAt: e.at } : {}),
+        ...(context.freezeDeadline !== undefined ? { thawedAt: event.at } : {}),
       };
     }),
     recordDisks: assign(({ event }) => {
-      const e = event as EventOf<"DISKS_SNAPSHOTTED">;
-      return { disks: e.disks, ...(e.pausedAt !== undefined ? { pausedAt: e.pausedAt } : {}) };
+      assertEvent(event, "DISKS_SNAPSHOTTED");
+      return {
+        disks: event.disks,
+        ...(event.pausedAt !== undefined ? { pausedAt: event.pausedAt } : {}),
+      };
     }),
     recordMemory: assign(({ event }) => {
-      const e = event as EventOf<"MEMORY_SAVED">;
-      return { memoryImage: e.memory, resumedAt: e.resumedAt };
+      assertEvent(event, "MEMORY_SAVED");
+      return { memoryImage: event.memory, resumedAt: event.resumedAt };
     }),
     recordThaw: assign(({ event }) => ({ thawedAt: event.at })),
     recordCompletion: assign(({ event }) => ({ completedAt: event.at })),
   },
   guards: {
-    pastFailureDeadline: ({ context, event }) => event.at > failureDeadline(context),
-    pastFreezeDeadline: ({ context, event }) =>
-      context.frozenAt !== undefined && mayBeFrozen(context) && event.at > context.freezeDeadline!,
-    freezeAllowed: ({ context }) =>
-      context.quiesce !== "Disabled" &&
-      context.quiesced === undefined &&
-      context.freezeDeadline === undefined,
-    freezeArmed: ({ context }) =>
-      context.freezeDeadline !== undefined &&
-      context.frozenAt === undefined &&
-      context.quiesced === undefined,
-    /** The quiesce decision (frozen, or not and why) is taken exactly once. */
-    undecided: ({ context }) => context.quiesced === undefined,
+    pastDeadline: ({ context, event }) => passedDeadline(context, event.at) !== undefined,
+    quiesceEnabled: ({ context }) => context.quiesce !== "Disabled",
     unquiescedAccepted: ({ context, event }) =>
-      event.type === "UNQUIESCED" &&
-      context.quiesced === undefined &&
-      unquiescedVerdict(context, event).accept,
-    proceedingUnfrozen: ({ context }) => context.quiesced === false,
+      event.type === "UNQUIESCED" && unquiescedVerdict(context, event).accept,
+    // Routing: which step of a phase a (re)entered state is on, from the facts alone.
+    decidedUnfrozen: ({ context }) => context.quiesced === false,
+    armed: ({ context }) => context.freezeDeadline !== undefined,
     wantsMemory: ({ context }) => context.memory,
-    frozenByUs: ({ context }) => context.frozenAt !== undefined && mayBeFrozen(context),
-    neverFrozen: ({ context }) => context.frozenAt === undefined,
-    frozenWithoutMemory: ({ context }) =>
-      !context.memory && context.frozenAt !== undefined && mayBeFrozen(context),
-    unfrozenWithoutMemory: ({ context }) => !context.memory && context.frozenAt === undefined,
+    frozenByUs: ({ context }) => frozenByUs(context),
   },
 }).createMachine({
   id: "vmsnapshot",
   initial: "Pending",
   context: ({ input }) => ({ ...input, disks: [] }),
-  // An effect's failure, from any phase. Final states take no events, so this never reopens one.
+  // An effect's failure, from any step. Final states take no events, so this never reopens one.
   on: {
     FAILED: {
-      target: ".Failed",
+      ...FAIL,
       actions: ["compensate", { type: "recordFailure", params: { cause: "event" } }],
     },
   },
   states: {
     Pending: {
-      on: {
-        TICK: deadlines(),
-        FREEZE_ARMED: [...deadlines(), { guard: "freezeAllowed", actions: "armFreeze" }],
-        FROZEN: [
-          ...deadlines(),
-          { guard: "freezeArmed", target: "Frozen", actions: "recordFrozen" },
-        ],
-        UNQUIESCED: [
-          ...deadlines(),
-          { guard: "unquiescedAccepted", actions: "recordUnquiesced" },
-          {
-            guard: "undecided",
-            target: "Failed",
-            actions: ["compensate", { type: "recordFailure", params: { cause: "policy" } }],
+      initial: "Route",
+      on: { TICK: deadline() },
+      states: {
+        Route: {
+          always: [
+            { guard: "decidedUnfrozen", target: "Unfrozen" },
+            { guard: "armed", target: "Armed" },
+            { target: "Inspecting" },
+          ],
+        },
+        /** Look at the domain, claim it, and decide: arm a freeze, or say why not. */
+        Inspecting: {
+          on: {
+            FREEZE_ARMED: [
+              ...deadline(),
+              { guard: "quiesceEnabled", target: "Armed", actions: "armFreeze" },
+            ],
+            UNQUIESCED: decideUnquiesced(),
           },
-        ],
-        DISKS_SNAPSHOTTED: [
-          ...deadlines(),
-          { guard: "proceedingUnfrozen", target: "DisksSnapshotted", actions: "recordDisks" },
-        ],
+        },
+        /** The freeze deadline is in status: hand it to the guard, then freeze. */
+        Armed: {
+          on: {
+            FROZEN: [...deadline(), { target: "#vmsnapshot.Frozen", actions: "recordFrozen" }],
+            UNQUIESCED: decideUnquiesced(),
+          },
+        },
+        /** No freeze, accepted by the policy: snapshot the disks as they are. */
+        Unfrozen: {
+          on: {
+            DISKS_SNAPSHOTTED: [
+              ...deadline(),
+              { target: "#vmsnapshot.DisksSnapshotted", actions: "recordDisks" },
+            ],
+          },
+        },
       },
     },
     Frozen: {
       on: {
-        TICK: deadlines(),
-        DISKS_SNAPSHOTTED: [...deadlines(), { target: "DisksSnapshotted", actions: "recordDisks" }],
+        TICK: deadline(),
+        DISKS_SNAPSHOTTED: [...deadline(), { target: "DisksSnapshotted", actions: "recordDisks" }],
       },
     },
     DisksSnapshotted: {
-      on: {
-        TICK: deadlines(),
-        MEMORY_SAVED: [
-          ...deadlines(),
-          { guard: "wantsMemory", target: "MemorySaved", actions: "recordMemory" },
-        ],
-        THAWED: [
-          ...deadlines(),
-          { guard: "frozenWithoutMemory", target: "Thawed", actions: "recordThaw" },
-        ],
-        COMPLETED: [
-          ...deadlines(),
-          { guard: "unfrozenWithoutMemory", target: "Succeeded", actions: "recordCompletion" },
-        ],
+      initial: "Route",
+      on: { TICK: deadline() },
+      states: {
+        Route: {
+          always: [
+            { guard: "wantsMemory", target: "SavingMemory" },
+            { guard: "frozenByUs", target: "Thawing" },
+            { target: "Completing" },
+          ],
+        },
+        SavingMemory: {
+          on: {
+            MEMORY_SAVED: [
+              ...deadline(),
+              { target: "#vmsnapshot.MemorySaved", actions: "recordMemory" },
+            ],
+          },
+        },
+        Thawing: {
+          on: {
+            THAWED: [...deadline(), { target: "#vmsnapshot.Thawed", actions: "recordThaw" }],
+          },
+        },
+        Completing: {
+          on: {
+            COMPLETED: [
+              ...deadline(),
+              { target: "#vmsnapshot.Succeeded", actions: "recordCompletion" },
+            ],
+          },
+        },
       },
     },
     MemorySaved: {
-      on: {
-        TICK: deadlines(),
-        THAWED: [...deadlines(), { guard: "frozenByUs", target: "Thawed", actions: "recordThaw" }],
-        COMPLETED: [
-          ...deadlines(),
-          { guard: "neverFrozen", target: "Succeeded", actions: "recordCompletion" },
-        ],
+      initial: "Route",
+      on: { TICK: deadline() },
+      states: {
+        Route: {
+          always: [{ guard: "frozenByUs", target: "Thawing" }, { target: "Completing" }],
+        },
+        Thawing: {
+          on: {
+            THAWED: [...deadline(), { target: "#vmsnapshot.Thawed", actions: "recordThaw" }],
+          },
+        },
+        Completing: {
+          on: {
+            COMPLETED: [
+              ...deadline(),
+              { target: "#vmsnapshot.Succeeded", actions: "recordCompletion" },
+            ],
+          },
+        },
       },
     },
     Thawed: {
       on: {
-        TICK: deadlines(),
-        COMPLETED: [...deadlines(), { target: "Succeeded", actions: "recordCompletion" }],
+        TICK: deadline(),
+        COMPLETED: [...deadline(), { target: "Succeeded", actions: "recordCompletion" }],
       },
     },
     Succeeded: { type: "final" },
     Failed: { type: "final" },
   },
 });
-
-export type SnapshotMachine = typeof snapshotMachine;
 
 export type Compensation = "resumeVcpus" | "thaw" | "removeArtefacts";
 
@@ -271,7 +295,7 @@ export type Compensation = "resumeVcpus" | "thaw" | "removeArtefacts";
  */
 export function compensationsFor(context: SnapshotContext): Compensation[] {
   const actions: Compensation[] = [];
-  if (mayHavePaused(context) && context.resumedAt === undefined) actions.push("resumeVcpus");
+  if (mayHavePaused(context)) actions.push("resumeVcpus");
   if (mayBeFrozen(context)) actions.push("thaw");
   actions.push("removeArtefacts");
   return actions;

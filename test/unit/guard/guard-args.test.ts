@@ -3,7 +3,7 @@
 import { expect } from "chai";
 
 import { fromArgv, toArgv, type GuardConfig } from "../../../src/guard/guard-args.ts";
-import { DEFAULT_THAW_POLICY } from "../../../src/guard/thaw.ts";
+import { DEFAULT_THAW_POLICY } from "../../../src/hypervisor/thaw.ts";
 
 describe("guard arguments", () => {
   it("carry a configuration unchanged from client to guard", () => {

@@ -7,7 +7,7 @@ import { expect } from "chai";
 
 import { GuardSession } from "../../../src/guard/guard-session.ts";
 import type { ArmCommand, Reply } from "../../../src/guard/protocol.ts";
-import type { ThawResult } from "../../../src/guard/thaw.ts";
+import type { ThawResult } from "../../../src/hypervisor/thaw.ts";
 
 const THAWED: ThawResult = { outcome: "thawed", thawed: 2, resumed: false, attempts: 1 };
 

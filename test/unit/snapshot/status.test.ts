@@ -2,7 +2,7 @@
 // whatever path led to it, and the conditions must say what kstatus-aware tools expect.
 import { expect } from "chai";
 import type { VMSnapshot } from "../../../src/api/types.ts";
-import { stateFromStatus, statusFromState, indicationsOf } from "../../../src/controller/status.ts";
+import { stateFromStatus, statusFromState, indicationsOf } from "../../../src/snapshot/status.ts";
 import { start, step, type MachineState } from "../../../src/machine/step.ts";
 import type { SnapshotEvent } from "../../../src/machine/events.ts";
 import { ev, FAILURE_DEADLINE_MS, FREEZE_TIMEOUT_MS, T0 } from "../machine/fixtures.ts";

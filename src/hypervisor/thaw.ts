@@ -1,12 +1,14 @@
-// Thawing one guest for the guard, as hard as is useful: resume its vCPUs first when asked
-// (a paused guest's agent cannot answer), thaw, and retry transient failures until the thaw
-// succeeds, the domain turns out to be gone or stopped, or the attempts run out. Thawing a
+// Thawing one guest, the one way vmsnap does it (the guard, the effects and the start-up
+// recovery all call thawGuest): resume its vCPUs first when asked (a paused guest's agent
+// cannot answer), thaw, and retry transient failures until the thaw succeeds, the domain turns out to be gone or stopped, or the attempts run out. Thawing a
 // guest that is not frozen is harmless, so the guard never needs to know whether it was.
-import type { DomainInfo, Hypervisor } from "../hypervisor/index.ts";
-import { HypervisorError, type HypervisorErrorReason } from "../hypervisor/index.ts";
-import type { ThawOutcome } from "./protocol.ts";
+import type { DomainInfo, Hypervisor } from "./connection.ts";
+import { HypervisorError, type HypervisorErrorReason } from "./errors.ts";
 
-/** The three calls the guard makes. */
+/** thawed: the thaw call succeeded; gone: the domain is stopped or missing; failed: gave up. */
+export type ThawOutcome = "thawed" | "gone" | "failed";
+
+/** The three calls a thaw makes. */
 export type ThawTarget = Pick<Hypervisor, "domainInfo" | "resume" | "fsThaw">;
 
 export interface ThawPolicy {
@@ -32,6 +34,8 @@ export interface ThawResult {
   readonly resumed: boolean;
   readonly attempts: number;
   readonly error?: HypervisorErrorReason;
+  /** The last error itself, for callers that classify or count it. */
+  readonly lastError?: unknown;
 }
 
 // Failures no retry can cure: the domain has no agent (so nothing was frozen), or libvirt
@@ -59,6 +63,7 @@ export async function thawGuest(
   const timeout = { timeoutMs: policy.callTimeoutMs };
   let resumed = false;
   let error: HypervisorErrorReason | undefined;
+  let lastError: unknown;
   let attempt = 0;
   while (attempt < policy.attempts) {
     attempt++;
@@ -70,12 +75,13 @@ export async function thawGuest(
       const thawed = await target.fsThaw(domain, timeout);
       return { outcome: "thawed", thawed, resumed, attempts: attempt };
     } catch (err) {
+      lastError = err;
       error = err instanceof HypervisorError ? err.reason : "Unknown";
       if (error === "DomainNotFound")
-        return { outcome: "gone", thawed: 0, resumed, attempts: attempt, error };
+        return { outcome: "gone", thawed: 0, resumed, attempts: attempt, error, lastError };
       // "Not running" covers paused as well as stopped; only a stopped guest is done with.
       if (error === "DomainNotRunning" && (await isStopped(target, domain, timeout)))
-        return { outcome: "gone", thawed: 0, resumed, attempts: attempt, error };
+        return { outcome: "gone", thawed: 0, resumed, attempts: attempt, error, lastError };
       if (PERMANENT.has(error)) break;
       if (attempt < policy.attempts) await sleep(backoff(policy, attempt));
     }
@@ -85,7 +91,7 @@ export async function thawGuest(
     thawed: 0,
     resumed,
     attempts: attempt,
-    ...(error === undefined ? {} : { error }),
+    ...(error === undefined ? {} : { error, lastError }),
   };
 }
 

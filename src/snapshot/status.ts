@@ -8,12 +8,12 @@ import type {
   Condition,
   ConditionStatus,
   Indication,
-  Phase,
   VMSnapshot,
   VMSnapshotStatus,
 } from "../api/types.ts";
 import type { SnapshotContext, SnapshotInput } from "../machine/context.ts";
-import { isFinal, start, type MachineState } from "../machine/step.ts";
+import { isFinal, restore, start, type MachineState } from "../machine/step.ts";
+import type { Waiting } from "../controller/kind.ts";
 
 const DEFAULT_FREEZE_TIMEOUT = "10s";
 const DEFAULT_FAILURE_DEADLINE = "5m";
@@ -66,7 +66,7 @@ export function stateFromStatus(snapshot: VMSnapshot, now: number): MachineState
         : undefined,
     ),
   };
-  return { phase: status.phase, context };
+  return restore(status.phase, context);
 }
 
 /** The status that records `state`, keeping transition times of conditions that did not change. */
@@ -111,12 +111,6 @@ export function statusFromState(
     extra.waiting,
   );
   return status;
-}
-
-/** A snapshot that cannot make progress yet, and why (shown in the Reconciling condition). */
-export interface Waiting {
-  readonly reason: string;
-  readonly message: string;
 }
 
 function conditionsOf(
@@ -209,21 +203,6 @@ export function indicationsOf(context: SnapshotContext): Indication[] {
   if (context.quiesced === true) out.push("Quiesced");
   if (context.quiesced === false) out.push("Unquiesced");
   return out;
-}
-
-/** Did anything a status write would record change? (Conditions' timestamps aside.) */
-export function statusDiffers(a: VMSnapshotStatus | undefined, b: VMSnapshotStatus): boolean {
-  const strip = (s: VMSnapshotStatus | undefined) =>
-    JSON.stringify({
-      ...s,
-      conditions: s?.conditions?.map(({ lastTransitionTime: _t, ...rest }) => rest),
-    });
-  return strip(a) !== strip(b);
-}
-
-/** The phase the resource is in, Pending when nothing was recorded yet. */
-export function phaseOf(snapshot: VMSnapshot): Phase {
-  return snapshot.status?.phase ?? "Pending";
 }
 
 function iso(ms: number | undefined): string | undefined {

@@ -1,7 +1,8 @@
-// The effect of each phase: what vmsnap does to libvirt and Ceph to move a snapshot on, and the
-// event that reports how it went. Every effect is idempotent (names derive from the VMSnapshot
-// UID), every call has a deadline, and the decisions (policy, deadlines, what to undo) are the
-// phase machine's, not this module's.
+// The effect of each step of the phase machine: what vmsnap does to libvirt and Ceph to move a
+// snapshot on, and the event that reports how it went. The machine's step alone chooses the
+// effect (EFFECTS below); every effect is idempotent (names derive from the VMSnapshot UID),
+// every call has a deadline, and the decisions (policy, deadlines, what to undo) are the
+// machine's, not this module's.
 //
 // An attempt's in-memory session records what only this process can know: that it armed the
 // freeze itself and which disks take part. A frozen phase found without a session belongs to a
@@ -15,18 +16,25 @@ import type { Disk } from "../hypervisor/disk.ts";
 import { parseDisks } from "../hypervisor/disk-inventory.ts";
 import { HypervisorError } from "../hypervisor/errors.ts";
 import { hasGuestAgentChannel } from "../hypervisor/guest-agent-channel.ts";
-import { mayBeFrozen, type SnapshotContext } from "../machine/context.ts";
+import { DEFAULT_THAW_POLICY, thawGuest, type ThawPolicy } from "../hypervisor/thaw.ts";
+import { compensationsFor, type Compensation } from "../machine/machine.ts";
+import {
+  mayBeFrozen,
+  mayHavePaused,
+  stepDeadlineOf,
+  type SnapshotContext,
+} from "../machine/context.ts";
+import { stateFromStatus } from "./status.ts";
 import type { SnapshotEvent } from "../machine/events.ts";
-import type { Compensation } from "../machine/machine.ts";
-import type { MachineState } from "../machine/step.ts";
+import { isFinal, type MachineState } from "../machine/step.ts";
 import type { DiskSnapshotHandle, SnapshotRequest } from "../storage/backend.ts";
+import type { Outcome as KindOutcome } from "../controller/kind.ts";
+import { objectKey } from "../controller/reconciler.ts";
 import type { Admission } from "./admission.ts";
 import { failureFrom, type Failure } from "./failures.ts";
 import type { HypervisorPort, MemoryImagePort, StoragePorts, ThawGuardPort } from "./ports.ts";
-import type { Waiting } from "./status.ts";
 
-export type Outcome =
-  { readonly event: SnapshotEvent } | { readonly wait: Waiting; readonly retryAfterMs: number };
+export type Outcome = KindOutcome<SnapshotEvent>;
 
 export interface EffectsOptions {
   /** Plus guestPing: the agent is asked, with a deadline, before it is asked to freeze. */
@@ -67,64 +75,124 @@ export function snapshotNameOf(snapshot: VMSnapshot): string {
   return `vmsnap-${snapshot.metadata.uid}`;
 }
 
-export function keyOf(snapshot: VMSnapshot): string {
-  return `${snapshot.metadata.namespace}/${snapshot.metadata.name}`;
-}
+export const keyOf: (snapshot: VMSnapshot) => string = objectKey;
+
+type Effect = (
+  effects: SnapshotEffects,
+  snapshot: VMSnapshot,
+  c: SnapshotContext,
+) => Promise<Outcome>;
+
+/** The effect of each step of the machine (src/machine/machine.ts): the step alone decides. */
+const EFFECTS: Record<string, Effect> = {
+  "Pending.Inspecting": (e, s, c) => e.inspect(s, c),
+  "Pending.Armed": (e, s, c) => e.freeze(s, c),
+  "Pending.Unfrozen": (e, s, c) => e.snapshotDisks(s, c),
+  Frozen: (e, s, c) => e.frozen(s, c),
+  "DisksSnapshotted.SavingMemory": (e, s, c) => e.saveMemory(s, c),
+  "DisksSnapshotted.Thawing": (e, s) => e.thaw(s),
+  "DisksSnapshotted.Completing": (e) => e.complete(),
+  "MemorySaved.Thawing": (e, s) => e.thaw(s),
+  "MemorySaved.Completing": (e) => e.complete(),
+  Thawed: (e) => e.complete(),
+};
+
+/** A thaw inside the reconcile: a few quick tries; the guard stays armed if they all fail. */
+const EFFECT_THAW_ATTEMPTS = 3;
 
 export class SnapshotEffects {
   private readonly sessions = new Map<string, Session>();
   private readonly now: () => number;
 
+  private readonly thawPolicy: ThawPolicy;
+  private readonly recoveryPolicy: ThawPolicy;
+
   constructor(private readonly o: EffectsOptions) {
     this.now = o.now ?? Date.now;
+    this.thawPolicy = {
+      attempts: EFFECT_THAW_ATTEMPTS,
+      retryDelayMs: 100,
+      maxRetryDelayMs: 500,
+      callTimeoutMs: o.callTimeoutMs,
+    };
+    this.recoveryPolicy = { ...DEFAULT_THAW_POLICY, callTimeoutMs: o.callTimeoutMs };
   }
 
-  /** Runs the effect of the current phase and reports its outcome as one event (or a wait). */
+  /** Runs the effect of the current step and reports its outcome as one event (or a wait). */
   async run(snapshot: VMSnapshot, state: MachineState): Promise<Outcome> {
-    const c = state.context;
-    const now = this.now();
-    // Deadlines first: an effect never starts once its budget is spent.
-    if (now > c.startedAt + c.failureDeadlineMs) return tick(now);
-    if (c.frozenAt !== undefined && mayBeFrozen(c) && now > c.freezeDeadline!) return tick(now);
-    switch (state.phase) {
-      case "Pending":
-        return this.pending(snapshot, c);
-      case "Frozen":
-        return this.frozen(snapshot, c);
-      case "DisksSnapshotted":
-        return this.disksSnapshotted(snapshot, c);
-      case "MemorySaved":
-        return c.frozenAt !== undefined ? this.thaw(snapshot) : completed(this.now());
-      case "Thawed":
-        return completed(this.now());
-      default:
-        throw new Error(`no effect for final phase ${state.phase}`);
-    }
+    const effect = EFFECTS[state.step];
+    if (!effect) throw new Error(`no effect for step ${state.step}`);
+    return effect(this, snapshot, state.context);
   }
 
   /**
-   * Runs the compensations a failure asked for, in order; each one is best effort. Reports when
-   * the guest was thawed and resumed, so status can tell how long a failed attempt held it.
+   * Runs the compensations a failure asked for, in order; each one is best effort. Returns
+   * `next` with when the guest was thawed and resumed, so status can tell how long a failed
+   * attempt held it frozen or paused.
    */
   async compensate(
     snapshot: VMSnapshot,
     state: MachineState,
+    next: MachineState,
     actions: readonly Compensation[],
-  ): Promise<{ thawedAt?: number; resumedAt?: number }> {
+  ): Promise<MachineState> {
     const domain = snapshot.spec.source.domain;
+    const resume = actions.includes("resumeVcpus");
     const done: { thawedAt?: number; resumedAt?: number } = {};
-    for (const action of actions) {
+    try {
+      if (actions.includes("thaw")) {
+        // One call resumes first (a paused guest's agent cannot thaw), then thaws.
+        const thaw = await this.thawQuietly(snapshot, resume);
+        if (thaw.resumed) done.resumedAt = this.now();
+        if (thaw.done) done.thawedAt = this.now();
+      } else if (resume && (await this.resumeIfPaused(domain))) {
+        // Never a thaw here: this attempt did not freeze, and a freeze it did not make (an
+        // administrator's, a backup tool's) is not its to undo.
+        done.resumedAt = this.now();
+      }
+    } catch (err) {
+      this.o.log?.("compensation failed", { key: keyOf(snapshot), error: String(err) });
+    }
+    if (actions.includes("removeArtefacts")) {
       try {
-        if (action === "resumeVcpus" && (await this.resumeIfPaused(domain)))
-          done.resumedAt = this.now();
-        if (action === "thaw" && (await this.thawQuietly(snapshot))) done.thawedAt = this.now();
-        if (action === "removeArtefacts") await this.removeArtefacts(snapshot, state.context);
+        await this.removeArtefacts(snapshot, state.context);
       } catch (err) {
-        this.o.log?.("compensation failed", { key: keyOf(snapshot), action, error: String(err) });
+        this.o.log?.("removing a failed attempt's artefacts failed", {
+          key: keyOf(snapshot),
+          error: String(err),
+        });
       }
     }
     this.o.admission.releaseFreezeSlot(keyOf(snapshot));
-    return done;
+    const c = next.context;
+    return {
+      ...next,
+      context: {
+        ...c,
+        ...(done.thawedAt !== undefined && c.thawedAt === undefined
+          ? { thawedAt: done.thawedAt }
+          : {}),
+        ...(done.resumedAt !== undefined && c.resumedAt === undefined
+          ? { resumedAt: done.resumedAt }
+          : {}),
+      },
+    };
+  }
+
+  /**
+   * Deletion. An unfinished attempt undoes only what it did itself (the machine's
+   * compensations for its recorded state: a snapshot that merely waited for the domain never
+   * thaws or resumes the guest another snapshot froze); a finished one's artefacts go under
+   * deletionPolicy Delete and stay under Retain.
+   */
+  async finalize(snapshot: VMSnapshot, state: MachineState): Promise<void> {
+    if (!isFinal(state.phase)) {
+      await this.compensate(snapshot, state, state, compensationsFor(state.context));
+    } else if ((snapshot.spec.deletionPolicy ?? "Delete") === "Delete") {
+      // A failed attempt removed its artefacts when it failed, unless storage was down then:
+      // removal is idempotent, so it runs again here.
+      await this.removeArtefacts(snapshot, state.context);
+    }
   }
 
   /** Removes everything a finished snapshot owns (deletion with deletionPolicy Delete). */
@@ -146,6 +214,38 @@ export class SnapshotEffects {
     await this.o.memory.remove({ domain, name, file: this.memoryFileOf(snapshot) });
   }
 
+  /**
+   * Start-up: thaws (and resumes) every guest that an in-flight snapshot of a previous process
+   * may have left frozen (or paused), patiently, before anything else happens.
+   */
+  async recoverLeftovers(snapshots: readonly VMSnapshot[]): Promise<void> {
+    for (const snapshot of snapshots) {
+      const { phase, context } = stateFromStatus(snapshot, this.now());
+      if (isFinal(phase)) continue;
+      const resume = mayHavePaused(context);
+      if (!mayBeFrozen(context) && !resume) continue;
+      const domain = snapshot.spec.source.domain;
+      if (!mayBeFrozen(context)) {
+        // Paused without a freeze: resume only, never thaw a freeze that is not ours.
+        await this.resumeIfPaused(domain).catch((err: unknown) =>
+          this.o.log?.("could not resume a guest left paused by a previous instance", {
+            key: keyOf(snapshot),
+            domain,
+            error: String(err),
+          }),
+        );
+        continue;
+      }
+      const result = await thawGuest(this.o.hypervisor, domain, resume, this.recoveryPolicy);
+      this.o.log?.(
+        result.outcome === "failed"
+          ? "could not thaw a guest left by a previous instance"
+          : "thawed a guest left frozen by a previous instance",
+        { key: keyOf(snapshot), domain, phase, ...result, lastError: undefined },
+      );
+    }
+  }
+
   /** Forgets the attempt: its domain, freeze slot and session. */
   finish(snapshot: VMSnapshot): void {
     this.sessions.delete(snapshot.metadata.uid!);
@@ -154,15 +254,8 @@ export class SnapshotEffects {
 
   // ---- phases ---------------------------------------------------------------------------
 
-  private async pending(snapshot: VMSnapshot, c: SnapshotContext): Promise<Outcome> {
-    if (c.quiesced === undefined && c.freezeDeadline === undefined)
-      return this.inspect(snapshot, c);
-    if (c.quiesced === undefined) return this.freeze(snapshot, c);
-    return this.snapshotDisks(snapshot, c, false);
-  }
-
   /** Looks at the domain, claims it, and decides: freeze (armed first), or why not. */
-  private async inspect(snapshot: VMSnapshot, c: SnapshotContext): Promise<Outcome> {
+  async inspect(snapshot: VMSnapshot, c: SnapshotContext): Promise<Outcome> {
     const key = keyOf(snapshot);
     const domain = snapshot.spec.source.domain;
     if (this.o.isDraining?.()) {
@@ -239,7 +332,7 @@ export class SnapshotEffects {
   }
 
   /** The freeze deadline is in status (write-ahead); hand it to the guard, then freeze. */
-  private async freeze(snapshot: VMSnapshot, c: SnapshotContext): Promise<Outcome> {
+  async freeze(snapshot: VMSnapshot, c: SnapshotContext): Promise<Outcome> {
     const domain = snapshot.spec.source.domain;
     const session = this.sessions.get(snapshot.metadata.uid!);
     if (!session?.armedHere) {
@@ -313,7 +406,7 @@ export class SnapshotEffects {
     return failed(at, failureFrom(err, `freezing ${domain}`)); // already counted above
   }
 
-  private async frozen(snapshot: VMSnapshot, c: SnapshotContext): Promise<Outcome> {
+  async frozen(snapshot: VMSnapshot, c: SnapshotContext): Promise<Outcome> {
     if (!this.sessions.get(snapshot.metadata.uid!)?.armedHere) {
       return failed(this.now(), {
         reason: FailureReason.Interrupted,
@@ -321,15 +414,11 @@ export class SnapshotEffects {
           "the controller restarted while the guest was frozen; the guest was thawed and this attempt's artefacts removed",
       });
     }
-    return this.snapshotDisks(snapshot, c, true);
+    return this.snapshotDisks(snapshot, c);
   }
 
   /** Pauses the vCPUs for a VM snapshot, then snapshots every disk that takes part. */
-  private async snapshotDisks(
-    snapshot: VMSnapshot,
-    c: SnapshotContext,
-    frozen: boolean,
-  ): Promise<Outcome> {
+  async snapshotDisks(snapshot: VMSnapshot, c: SnapshotContext): Promise<Outcome> {
     const domain = snapshot.spec.source.domain;
     const uid = snapshot.metadata.uid!;
     let session = this.sessions.get(uid);
@@ -345,7 +434,8 @@ export class SnapshotEffects {
         return failed(this.now(), this.failure(err, `looking up domain ${domain}`));
       }
     }
-    const deadline = frozen ? c.freezeDeadline! : c.startedAt + c.failureDeadlineMs;
+    const frozen = c.frozenAt !== undefined;
+    const deadline = stepDeadlineOf(c);
     let pausedAt: number | undefined;
     const pauses =
       c.memory &&
@@ -395,13 +485,11 @@ export class SnapshotEffects {
     }
   }
 
-  private async disksSnapshotted(snapshot: VMSnapshot, c: SnapshotContext): Promise<Outcome> {
-    if (c.memory) return this.saveMemory(snapshot, c);
-    if (c.frozenAt !== undefined) return this.thaw(snapshot);
+  async complete(): Promise<Outcome> {
     return completed(this.now());
   }
 
-  private async saveMemory(snapshot: VMSnapshot, c: SnapshotContext): Promise<Outcome> {
+  async saveMemory(snapshot: VMSnapshot, c: SnapshotContext): Promise<Outcome> {
     const domain = snapshot.spec.source.domain;
     const session = this.sessions.get(snapshot.metadata.uid!);
     if (c.pausedAt !== undefined && !session?.pausedHere) {
@@ -411,8 +499,7 @@ export class SnapshotEffects {
           "the controller restarted while the vCPUs were paused; they were resumed, so RAM no longer matches the disks",
       });
     }
-    const deadline =
-      c.frozenAt !== undefined ? c.freezeDeadline! : c.startedAt + c.failureDeadlineMs;
+    const deadline = stepDeadlineOf(c);
     try {
       const memory = await this.o.memory.save({
         domain,
@@ -435,13 +522,12 @@ export class SnapshotEffects {
     }
   }
 
-  private async thaw(snapshot: VMSnapshot): Promise<Outcome> {
+  async thaw(snapshot: VMSnapshot): Promise<Outcome> {
     const domain = snapshot.spec.source.domain;
-    try {
-      await this.o.hypervisor.fsThaw(domain, { timeoutMs: this.o.callTimeoutMs });
-    } catch (err) {
+    const result = await thawGuest(this.o.hypervisor, domain, false, this.thawPolicy);
+    if (result.outcome !== "thawed") {
       // The guard stays armed: it thaws at the deadline if the compensating thaw fails too.
-      return failed(this.now(), this.failure(err, `thawing ${domain}`));
+      return failed(this.now(), this.failure(result.lastError, `thawing ${domain}`));
     }
     const at = this.now();
     await this.disarmQuietly(snapshot);
@@ -456,27 +542,28 @@ export class SnapshotEffects {
     return failureFrom(err, doing);
   }
 
-  /** Thaws, never throwing; true when the guest is known thawed (or gone). */
-  private async thawQuietly(snapshot: VMSnapshot): Promise<boolean> {
+  /**
+   * Thaws (resuming first when asked) with a few quick tries, never throwing. `done` when the
+   * guest is known thawed or stopped: the guard is disarmed. Otherwise the guard stays armed
+   * and thaws at the deadline.
+   */
+  private async thawQuietly(
+    snapshot: VMSnapshot,
+    resumeIfPaused = false,
+  ): Promise<{ done: boolean; resumed: boolean }> {
     const domain = snapshot.spec.source.domain;
-    try {
-      await this.o.hypervisor.fsThaw(domain, { timeoutMs: this.o.callTimeoutMs });
-    } catch (err) {
-      this.o.onError?.(err);
-      const gone =
-        err instanceof HypervisorError &&
-        (err.reason === "DomainNotFound" || err.reason === "DomainNotRunning");
-      if (!gone) {
-        // The guard stays armed: it thaws at the deadline.
-        this.o.log?.("thaw failed; the guard will retry at the deadline", {
-          domain,
-          error: String(err),
-        });
-        return false;
-      }
+    const result = await thawGuest(this.o.hypervisor, domain, resumeIfPaused, this.thawPolicy);
+    if (result.lastError !== undefined) this.o.onError?.(result.lastError);
+    if (result.outcome === "failed") {
+      this.o.log?.("thaw failed; the guard will retry at the deadline", {
+        domain,
+        attempts: result.attempts,
+        error: result.error,
+      });
+      return { done: false, resumed: result.resumed };
     }
     await this.disarmQuietly(snapshot);
-    return true;
+    return { done: true, resumed: result.resumed };
   }
 
   /** Disarms after a thaw; a guard that cannot be told merely thaws a thawed guest later. */

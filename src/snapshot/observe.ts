@@ -7,9 +7,9 @@ import type { VmsnapMetrics } from "../metrics/index.ts";
 import type { MachineState } from "../machine/step.ts";
 import type { StorageBackend } from "../storage/backend.ts";
 import { keyOf } from "./effects.ts";
-import type { SnapshotObserver } from "./reconciler.ts";
+import type { TransitionObserver } from "../controller/reconciler.ts";
 
-export class MetricsObserver implements SnapshotObserver {
+export class MetricsObserver implements TransitionObserver<VMSnapshot, MachineState> {
   /** When each in-flight snapshot entered its current phase (this process's view). */
   private readonly enteredAt = new Map<string, number>();
 

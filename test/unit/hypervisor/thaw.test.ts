@@ -5,7 +5,7 @@ import { expect } from "chai";
 
 import type { DomainInfo } from "../../../src/hypervisor/index.ts";
 import { HypervisorError, type HypervisorErrorReason } from "../../../src/hypervisor/index.ts";
-import { thawGuest, type ThawPolicy, type ThawTarget } from "../../../src/guard/thaw.ts";
+import { thawGuest, type ThawPolicy, type ThawTarget } from "../../../src/hypervisor/thaw.ts";
 
 const POLICY: ThawPolicy = {
   attempts: 4,
@@ -97,7 +97,8 @@ describe("thawing one guest", () => {
       "Timeout",
       "GuestAgentUnresponsive",
     ]);
-    const result = await thawGuest(target, "vm", false, POLICY, fakeSleep);
+    const { lastError, ...result } = await thawGuest(target, "vm", false, POLICY, fakeSleep);
+    expect(String(lastError)).to.contain("GuestAgentUnresponsive");
     expect(result).to.deep.equal({
       outcome: "failed",
       thawed: 0,

@@ -1,0 +1,278 @@
+// Fake ports for driving the one reconcile loop in-process with the real VMSnapshot kind: an API
+// client that can answer 409/500 and records every call, a libvirt that records what was done
+// to each guest, storage, memory and guard ports that record their calls, and a clock that the
+// test moves. Each fake keeps a journal so a test asserts the *calls* the controller made.
+import { HypervisorError } from "../../../src/hypervisor/errors.ts";
+import type { VMSnapshot, VMSnapshotStatus } from "../../../src/api/types.ts";
+import { ConflictError } from "../../../src/controller/snapshot-client.ts";
+import { objectKey, Reconciler, type ObjectClient } from "../../../src/controller/reconciler.ts";
+import { Admission } from "../../../src/snapshot/admission.ts";
+import { SnapshotEffects } from "../../../src/snapshot/effects.ts";
+import { snapshotKind } from "../../../src/snapshot/kind.ts";
+import type { DiskSnapshotHandle, SnapshotRequest } from "../../../src/storage/backend.ts";
+import type { SnapshotEvent } from "../../../src/machine/events.ts";
+import type { Compensation } from "../../../src/machine/machine.ts";
+import type { MachineState } from "../../../src/machine/step.ts";
+
+/** Everything that happened, in order, as short strings: "api:patchStatus Frozen", "hv:fsFreeze". */
+export type Journal = string[];
+
+export const T0 = Date.parse("2026-12-02T10:00:00Z");
+
+export function domainXml(name: string): string {
+  return `<domain type='qemu'><name>${name}</name><devices>
+  <disk type='network' device='disk'><source protocol='rbd' name='pool/${name}-disk'/><target dev='vda'/></disk>
+  <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
+</devices></domain>`;
+}
+
+/** A fault the fake API server injects into the next matching call. */
+export type ApiFault = "conflict" | "server-error";
+
+export class FakeApi implements ObjectClient<VMSnapshot> {
+  readonly objects = new Map<string, VMSnapshot>();
+  private readonly faults: Array<{ when: (status: VMSnapshotStatus) => boolean; fault: ApiFault }> =
+    [];
+  private version = 1;
+  /** Returns status with its keys in reverse order, as a server with its own order would. */
+  reorderKeys = false;
+
+  constructor(private readonly journal: Journal) {}
+
+  add(snapshot: VMSnapshot): VMSnapshot {
+    const stored = { ...snapshot, metadata: { ...snapshot.metadata, resourceVersion: "1" } };
+    this.objects.set(objectKey(stored), stored);
+    return stored;
+  }
+
+  /** The next status patch for which `when` holds fails with `fault`. */
+  failNext(fault: ApiFault, when: (status: VMSnapshotStatus) => boolean = () => true): void {
+    this.faults.push({ when, fault });
+  }
+
+  /** Changes the stored object behind the controller's back (a label, say). */
+  touch(key: string, change: (s: VMSnapshot) => VMSnapshot): void {
+    const s = change(this.objects.get(key)!);
+    this.objects.set(key, this.bump(s));
+  }
+
+  async get(namespace: string, name: string): Promise<VMSnapshot | undefined> {
+    this.journal.push(`api:get ${name}`);
+    return this.objects.get(`${namespace}/${name}`);
+  }
+
+  async patchStatus(object: VMSnapshot, status: VMSnapshotStatus): Promise<VMSnapshot> {
+    this.journal.push(`api:patchStatus ${status.phase}`);
+    const key = objectKey(object);
+    const i = this.faults.findIndex((f) => f.when(status));
+    if (i >= 0) {
+      const fault = this.faults.splice(i, 1)[0]!.fault;
+      if (fault === "server-error") throw new Error("HTTP 500: etcdserver: request timed out");
+    }
+    const stored = this.objects.get(key)!;
+    if (stored.metadata.resourceVersion !== object.metadata.resourceVersion || i >= 0) {
+      throw new ConflictError(`the object has been modified (${key})`);
+    }
+    const written = this.bump({ ...stored, status: this.reorder(structuredClone(status)) });
+    this.objects.set(key, written);
+    return written;
+  }
+
+  async setFinalizers(object: VMSnapshot, finalizers: string[]): Promise<VMSnapshot> {
+    this.journal.push(`api:setFinalizers [${finalizers.join(",")}]`);
+    const key = objectKey(object);
+    const written = this.bump({
+      ...this.objects.get(key)!,
+      metadata: { ...this.objects.get(key)!.metadata, finalizers },
+    });
+    this.objects.set(key, written);
+    return written;
+  }
+
+  statusWrites(journal: Journal): string[] {
+    return journal.filter((line) => line.startsWith("api:patchStatus"));
+  }
+
+  private bump(s: VMSnapshot): VMSnapshot {
+    return { ...s, metadata: { ...s.metadata, resourceVersion: String(++this.version) } };
+  }
+
+  private reorder<T extends object>(value: T): T {
+    if (!this.reorderKeys || Array.isArray(value) || value === null) return value;
+    const entries = Object.entries(value).reverse();
+    return Object.fromEntries(
+      entries.map(([k, v]) => [k, typeof v === "object" && v !== null ? this.reorder(v) : v]),
+    ) as T;
+  }
+}
+
+/** A libvirt with running guests whose freeze, thaw, pause and resume are recorded. */
+export class FakeHypervisor {
+  readonly frozen = new Set<string>();
+  readonly paused = new Set<string>();
+
+  constructor(
+    private readonly journal: Journal,
+    readonly domains: Set<string>,
+  ) {}
+
+  async domainInfo(domain: string) {
+    this.exists(domain);
+    return {
+      name: domain,
+      uuid: `uuid-${domain}`,
+      id: 1,
+      state: this.paused.has(domain) ? ("paused" as const) : ("running" as const),
+      reason: 1,
+      active: true,
+      persistent: true,
+    };
+  }
+
+  async domainXml(domain: string): Promise<string> {
+    this.exists(domain);
+    return domainXml(domain);
+  }
+
+  async guestPing(domain: string): Promise<void> {
+    this.exists(domain);
+  }
+
+  async fsFreeze(domain: string): Promise<number> {
+    this.exists(domain);
+    this.journal.push(`hv:fsFreeze ${domain}`);
+    this.frozen.add(domain);
+    return 1;
+  }
+
+  async fsThaw(domain: string): Promise<number> {
+    this.exists(domain);
+    this.journal.push(`hv:fsThaw ${domain}`);
+    this.frozen.delete(domain);
+    return 1;
+  }
+
+  async suspend(domain: string): Promise<void> {
+    this.journal.push(`hv:suspend ${domain}`);
+    this.paused.add(domain);
+  }
+
+  async resume(domain: string): Promise<void> {
+    this.journal.push(`hv:resume ${domain}`);
+    this.paused.delete(domain);
+  }
+
+  private exists(domain: string): void {
+    if (!this.domains.has(domain)) {
+      throw new HypervisorError("Domain not found", {
+        reason: "DomainNotFound",
+        operation: "domainInfo",
+        code: 42,
+        domain: 10,
+      });
+    }
+  }
+}
+
+/** Storage that records creates and removes and answers with a handle per disk. */
+export function fakeStorage(journal: Journal, kind: "rbd" | "libvirt-file") {
+  return {
+    kind,
+    async prepare(request: SnapshotRequest) {
+      if (request.disks.length > 0) journal.push(`${kind}:prepare ${request.name}`);
+    },
+    async create(request: SnapshotRequest): Promise<DiskSnapshotHandle[]> {
+      if (request.disks.length === 0) return [];
+      journal.push(`${kind}:create ${request.name}`);
+      return request.disks.map((d) => ({
+        target: d.target,
+        backend: kind,
+        source: `pool/${request.domain}-disk`,
+        snapshot: `pool/${request.domain}-disk@${request.name}`,
+      }));
+    },
+    async remove(request: SnapshotRequest) {
+      if (request.disks.length > 0) journal.push(`${kind}:remove ${request.name}`);
+    },
+    async rollback() {
+      throw new Error("not used");
+    },
+  };
+}
+
+export interface Bed {
+  readonly journal: Journal;
+  readonly api: FakeApi;
+  readonly hv: FakeHypervisor;
+  readonly reconciler: Reconciler<VMSnapshot, MachineState, SnapshotEvent, Compensation>;
+  readonly clock: { now: number };
+  /** While true, the thaw guard refuses to arm (a sidecar that is down). */
+  readonly guard: { down: boolean };
+  readonly logs: Array<{ message: string; fields: Record<string, unknown> }>;
+  snapshot(name: string, domain: string, memory?: boolean): VMSnapshot;
+}
+
+/** One in-process controller: the real loop, kind and effects over the fakes above. */
+export function bed(domains: string[] = ["vm-a"]): Bed {
+  const journal: Journal = [];
+  const api = new FakeApi(journal);
+  const hv = new FakeHypervisor(journal, new Set(domains));
+  const clock = { now: T0 };
+  const now = () => clock.now;
+  const logs: Bed["logs"] = [];
+  const guard = { down: false };
+  const log = (message: string, fields: Record<string, unknown>) => logs.push({ message, fields });
+  const effects = new SnapshotEffects({
+    hypervisor: hv,
+    storage: { rbd: fakeStorage(journal, "rbd"), file: fakeStorage(journal, "libvirt-file") },
+    memory: {
+      async save(request) {
+        journal.push(`memory:save ${request.name}`);
+        return { file: request.file, bytes: 1024 };
+      },
+      async remove(request) {
+        journal.push(`memory:remove ${request.name}`);
+      },
+    },
+    guard: {
+      async arm(entry) {
+        if (guard.down) throw new Error("connect ECONNREFUSED /run/vmsnap/guard.sock");
+        journal.push(`guard:arm ${entry.domain}`);
+      },
+      async disarm() {
+        journal.push(`guard:disarm`);
+      },
+    },
+    admission: new Admission(4),
+    memoryDir: "/nonexistent/memory",
+    callTimeoutMs: 1_000,
+    now,
+    log,
+  });
+  const reconciler = new Reconciler({
+    kind: snapshotKind(effects),
+    read: (key) => api.objects.get(key),
+    client: api,
+    events: { record: (_o, _type, reason) => journal.push(`event:${reason}`) },
+    now,
+    log,
+  });
+  let serial = 0;
+  return {
+    journal,
+    api,
+    hv,
+    clock,
+    logs,
+    guard,
+    reconciler,
+    snapshot(name, domain, memory = false) {
+      return api.add({
+        apiVersion: "vmsnap.io/v1alpha1",
+        kind: "VMSnapshot",
+        metadata: { name, namespace: "ns", uid: `uid-${++serial}`, generation: 1 },
+        spec: { source: { domain, node: "host-1" }, memory },
+      });
+    },
+  };
+}

@@ -1,0 +1,219 @@
+// The one reconcile loop, in-process: the real VMSnapshot kind, machine and effects over fake
+// ports (an API server that answers 409/500, a libvirt and storage that record their calls, a
+// clock the test moves). Each case asserts the calls the controller made, in order.
+import { expect } from "chai";
+import { objectKey, Reconciler } from "../../../src/controller/reconciler.ts";
+import type { Kind } from "../../../src/controller/kind.ts";
+import type { VMSnapshot } from "../../../src/api/types.ts";
+import { bed, type Journal } from "./loop-ports.ts";
+
+/** Reconciles `key` until the loop has nothing left to do, as the work queue would. */
+async function settle(b: ReturnType<typeof bed>, key: string, rounds = 10): Promise<void> {
+  for (let i = 0; i < rounds; i++) {
+    const { requeueAfterMs } = await b.reconciler.reconcile(key);
+    if (requeueAfterMs === undefined) return;
+  }
+}
+
+function only(journal: Journal, prefix: string): string[] {
+  return journal.filter((line) => line.startsWith(prefix));
+}
+
+describe("the reconcile loop, in-process over fake ports", () => {
+  it("1-1 a disk snapshot: finalizer first, write-ahead before the freeze, one status write per phase, thaw last", async () => {
+    const b = bed();
+    const s = b.snapshot("s1", "vm-a");
+    await settle(b, objectKey(s));
+    const final = b.api.objects.get(objectKey(s))!;
+    expect(final.status?.phase).to.equal("Succeeded");
+    const order = b.journal.filter((l) => !l.startsWith("event:") && !l.startsWith("api:get"));
+    expect(order).to.deep.equal([
+      "api:setFinalizers [vmsnap.io/artefacts]",
+      "rbd:prepare vmsnap-uid-1",
+      "api:patchStatus Pending", // the write-ahead: the freeze deadline is in status first
+      "guard:arm vm-a",
+      "hv:fsFreeze vm-a",
+      "rbd:create vmsnap-uid-1",
+      "api:patchStatus Frozen",
+      "hv:fsThaw vm-a",
+      "api:patchStatus DisksSnapshotted",
+      "guard:disarm",
+      "api:patchStatus Thawed",
+      "api:patchStatus Succeeded",
+    ]);
+    expect(only(b.journal, "event:")).to.deep.equal([
+      "event:Frozen",
+      "event:DisksSnapshotted",
+      "event:Thawed",
+      "event:Succeeded",
+    ]);
+    expect(b.hv.frozen.size).to.equal(0);
+  });
+
+  it("1-2 a VM snapshot pauses the vCPUs inside the frozen window and resumes them before the thaw", async () => {
+    const b = bed();
+    const s = b.snapshot("s1", "vm-a", true);
+    await settle(b, objectKey(s));
+    expect(b.api.objects.get(objectKey(s))!.status?.phase).to.equal("Succeeded");
+    const hv = only(b.journal, "hv:").concat(only(b.journal, "memory:"));
+    expect(only(b.journal, "hv:")).to.deep.equal([
+      "hv:fsFreeze vm-a",
+      "hv:suspend vm-a",
+      "hv:resume vm-a",
+      "hv:fsThaw vm-a",
+    ]);
+    expect(hv).to.include("memory:save vmsnap-uid-1");
+  });
+
+  it("2-1 a 409 on a status write whose status nobody else changed is retried once on a fresh read", async () => {
+    const b = bed();
+    const s = b.snapshot("s1", "vm-a");
+    const key = objectKey(s);
+    // Someone adds a label: the resourceVersion moves, status stays ours.
+    b.api.failNext("conflict", (status) => status.phase === "Succeeded");
+    await settle(b, key);
+    expect(b.api.objects.get(key)!.status?.phase).to.equal("Succeeded");
+    const writes = b.api.statusWrites(b.journal);
+    expect(writes.filter((w) => w === "api:patchStatus Succeeded")).to.have.length(2);
+    expect(b.journal).to.include("api:get s1");
+  });
+
+  it("2-2 a 409 where someone else changed status is not overwritten: the reconcile fails for a retry", async () => {
+    const b = bed();
+    const s = b.snapshot("s1", "vm-a");
+    const key = objectKey(s);
+    await b.reconciler.reconcile(key).catch(() => undefined);
+    b.api.touch(key, (o) => ({ ...o, status: { ...o.status, phase: "Failed" } }));
+    b.api.failNext("conflict");
+    // The cache still shows the old status; the write finds a status it did not base on.
+    const stale = { ...b.api.objects.get(key)!, status: { phase: "Pending" as const } };
+    const r = new Reconciler({
+      kind: (b.reconciler as unknown as { kind: Kind<VMSnapshot, never, never, never> }).kind,
+      read: () => stale,
+      client: b.api,
+      events: { record: () => undefined },
+    });
+    let thrown: unknown;
+    await r.reconcile(key).catch((err: unknown) => (thrown = err));
+    expect(String(thrown)).to.match(/modified/);
+    expect(b.api.objects.get(key)!.status?.phase).to.equal("Failed");
+  });
+
+  it("3-1 a failed write-ahead never freezes the guest", async () => {
+    const b = bed();
+    const s = b.snapshot("s1", "vm-a");
+    b.api.failNext("server-error", (status) => status.freezeDeadline !== undefined);
+    let thrown: unknown;
+    await b.reconciler.reconcile(objectKey(s)).catch((err: unknown) => (thrown = err));
+    expect(String(thrown)).to.match(/HTTP 500/);
+    expect(b.journal).to.not.include("hv:fsFreeze vm-a");
+    expect(b.journal).to.not.include("guard:arm vm-a");
+  });
+
+  it("3-2 a failed status write inside the frozen window does not hold the guest: the thaw follows and status catches up", async () => {
+    const b = bed();
+    const s = b.snapshot("s1", "vm-a");
+    b.api.failNext("server-error", (status) => status.phase === "Frozen");
+    await settle(b, objectKey(s));
+    expect(b.journal).to.include("hv:fsThaw vm-a");
+    expect(b.hv.frozen.size).to.equal(0);
+    expect(b.api.objects.get(objectKey(s))!.status?.phase).to.equal("Succeeded");
+    expect(b.logs.map((l) => l.message)).to.include(
+      "status write failed inside an urgent window; going on",
+    );
+  });
+
+  it("4-1 a snapshot waiting for the domain lock writes its waiting status once, however often it is looked at", async () => {
+    const b = bed();
+    b.api.reorderKeys = true; // the server returns keys in its own order
+    const first = b.snapshot("s1", "vm-a");
+    const second = b.snapshot("s2", "vm-a");
+    // The first one holds the domain (armed, waiting for its guard) when the second one comes.
+    b.guard.down = true;
+    await b.reconciler.reconcile(objectKey(first));
+    const before = b.api.statusWrites(b.journal).length;
+    for (let i = 0; i < 5; i++) {
+      b.clock.now += 1_000;
+      const r = await b.reconciler.reconcile(objectKey(second));
+      expect(r.requeueAfterMs).to.be.a("number");
+    }
+    const writes = b.api.statusWrites(b.journal).slice(before);
+    expect(writes).to.deep.equal(["api:patchStatus Pending"]);
+    const status = b.api.objects.get(objectKey(second))!.status!;
+    const reconciling = status.conditions!.find((c) => c.type === "Reconciling")!;
+    expect(reconciling.reason).to.equal("WaitingForDomainLock");
+  });
+
+  it("4-2 deleting a snapshot that only waited for the domain never thaws or resumes the guest another snapshot froze", async () => {
+    const b = bed();
+    const holder = b.snapshot("s1", "vm-a", true);
+    const waiter = b.snapshot("s2", "vm-a", true);
+    // The holder has claimed the domain and armed its freeze (its guard is slow to answer).
+    b.guard.down = true;
+    await b.reconciler.reconcile(objectKey(holder));
+    await b.reconciler.reconcile(objectKey(waiter));
+    const waiting = b.api.objects.get(objectKey(waiter))!.status!.conditions!;
+    expect(waiting.find((c) => c.type === "Reconciling")!.reason).to.equal("WaitingForDomainLock");
+    // The holder's window as the guest sees it: frozen and paused.
+    b.hv.frozen.add("vm-a");
+    b.hv.paused.add("vm-a");
+    const mark = b.journal.length;
+    b.api.touch(objectKey(waiter), (o) => ({
+      ...o,
+      metadata: { ...o.metadata, deletionTimestamp: new Date(b.clock.now) },
+    }));
+    await b.reconciler.reconcile(objectKey(waiter));
+    const after = b.journal.slice(mark);
+    expect(after.filter((l) => l.startsWith("hv:"))).to.deep.equal([]);
+    expect(after).to.include("api:setFinalizers []");
+    expect(b.hv.frozen.has("vm-a")).to.equal(true);
+    expect(b.hv.paused.has("vm-a")).to.equal(true);
+  });
+
+  it("5-1 an event the machine does not take is logged, nothing is written, and the key comes back later", async () => {
+    const journal: Journal = [];
+    const kind: Kind<VMSnapshot, { phase: string }, { type: string }, never> = {
+      name: "test",
+      finalizer: "test/f",
+      stateOf: () => ({ phase: "Pending" }),
+      step: (state) => ({ ...state, compensations: [], accepted: false }),
+      isFinal: () => false,
+      overdue: () => undefined,
+      statusOf: () => ({ phase: "Pending" }),
+      run: async () => ({ event: { type: "SURPRISE" } }),
+      compensate: async (_o, _s, next) => next,
+      finalize: async () => undefined,
+      finish: () => undefined,
+      urgent: () => false,
+      writeAhead: () => false,
+      announce: () => ({ type: "Normal", reason: "x", note: "x" }),
+    };
+    const object = {
+      metadata: {
+        name: "o",
+        namespace: "ns",
+        uid: "u",
+        resourceVersion: "1",
+        finalizers: ["test/f"],
+      },
+      spec: { source: { domain: "d", node: "n" } },
+      status: { phase: "Pending" as const },
+    } as VMSnapshot;
+    const logs: string[] = [];
+    const r = new Reconciler({
+      kind,
+      read: () => object,
+      client: {
+        get: async () => object,
+        patchStatus: async (o) => (journal.push("patch"), o),
+        setFinalizers: async (o) => (journal.push("finalizers"), o),
+      },
+      events: { record: () => journal.push("event") },
+      log: (message) => logs.push(message),
+    });
+    const result = await r.reconcile("ns/o");
+    expect(result.requeueAfterMs).to.equal(1_000);
+    expect(journal).to.deep.equal([]);
+    expect(logs).to.deep.equal(["event ignored by the phase machine"]);
+  });
+});
