@@ -25,6 +25,7 @@ import { createMetrics, MetricsServer, type VmsnapMetrics } from "./metrics/inde
 import { NoopBackend } from "./storage/noop.ts";
 import { LibvirtFileBackend } from "./storage/libvirt-file/index.ts";
 import { RbdBackend } from "./storage/rbd/index.ts";
+import { StorageRegistry } from "./storage/registry.ts";
 
 async function run(config: AgentConfig, log: Logger): Promise<void> {
   const kubeConfig = new ConnectionReusingKubeConfig();
@@ -124,7 +125,7 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
 
 function storageBackends(config: AgentConfig, hypervisor: Hypervisor, metrics: VmsnapMetrics) {
   if (config.benchStorage === "noop") {
-    return { rbd: new NoopBackend("rbd"), file: new NoopBackend("libvirt-file") };
+    return new StorageRegistry([new NoopBackend("rbd"), new NoopBackend("libvirt-file")]);
   }
   const rbd = new RbdBackend({
     config: {
@@ -135,10 +136,10 @@ function storageBackends(config: AgentConfig, hypervisor: Hypervisor, metrics: V
     },
     sequentialImageSnapshots: config.benchStorage === "sequential",
   });
-  return {
-    rbd: timedBackend(rbd, metrics),
-    file: timedBackend(new LibvirtFileBackend({ hypervisor }), metrics),
-  };
+  return new StorageRegistry([
+    timedBackend(rbd, metrics),
+    timedBackend(new LibvirtFileBackend({ hypervisor }), metrics),
+  ]);
 }
 
 async function main(): Promise<void> {

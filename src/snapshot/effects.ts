@@ -27,19 +27,20 @@ import {
 import { stateFromStatus } from "./status.ts";
 import type { SnapshotEvent } from "../machine/events.ts";
 import { isFinal, type MachineState } from "../machine/step.ts";
-import type { DiskSnapshotHandle, SnapshotRequest } from "../storage/backend.ts";
+import type { DiskSnapshotHandle } from "../storage/backend.ts";
 import type { Outcome as KindOutcome } from "../controller/kind.ts";
 import { objectKey } from "../controller/reconciler.ts";
 import type { Admission } from "./admission.ts";
 import { failureFrom, type Failure } from "./failures.ts";
-import type { HypervisorPort, MemoryImagePort, StoragePorts, ThawGuardPort } from "./ports.ts";
+import type { StorageRegistry } from "../storage/registry.ts";
+import type { HypervisorPort, MemoryImagePort, ThawGuardPort } from "./ports.ts";
 
 export type Outcome = KindOutcome<SnapshotEvent>;
 
 export interface EffectsOptions {
   /** Plus guestPing: the agent is asked, with a deadline, before it is asked to freeze. */
   readonly hypervisor: HypervisorPort & Pick<Hypervisor, "guestPing">;
-  readonly storage: StoragePorts;
+  readonly storage: StorageRegistry;
   readonly memory: MemoryImagePort;
   readonly guard: ThawGuardPort;
   readonly admission: Admission;
@@ -195,7 +196,11 @@ export class SnapshotEffects {
     }
   }
 
-  /** Removes everything a finished snapshot owns (deletion with deletionPolicy Delete). */
+  /**
+   * Removes everything this snapshot made: what status recorded (whatever the domain's disks
+   * are now: a disk may have been detached or moved since), plus what this attempt's disks may
+   * hold that status did not record yet (a create that landed just before a crash).
+   */
   async removeArtefacts(snapshot: VMSnapshot, context: SnapshotContext): Promise<void> {
     const session = this.sessions.get(snapshot.metadata.uid!);
     // A storage call that outlived its deadline may still create its snapshot: let it settle
@@ -203,14 +208,9 @@ export class SnapshotEffects {
     await session?.inFlight?.catch(() => undefined);
     const domain = snapshot.spec.source.domain;
     const name = snapshotNameOf(snapshot);
-    const disks = session?.disks ?? (await this.inventoryOrHandles(domain, context.disks));
-    const request = (backend: "rbd" | "libvirt-file"): SnapshotRequest => ({
-      domain,
-      name,
-      disks: disks.filter((d) => d.plan.backend === backend),
-    });
-    await this.o.storage.rbd.remove(request("rbd"));
-    await this.o.storage.file.remove(request("libvirt-file"));
+    const recorded = this.o.storage.disksOf(context.disks);
+    const attempted = session?.disks ?? (await this.currentDisks(domain));
+    await this.o.storage.remove(domain, name, uniqueDisks([...recorded, ...attempted]));
     await this.o.memory.remove({ domain, name, file: this.memoryFileOf(snapshot) });
   }
 
@@ -322,7 +322,7 @@ export class SnapshotEffects {
     try {
       // Group membership and such are set up before the freeze, so the frozen window holds
       // only the snapshot itself.
-      await this.o.storage.rbd.prepare?.(this.request(snapshot, session.disks, "rbd"));
+      await this.o.storage.prepare(domain, snapshotNameOf(snapshot), session.disks);
     } catch (err) {
       return failed(this.now(), this.failure(err, "preparing the RBD snapshot"));
     }
@@ -463,15 +463,12 @@ export class SnapshotEffects {
         session.pausedHere = true;
         pausedAt = this.now();
       }
-      const creating = Promise.all([
-        this.o.storage.rbd.create(this.request(snapshot, session.disks, "rbd")),
-        this.o.storage.file.create(this.request(snapshot, session.disks, "libvirt-file")),
-      ]);
+      const creating = this.o.storage.create(domain, snapshotNameOf(snapshot), session.disks);
       session.inFlight = creating;
       const result = await raceDeadline(creating, deadline - this.now());
       if (result === "timeout") return tick(this.now());
       session.inFlight = undefined;
-      const disks: DiskSnapshotHandle[] = result.flat();
+      const disks: DiskSnapshotHandle[] = result;
       return {
         event: {
           type: "DISKS_SNAPSHOTTED",
@@ -639,30 +636,15 @@ export class SnapshotEffects {
     return { disks, allTargets: all.map((d) => d.target), armedHere: false, pausedHere: false };
   }
 
-  /** For removal without a session: the domain's current disks, else what status recorded. */
-  private async inventoryOrHandles(
-    domain: string,
-    handles: readonly DiskSnapshotHandle[],
-  ): Promise<Disk[]> {
+  /** For removal without a session: the domain's current disks (none when it is gone). */
+  private async currentDisks(domain: string): Promise<Disk[]> {
     try {
       return parseDisks(
         await this.o.hypervisor.domainXml(domain, { timeoutMs: this.o.callTimeoutMs }),
       );
     } catch {
-      return handles.map(diskFromHandle);
+      return [];
     }
-  }
-
-  private request(
-    snapshot: VMSnapshot,
-    disks: readonly Disk[],
-    backend: "rbd" | "libvirt-file",
-  ): SnapshotRequest {
-    return {
-      domain: snapshot.spec.source.domain,
-      name: snapshotNameOf(snapshot),
-      disks: disks.filter((d) => d.plan.backend === backend),
-    };
   }
 
   private memoryFileOf(snapshot: VMSnapshot): string {
@@ -670,26 +652,18 @@ export class SnapshotEffects {
   }
 }
 
-/** A disk as status recorded it, enough for a backend to find and remove its snapshot. */
-export function diskFromHandle(handle: DiskSnapshotHandle): Disk {
-  const base = { target: handle.target, device: "disk", readonly: false, shareable: false };
-  if (handle.backend === "rbd") {
-    const parts = handle.source.split("/");
-    const [pool, namespace, image] = parts.length === 3 ? parts : [parts[0], undefined, parts[1]];
-    return {
-      ...base,
-      type: "network",
-      plan: {
-        backend: "rbd",
-        rbd: { pool: pool!, ...(namespace ? { namespace } : {}), image: image!, monitors: [] },
-      },
-    };
-  }
-  return {
-    ...base,
-    type: "file",
-    plan: { backend: "libvirt-file", file: { path: handle.source } },
-  };
+/**
+ * Each disk once by backend and target, the first kept: a recorded handle names the image that
+ * was really snapshotted, even when the domain's disk of that target points elsewhere now.
+ */
+function uniqueDisks(disks: readonly Disk[]): Disk[] {
+  const seen = new Set<string>();
+  return disks.filter((d) => {
+    const key = `${d.plan.backend}:${d.target}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 function tick(at: number): Outcome {

@@ -2,22 +2,11 @@
 // the memory image and the thaw guard they need, and nothing else. Production wires the real
 // adapters (main.ts); the integration tests wire the same real adapters to test hosts.
 import type { Hypervisor } from "../hypervisor/connection.ts";
-import type { StorageBackend, SnapshotRequest } from "../storage/backend.ts";
 
 export type HypervisorPort = Pick<
   Hypervisor,
   "domainInfo" | "domainXml" | "fsFreeze" | "fsThaw" | "suspend" | "resume"
 >;
-
-/** A storage backend that may also set things up before the guest is frozen (RBD groups). */
-export interface PreparableBackend extends StorageBackend {
-  prepare?(request: SnapshotRequest): Promise<void>;
-}
-
-export interface StoragePorts {
-  readonly rbd: PreparableBackend;
-  readonly file: PreparableBackend;
-}
 
 export interface MemoryImagePort {
   /** Saves the paused domain's RAM to `file` (mode 0600); every disk is left alone. */

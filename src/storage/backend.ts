@@ -1,13 +1,15 @@
-// The one interface the controller uses to snapshot disks, whatever stores them. RBD disks are
+// The one interface a storage backend implements, whatever stores the disks. RBD disks are
 // snapshotted by Ceph (one group snapshot for several images), file disks by libvirt. Every
 // operation is idempotent and keyed by a name derived from the VMSnapshot UID, so a controller
-// that crashed and retries an operation never creates a second artefact.
+// that crashed and retries an operation never creates a second artefact. The controller calls
+// backends only through the registry (registry.ts), never by name.
 import type { Disk } from "../hypervisor/disk.ts";
 
 /** What a backend created for a set of disks; stored in status so deletion needs no lookup. */
 export interface DiskSnapshotHandle {
   readonly target: string;
-  readonly backend: "rbd" | "libvirt-file";
+  /** The backend's `kind`: which backend removes (or restores) this snapshot. */
+  readonly backend: string;
   /** The disk's source: `pool/image` (or `pool/namespace/image`), or the file path. */
   readonly source: string;
   /** The backend's own name of the snapshot: `pool/image@snap`, `pool/group@snap`, an overlay path. */
@@ -24,11 +26,16 @@ export interface SnapshotRequest {
 }
 
 export interface StorageBackend {
-  readonly kind: "rbd" | "libvirt-file";
+  /** Matches the inventory's `disk.plan.backend` for the disks this backend snapshots. */
+  readonly kind: string;
+  /** Sets up, before the guest is frozen, what keeps the frozen window short (RBD groups). */
+  prepare?(request: SnapshotRequest): Promise<void>;
   /** Creates one consistent snapshot of all `disks`; succeeds as a no-op when it already exists. */
   create(request: SnapshotRequest): Promise<DiskSnapshotHandle[]>;
   /** Removes what `create` made; succeeds when it is already gone. */
   remove(request: SnapshotRequest): Promise<void>;
+  /** The disk a recorded handle stands for: enough to find and remove its snapshot. */
+  diskOf(handle: DiskSnapshotHandle): Disk;
   /** Reverts the disks to the snapshot (the domain must not be using them). */
   rollback(request: SnapshotRequest): Promise<void>;
 }

@@ -1,5 +1,6 @@
 // A storage backend that does no I/O, for benchmarks only (`--bench-storage=noop`): it isolates
 // the controller's own cost (API writes, CPU, memory) from Ceph's. Never used by default.
+import type { Disk } from "../hypervisor/disk.ts";
 import type { DiskSnapshotHandle, SnapshotRequest, StorageBackend } from "./backend.ts";
 
 export class NoopBackend implements StorageBackend {
@@ -15,6 +16,17 @@ export class NoopBackend implements StorageBackend {
   }
 
   async remove(): Promise<void> {}
+
+  diskOf(handle: DiskSnapshotHandle): Disk {
+    return {
+      target: handle.target,
+      device: "disk",
+      readonly: false,
+      shareable: false,
+      type: "file",
+      plan: { backend: "libvirt-file", file: { path: handle.source } },
+    };
+  }
 
   async rollback(): Promise<void> {}
 }

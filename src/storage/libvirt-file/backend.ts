@@ -22,6 +22,7 @@ import { DomainXmlFlags, SnapshotCreateFlags } from "../../hypervisor/flags.ts";
 import { readSnapshot, referencedFiles } from "../../hypervisor/snapshot-read.ts";
 import { assertValid, filePathProblem } from "../../hypervisor/snapshot-name.ts";
 import { diskOnlySnapshotXml, type DiskOverlay } from "../../hypervisor/snapshot-xml.ts";
+import type { Disk } from "../../hypervisor/disk.ts";
 import type { DiskSnapshotHandle, SnapshotRequest, StorageBackend } from "../backend.ts";
 import {
   assertOverlaysUsable,
@@ -60,6 +61,18 @@ export class LibvirtFileBackend implements StorageBackend {
     this.createOptions =
       options.createTimeoutMs === undefined ? {} : { timeoutMs: options.createTimeoutMs };
     this.removeTimeoutMs = options.removeTimeoutMs ?? DEFAULT_REMOVE_TIMEOUT_MS;
+  }
+
+  /** The file disk a handle records: its source is the file the snapshot was taken of. */
+  diskOf(handle: DiskSnapshotHandle): Disk {
+    return {
+      target: handle.target,
+      device: "disk",
+      readonly: false,
+      shareable: false,
+      type: "file",
+      plan: { backend: "libvirt-file", file: { path: handle.source } },
+    };
   }
 
   /** One atomic external snapshot of all `disks`; a no-op returning the same handles if it exists. */

@@ -5,6 +5,7 @@
 //
 // Callers must serialise operations per domain (vmsnap runs one snapshot operation per domain
 // at a time): `remove` deletes the domain's group once it holds no snapshot.
+import type { Disk } from "../../hypervisor/disk.ts";
 import type { DiskSnapshotHandle, SnapshotRequest, StorageBackend } from "../backend.ts";
 import type { RbdConfig } from "./config.ts";
 import {
@@ -54,6 +55,23 @@ export class RbdBackend implements StorageBackend {
   constructor(options: RbdBackendOptions) {
     this.runner = options.runner ?? createRbdRunner(options.config);
     this.sequential = options.sequentialImageSnapshots ?? false;
+  }
+
+  /** The RBD disk a handle records: `pool/image` or `pool/namespace/image`. */
+  diskOf(handle: DiskSnapshotHandle): Disk {
+    const parts = handle.source.split("/");
+    const [pool, namespace, image] = parts.length === 3 ? parts : [parts[0], undefined, parts[1]];
+    return {
+      target: handle.target,
+      device: "disk",
+      readonly: false,
+      shareable: false,
+      type: "network",
+      plan: {
+        backend: "rbd",
+        rbd: { pool: pool!, ...(namespace ? { namespace } : {}), image: image!, monitors: [] },
+      },
+    };
   }
 
   /** What create/remove/rollback will do for `request`; validates every name, starts nothing. */

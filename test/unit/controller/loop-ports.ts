@@ -9,7 +9,12 @@ import { objectKey, Reconciler, type ObjectClient } from "../../../src/controlle
 import { Admission } from "../../../src/snapshot/admission.ts";
 import { SnapshotEffects } from "../../../src/snapshot/effects.ts";
 import { snapshotKind } from "../../../src/snapshot/kind.ts";
-import type { DiskSnapshotHandle, SnapshotRequest } from "../../../src/storage/backend.ts";
+import type {
+  DiskSnapshotHandle,
+  SnapshotRequest,
+  StorageBackend,
+} from "../../../src/storage/backend.ts";
+import { StorageRegistry } from "../../../src/storage/registry.ts";
 import type { SnapshotEvent } from "../../../src/machine/events.ts";
 import type { Compensation } from "../../../src/machine/machine.ts";
 import type { MachineState } from "../../../src/machine/step.ts";
@@ -19,9 +24,9 @@ export type Journal = string[];
 
 export const T0 = Date.parse("2026-12-02T10:00:00Z");
 
-export function domainXml(name: string): string {
+export function domainXml(name: string, image = `${name}-disk`): string {
   return `<domain type='qemu'><name>${name}</name><devices>
-  <disk type='network' device='disk'><source protocol='rbd' name='pool/${name}-disk'/><target dev='vda'/></disk>
+  <disk type='network' device='disk'><source protocol='rbd' name='pool/${image}'/><target dev='vda'/></disk>
   <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
 </devices></domain>`;
 }
@@ -109,6 +114,8 @@ export class FakeApi implements ObjectClient<VMSnapshot> {
 /** A libvirt with running guests whose freeze, thaw, pause and resume are recorded. */
 export class FakeHypervisor {
   readonly frozen = new Set<string>();
+  /** The RBD image each domain's vda points at now (default `<domain>-disk`). */
+  readonly images = new Map<string, string>();
   readonly paused = new Set<string>();
 
   constructor(
@@ -131,7 +138,7 @@ export class FakeHypervisor {
 
   async domainXml(domain: string): Promise<string> {
     this.exists(domain);
-    return domainXml(domain);
+    return domainXml(domain, this.images.get(domain));
   }
 
   async guestPing(domain: string): Promise<void> {
@@ -175,24 +182,40 @@ export class FakeHypervisor {
 }
 
 /** Storage that records creates and removes and answers with a handle per disk. */
-export function fakeStorage(journal: Journal, kind: "rbd" | "libvirt-file") {
+export function fakeStorage(journal: Journal, kind: "rbd" | "libvirt-file"): StorageBackend {
+  const real = kind === "rbd" ? "network" : "file";
   return {
     kind,
+    diskOf: (handle) => ({
+      target: handle.target,
+      device: "disk",
+      readonly: false,
+      shareable: false,
+      type: real,
+      plan:
+        kind === "rbd"
+          ? {
+              backend: "rbd",
+              rbd: { pool: "pool", image: handle.source.split("/")[1]!, monitors: [] },
+            }
+          : { backend: "libvirt-file", file: { path: handle.source } },
+    }),
     async prepare(request: SnapshotRequest) {
       if (request.disks.length > 0) journal.push(`${kind}:prepare ${request.name}`);
     },
     async create(request: SnapshotRequest): Promise<DiskSnapshotHandle[]> {
       if (request.disks.length === 0) return [];
       journal.push(`${kind}:create ${request.name}`);
-      return request.disks.map((d) => ({
-        target: d.target,
-        backend: kind,
-        source: `pool/${request.domain}-disk`,
-        snapshot: `pool/${request.domain}-disk@${request.name}`,
-      }));
+      return request.disks.map((d) => {
+        const source = d.plan.backend === "rbd" ? `pool/${d.plan.rbd.image}` : d.target;
+        return { target: d.target, backend: kind, source, snapshot: `${source}@${request.name}` };
+      });
     },
     async remove(request: SnapshotRequest) {
-      if (request.disks.length > 0) journal.push(`${kind}:remove ${request.name}`);
+      const sources = request.disks.map((d) =>
+        d.plan.backend === "rbd" ? `${d.plan.rbd.pool}/${d.plan.rbd.image}` : d.target,
+      );
+      journal.push(`${kind}:remove ${request.name} ${sources.join(",")}`);
     },
     async rollback() {
       throw new Error("not used");
@@ -224,7 +247,10 @@ export function bed(domains: string[] = ["vm-a"]): Bed {
   const log = (message: string, fields: Record<string, unknown>) => logs.push({ message, fields });
   const effects = new SnapshotEffects({
     hypervisor: hv,
-    storage: { rbd: fakeStorage(journal, "rbd"), file: fakeStorage(journal, "libvirt-file") },
+    storage: new StorageRegistry([
+      fakeStorage(journal, "rbd"),
+      fakeStorage(journal, "libvirt-file"),
+    ]),
     memory: {
       async save(request) {
         journal.push(`memory:save ${request.name}`);

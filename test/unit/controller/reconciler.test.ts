@@ -170,6 +170,20 @@ describe("the reconcile loop, in-process over fake ports", () => {
     expect(b.hv.paused.has("vm-a")).to.equal(true);
   });
 
+  it("4-3 deletion removes the snapshot status recorded, even after the domain's disk moved to another image", async () => {
+    const b = bed();
+    const s = b.snapshot("s1", "vm-a");
+    await settle(b, objectKey(s));
+    expect(b.api.objects.get(objectKey(s))!.status?.disks?.[0]?.source).to.equal("pool/vm-a-disk");
+    b.hv.images.set("vm-a", "vm-a-disk-v2"); // the administrator moved vda since
+    b.api.touch(objectKey(s), (o) => ({
+      ...o,
+      metadata: { ...o.metadata, deletionTimestamp: new Date(b.clock.now) },
+    }));
+    await b.reconciler.reconcile(objectKey(s));
+    expect(only(b.journal, "rbd:remove")).to.deep.equal(["rbd:remove vmsnap-uid-1 pool/vm-a-disk"]);
+  });
+
   it("5-1 an event the machine does not take is logged, nothing is written, and the key comes back later", async () => {
     const journal: Journal = [];
     const kind: Kind<VMSnapshot, { phase: string }, { type: string }, never> = {

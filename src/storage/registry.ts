@@ -1,0 +1,58 @@
+// The storage backends the agent was built with, as one object: it splits a snapshot's disks by
+// the backend that claims them (the inventory's `plan.backend`) and calls each backend with its
+// own disks. The controller asks the registry, never a backend by name, so a third backend is
+// a new StorageBackend handed to the registry in main.ts.
+import type { Disk } from "../hypervisor/disk.ts";
+import type { DiskSnapshotHandle, SnapshotRequest, StorageBackend } from "./backend.ts";
+
+export class StorageRegistry {
+  constructor(readonly backends: readonly StorageBackend[]) {}
+
+  /** Prepares every backend that has disks here (before the freeze). */
+  async prepare(domain: string, name: string, disks: readonly Disk[]): Promise<void> {
+    for (const [backend, request] of this.requests(domain, name, disks)) {
+      await backend.prepare?.(request);
+    }
+  }
+
+  /** Snapshots every disk, each backend's at once and all backends in parallel. */
+  async create(
+    domain: string,
+    name: string,
+    disks: readonly Disk[],
+  ): Promise<DiskSnapshotHandle[]> {
+    const made = await Promise.all(
+      this.requests(domain, name, disks).map(([backend, request]) => backend.create(request)),
+    );
+    return made.flat();
+  }
+
+  /** Removes the snapshot `name` of every disk; each backend succeeds when it is already gone. */
+  async remove(domain: string, name: string, disks: readonly Disk[]): Promise<void> {
+    for (const [backend, request] of this.requests(domain, name, disks)) {
+      await backend.remove(request);
+    }
+  }
+
+  /** The disks recorded handles stand for, by the backend that made each. */
+  disksOf(handles: readonly DiskSnapshotHandle[]): Disk[] {
+    return handles.map((handle) => {
+      const backend = this.backends.find((b) => b.kind === handle.backend);
+      if (!backend) throw new Error(`no storage backend "${handle.backend}" in this agent`);
+      return backend.diskOf(handle);
+    });
+  }
+
+  private requests(
+    domain: string,
+    name: string,
+    disks: readonly Disk[],
+  ): Array<[StorageBackend, SnapshotRequest]> {
+    return this.backends
+      .map((backend): [StorageBackend, SnapshotRequest] => [
+        backend,
+        { domain, name, disks: disks.filter((d) => d.plan.backend === backend.kind) },
+      ])
+      .filter(([, request]) => request.disks.length > 0);
+  }
+}
