@@ -102,6 +102,11 @@ export class Reconciler<T extends KubeObject, S extends KindState, E extends { t
         await this.o.client.setFinalizers(object, [...finalizers, this.kind.finalizer]),
       );
     }
+    if (object.status === undefined) {
+      // Picked up: say so (Reconciling=True) before the first effect, which may take long (a
+      // slow Ceph), so that kstatus readers never take a new object for a finished one.
+      object = await this.write(object, this.stateOf(object));
+    }
     return this.drive(key, object);
   }
 

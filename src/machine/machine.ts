@@ -133,7 +133,8 @@ export const snapshotMachine = setup({
       return {
         quiesced: false,
         unquiesced: { reason: event.reason, message: event.message },
-        // After an armed freeze that failed, the effect has thawed (a late freeze may have landed).
+        // After an armed freeze that did not happen, this attempt's freeze window is closed: the
+        // effect thawed (a failed freeze may land late), or the freeze was someone else's.
         ...(context.freezeDeadline !== undefined ? { thawedAt: event.at } : {}),
       };
     }),

@@ -321,10 +321,14 @@ export class SnapshotEffects {
     }
     try {
       // Group membership and such are set up before the freeze, so the frozen window holds
-      // only the snapshot itself.
-      await this.o.storage.prepare(domain, snapshotNameOf(snapshot), session.disks);
+      // only the snapshot itself. It honours spec.failureDeadline like every other step.
+      const preparing = this.o.storage.prepare(domain, snapshotNameOf(snapshot), session.disks);
+      session.inFlight = preparing;
+      const prepared = await raceDeadline(preparing, stepDeadlineOf(c) - this.now());
+      if (prepared === "timeout") return tick(this.now());
+      session.inFlight = undefined;
     } catch (err) {
-      return failed(this.now(), this.failure(err, "preparing the RBD snapshot"));
+      return failed(this.now(), this.failure(err, "preparing the disk snapshots"));
     }
     session.armedHere = true;
     const at = this.now();
@@ -375,17 +379,54 @@ export class SnapshotEffects {
         `the thaw guard is unavailable (${String(err)}); not freezing`,
       );
     }
+    if (c.freezeDeadline! - this.now() < Math.min(MIN_FREEZE_WINDOW_MS, c.freezeTimeoutMs / 2)) {
+      // Arming took the window (a slow guard, a stalled process): a freeze sent now would race
+      // the guard's thaw. Nothing was frozen, so nothing is thawed.
+      await this.disarmQuietly(snapshot);
+      this.o.admission.releaseFreezeSlot(key);
+      return unquiesced(
+        this.now(),
+        UnquiescedReason.FreezeFailed,
+        "the freeze window passed while the thaw guard was being armed; the guest was not frozen",
+      );
+    }
+    let frozen: number;
     try {
-      await this.o.hypervisor.fsFreeze(domain, undefined, {
+      frozen = await this.o.hypervisor.fsFreeze(domain, undefined, {
         timeoutMs: Math.max(1, c.freezeDeadline! - this.now()),
       });
-      return { event: { type: "FROZEN", at: this.now() } };
     } catch (err) {
+      if (err instanceof HypervisorError && err.reason === "AlreadyFrozen") {
+        return this.frozenByOthers(snapshot, domain, err.message);
+      }
       // A freeze that failed or timed out may still land in the guest later: always thaw.
       await this.thawQuietly(snapshot);
-      this.o.admission.releaseFreezeSlot(keyOf(snapshot));
+      this.o.admission.releaseFreezeSlot(key);
       return this.freezeFailure(err, domain);
     }
+    if (frozen === 0) {
+      return this.frozenByOthers(snapshot, domain, "the guest agent froze no filesystem");
+    }
+    return { event: { type: "FROZEN", at: this.now() } };
+  }
+
+  /**
+   * The guest was frozen already, by someone else (an administrator, a backup tool): their
+   * window is not ours to end, so it is left frozen; the guard is told the guest is not ours,
+   * and the snapshot goes on (or not) as the quiesce policy says, never claiming the freeze.
+   */
+  private async frozenByOthers(
+    snapshot: VMSnapshot,
+    domain: string,
+    detail: string,
+  ): Promise<Outcome> {
+    await this.disarmQuietly(snapshot);
+    this.o.admission.releaseFreezeSlot(keyOf(snapshot));
+    return unquiesced(
+      this.now(),
+      UnquiescedReason.FreezeFailed,
+      `${domain} was already frozen by someone else (${detail}); vmsnap did not freeze it and leaves their freeze alone`,
+    );
   }
 
   private freezeFailure(err: unknown, domain: string): Outcome {
@@ -398,7 +439,6 @@ export class SnapshotEffects {
         case "GuestAgentUnresponsive":
           return unquiesced(at, UnquiescedReason.NoGuestAgent, detail);
         case "QuiesceHookFailed":
-        case "AlreadyFrozen":
         case "Timeout":
           return unquiesced(at, UnquiescedReason.FreezeFailed, detail);
       }

@@ -133,6 +133,11 @@ const invalidSpecs: ReadonlyArray<{ name: string; spec: Record<string, unknown>;
       field: "spec.failureDeadline",
     },
     {
+      name: "freezeTimeout above the default failureDeadline",
+      spec: { source: validSource, freezeTimeout: "5m", failureDeadline: "1m" },
+      field: "spec.failureDeadline",
+    },
+    {
       name: "excluded disk with shell characters",
       spec: { source: validSource, disks: { exclude: ["vdb;ls"] } },
       field: "spec.disks.exclude[0]",
@@ -191,8 +196,16 @@ describe("VMSnapshot CRD on a real kube-apiserver", function () {
         "NODE",
         "PHASE",
         "READY",
+        "REASON",
         "FROZEN(MS)",
         "AGE",
+      ]);
+      const wide = await cp.kubectl(["get", "vmsnap", "-n", namespace, "-o", "wide"]);
+      expect(wide.stdout.split("\n")[0]!.trim().split(/\s+/)).to.include.members([
+        "MEMORY",
+        "QUIESCED",
+        "DOWNTIME(MS)",
+        "WAITING",
       ]);
       expect(table.stdout).to.match(/db-01-before-upgrade\s+db-01\s+hv-02/);
       expect(table.stdout).to.match(/web-01-nightly\s+web-01\s+hv-01/);
@@ -210,6 +223,23 @@ describe("VMSnapshot CRD on a real kube-apiserver", function () {
         deletionPolicy: "Delete",
       });
     });
+
+    for (const [name, spec] of [
+      [
+        "the documented maximum freezeTimeout with the default failureDeadline",
+        { freezeTimeout: "5m" },
+      ],
+      [
+        "the documented minimum failureDeadline with the default freezeTimeout",
+        { failureDeadline: "10s" },
+      ],
+    ] as const) {
+      it(`accepts ${name}`, async () => {
+        const objectName = `bounds-${"freezeTimeout" in spec ? "freeze" : "deadline"}`;
+        const result = await apply(snapshot(objectName, { source: validSource, ...spec }));
+        expect(result.code, result.stderr).to.equal(0);
+      });
+    }
 
     it("is listed under its category", async () => {
       const result = await cp.kubectl(["get", "snapshots", "-n", namespace, "-o", "name"]);

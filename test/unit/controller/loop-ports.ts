@@ -182,7 +182,21 @@ export class FakeHypervisor {
 }
 
 /** Storage that records creates and removes and answers with a handle per disk. */
-export function fakeStorage(journal: Journal, kind: "rbd" | "libvirt-file"): StorageBackend {
+/** Storage faults a test can switch on. */
+export interface StorageFaults {
+  /**
+   * prepare() moves the test clock on by this much and then fails after a little real time,
+   * as an `rbd` call on a stalled OSD ends with its own process timeout.
+   */
+  prepareStallsAfterMs?: number;
+}
+
+export function fakeStorage(
+  journal: Journal,
+  kind: "rbd" | "libvirt-file",
+  faults: StorageFaults = {},
+  clock: { now: number } = { now: 0 },
+): StorageBackend {
   const real = kind === "rbd" ? "network" : "file";
   return {
     kind,
@@ -201,7 +215,12 @@ export function fakeStorage(journal: Journal, kind: "rbd" | "libvirt-file"): Sto
           : { backend: "libvirt-file", file: { path: handle.source } },
     }),
     async prepare(request: SnapshotRequest) {
-      if (request.disks.length > 0) journal.push(`${kind}:prepare ${request.name}`);
+      journal.push(`${kind}:prepare ${request.name}`);
+      if (faults.prepareStallsAfterMs !== undefined) {
+        clock.now += faults.prepareStallsAfterMs;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        throw new Error("rbd: timed out (110)");
+      }
     },
     async create(request: SnapshotRequest): Promise<DiskSnapshotHandle[]> {
       if (request.disks.length === 0) return [];
@@ -231,8 +250,14 @@ export interface Bed {
   readonly clock: { now: number };
   /** While true, the thaw guard refuses to arm (a sidecar that is down). */
   readonly guard: { down: boolean };
+  readonly storageFaults: StorageFaults;
   readonly logs: Array<{ message: string; fields: Record<string, unknown> }>;
-  snapshot(name: string, domain: string, memory?: boolean): VMSnapshot;
+  snapshot(
+    name: string,
+    domain: string,
+    memory?: boolean,
+    spec?: Partial<VMSnapshot["spec"]>,
+  ): VMSnapshot;
 }
 
 /** One in-process controller: the real loop, kind and effects over the fakes above. */
@@ -244,12 +269,13 @@ export function bed(domains: string[] = ["vm-a"]): Bed {
   const now = () => clock.now;
   const logs: Bed["logs"] = [];
   const guard = { down: false };
+  const storageFaults: StorageFaults = {};
   const log = (message: string, fields: Record<string, unknown>) => logs.push({ message, fields });
   const effects = new SnapshotEffects({
     hypervisor: hv,
     storage: new StorageRegistry([
-      fakeStorage(journal, "rbd"),
-      fakeStorage(journal, "libvirt-file"),
+      fakeStorage(journal, "rbd", storageFaults, clock),
+      fakeStorage(journal, "libvirt-file", storageFaults, clock),
     ]),
     memory: {
       async save(request) {
@@ -291,13 +317,14 @@ export function bed(domains: string[] = ["vm-a"]): Bed {
     clock,
     logs,
     guard,
+    storageFaults,
     reconciler,
-    snapshot(name, domain, memory = false) {
+    snapshot(name, domain, memory = false, spec = {}) {
       return api.add({
         apiVersion: "vmsnap.io/v1alpha1",
         kind: "VMSnapshot",
         metadata: { name, namespace: "ns", uid: `uid-${++serial}`, generation: 1 },
-        spec: { source: { domain, node: "host-1" }, memory },
+        spec: { source: { domain, node: "host-1" }, memory, ...spec },
       });
     },
   };

@@ -29,6 +29,7 @@ describe("the reconcile loop, in-process over fake ports", () => {
     const order = b.journal.filter((l) => !l.startsWith("event:") && !l.startsWith("api:get"));
     expect(order).to.deep.equal([
       "api:setFinalizers [vmsnap.io/artefacts]",
+      "api:patchStatus Pending", // picked up: Reconciling=True before the first effect
       "rbd:prepare vmsnap-uid-1",
       "api:patchStatus Pending", // the write-ahead: the freeze deadline is in status first
       "guard:arm vm-a",
@@ -131,14 +132,14 @@ describe("the reconcile loop, in-process over fake ports", () => {
     // The first one holds the domain (armed, waiting for its guard) when the second one comes.
     b.guard.down = true;
     await b.reconciler.reconcile(objectKey(first));
+    await b.reconciler.reconcile(objectKey(second)); // picked up, then told to wait
     const before = b.api.statusWrites(b.journal).length;
     for (let i = 0; i < 5; i++) {
       b.clock.now += 1_000;
       const r = await b.reconciler.reconcile(objectKey(second));
       expect(r.requeueAfterMs).to.be.a("number");
     }
-    const writes = b.api.statusWrites(b.journal).slice(before);
-    expect(writes).to.deep.equal(["api:patchStatus Pending"]);
+    expect(b.api.statusWrites(b.journal).slice(before), "nothing new to say").to.deep.equal([]);
     const status = b.api.objects.get(objectKey(second))!.status!;
     const reconciling = status.conditions!.find((c) => c.type === "Reconciling")!;
     expect(reconciling.reason).to.equal("WaitingForDomainLock");
@@ -182,6 +183,17 @@ describe("the reconcile loop, in-process over fake ports", () => {
     }));
     await b.reconciler.reconcile(objectKey(s));
     expect(only(b.journal, "rbd:remove")).to.deep.equal(["rbd:remove vmsnap-uid-1 pool/vm-a-disk"]);
+  });
+
+  it("6-1 spec.failureDeadline holds while the disk snapshots are prepared (a stalled Ceph): Failed DeadlineExceeded, never frozen", async () => {
+    const b = bed();
+    const s = b.snapshot("s1", "vm-a", false, { failureDeadline: "10s" });
+    b.storageFaults.prepareStallsAfterMs = 11_000;
+    await settle(b, objectKey(s));
+    const status = b.api.objects.get(objectKey(s))!.status!;
+    expect(status.phase).to.equal("Failed");
+    expect(status.error?.reason).to.equal("DeadlineExceeded");
+    expect(b.journal).to.not.include("hv:fsFreeze vm-a");
   });
 
   it("5-1 an event the machine does not take is logged, nothing is written, and the key comes back later", async () => {
