@@ -66,6 +66,21 @@ export type ParsedSchedule =
  * if (parsed.ok) parsed.schedule.nextAfter(new Date("2026-03-28T12:00:00Z")); // 03:00 CEST on 29 March: 02:30 does not exist that day
  */
 export function parseSchedule(expression: string, timeZone = DEFAULT_TIME_ZONE): ParsedSchedule {
+  // Every reconcile of every schedule parses its spec; the few distinct specs are parsed once.
+  const key = `${timeZone} ${expression}`;
+  let parsed = parsedCache.get(key);
+  if (!parsed) {
+    if (parsedCache.size >= PARSED_CACHE_SIZE) parsedCache.clear();
+    parsed = parseUncached(expression, timeZone);
+    parsedCache.set(key, parsed);
+  }
+  return parsed;
+}
+
+const PARSED_CACHE_SIZE = 1_000;
+const parsedCache = new Map<string, ParsedSchedule>();
+
+function parseUncached(expression: string, timeZone: string): ParsedSchedule {
   const zoneProblem = checkTimeZone(timeZone);
   if (zoneProblem) return { ok: false, problem: { field: "spec.timeZone", message: zoneProblem } };
   const cronProblem = checkExpression(expression);

@@ -75,24 +75,26 @@ export function planSchedule(
   const generation = schedule.metadata.generation;
   if (generation !== undefined) status.observedGeneration = generation;
 
-  const invalid = specProblem(schedule);
-  if (invalid) {
+  const timeZone = spec.timeZone ?? DEFAULT_TIME_ZONE;
+  const parsed = parseSchedule(spec.schedule, timeZone);
+  const invalid = parsed.ok
+    ? deadlineProblem(spec.startingDeadline)
+    : `${parsed.problem.field}: ${parsed.problem.message}`;
+  if (!parsed.ok || invalid !== undefined) {
+    const message = invalid ?? "invalid spec";
     delete status.nextScheduleTime;
     status.conditions = conditions(previous, now, generation, {
-      ready: ["False", "InvalidSpec", invalid],
+      ready: ["False", "InvalidSpec", message],
       reconciling: ["False", "InvalidSpec", "waiting for the spec to be fixed"],
-      stalled: ["True", "InvalidSpec", invalid],
+      stalled: ["True", "InvalidSpec", message],
     });
     return {
       delete: [],
       status,
-      events: [{ type: "Warning", reason: "InvalidSpec", message: invalid }],
+      events: [{ type: "Warning", reason: "InvalidSpec", message }],
     };
   }
 
-  const timeZone = spec.timeZone ?? DEFAULT_TIME_ZONE;
-  const parsed = parseSchedule(spec.schedule, timeZone);
-  if (!parsed.ok) throw new Error("unreachable: specProblem validated the schedule");
   const since = previous.lastConsideredTime ?? schedule.metadata.creationTimestamp ?? now;
   const decision = decideRun({
     schedule: parsed.schedule,
@@ -218,19 +220,15 @@ function runOf(schedule: VMSnapshotSchedule, name: string, instant: Date): VMSna
   };
 }
 
-/** What is wrong with the spec that the API server could not catch, or undefined. */
-function specProblem(schedule: VMSnapshotSchedule): string | undefined {
-  const { spec } = schedule;
-  const parsed = parseSchedule(spec.schedule, spec.timeZone ?? DEFAULT_TIME_ZONE);
-  if (!parsed.ok) return `${parsed.problem.field}: ${parsed.problem.message}`;
-  if (spec.startingDeadline !== undefined) {
-    try {
-      parseDuration(spec.startingDeadline);
-    } catch {
-      return `spec.startingDeadline: ${JSON.stringify(spec.startingDeadline)} is not a duration such as 10m`;
-    }
+/** What is wrong with spec.startingDeadline that the API server could not catch, or undefined. */
+function deadlineProblem(startingDeadline: string | undefined): string | undefined {
+  if (startingDeadline === undefined) return undefined;
+  try {
+    parseDuration(startingDeadline);
+    return undefined;
+  } catch {
+    return `spec.startingDeadline: ${JSON.stringify(startingDeadline)} is not a duration such as 10m`;
   }
-  return undefined;
 }
 
 function phaseOf(snapshot: VMSnapshot): RetentionPhase {

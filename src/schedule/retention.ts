@@ -133,44 +133,61 @@ function keepNewestPerPeriod(
   }
 }
 
+/** One formatter per time zone: building one costs far more than using it. */
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+function wallClockFormat(timeZone: string): Intl.DateTimeFormat {
+  let format = formatters.get(timeZone);
+  if (!format) {
+    format = new Intl.DateTimeFormat("en-US", {
+      timeZone,
+      hourCycle: "h23",
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+    });
+    formatters.set(timeZone, format);
+  }
+  return format;
+}
+
+type Periods = Record<"hour" | "day" | "week" | "month", string>;
+
+/**
+ * Periods of instants already read, by time zone and instant: a schedule's snapshots are the same
+ * from one reconcile to the next, and reading a wall clock through Intl is the costly part.
+ */
+const periodCache = new Map<string, Periods>();
+const PERIOD_CACHE_SIZE = 50_000;
+
 /** Period keys of a snapshot's time on the wall clock of `timeZone`. */
-function periodKeys(timeZone: string): Record<"hour" | "day" | "week" | "month", PeriodKey> {
-  const format = new Intl.DateTimeFormat("en-US", {
-    timeZone,
-    hourCycle: "h23",
-    year: "numeric",
-    month: "2-digit",
-    day: "2-digit",
-    hour: "2-digit",
-  });
-  const wallClock = (s: RetentionCandidate) => {
-    const parts: Record<string, string> = {};
-    for (const { type, value } of format.formatToParts(s.time)) parts[type] = value;
-    return {
-      year: Number(parts.year),
-      month: Number(parts.month),
-      day: Number(parts.day),
-      hour: parts.hour!,
-    };
+function periodKeys(timeZone: string): Record<keyof Periods, PeriodKey> {
+  const format = wallClockFormat(timeZone);
+  const keysOf = (s: RetentionCandidate): Periods => {
+    const cacheKey = `${timeZone} ${s.time.getTime()}`;
+    let keys = periodCache.get(cacheKey);
+    if (!keys) {
+      const parts: Record<string, string> = {};
+      for (const { type, value } of format.formatToParts(s.time)) parts[type] = value;
+      const [year, month, day] = [Number(parts.year), Number(parts.month), Number(parts.day)];
+      const date = `${parts.year}-${parts.month}-${parts.day}`;
+      keys = {
+        hour: `${date}T${parts.hour}`,
+        day: date,
+        week: isoWeek(year, month, day),
+        month: `${parts.year}-${parts.month}`,
+      };
+      if (periodCache.size >= PERIOD_CACHE_SIZE) periodCache.clear();
+      periodCache.set(cacheKey, keys);
+    }
+    return keys;
   };
-  const pad = (n: number) => String(n).padStart(2, "0");
   return {
-    hour: (s) => {
-      const t = wallClock(s);
-      return `${t.year}-${pad(t.month)}-${pad(t.day)}T${t.hour}`;
-    },
-    day: (s) => {
-      const t = wallClock(s);
-      return `${t.year}-${pad(t.month)}-${pad(t.day)}`;
-    },
-    week: (s) => {
-      const t = wallClock(s);
-      return isoWeek(t.year, t.month, t.day);
-    },
-    month: (s) => {
-      const t = wallClock(s);
-      return `${t.year}-${pad(t.month)}`;
-    },
+    hour: (s) => keysOf(s).hour,
+    day: (s) => keysOf(s).day,
+    week: (s) => keysOf(s).week,
+    month: (s) => keysOf(s).month,
   };
 }
 
