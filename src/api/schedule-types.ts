@@ -6,6 +6,11 @@ import type { Condition, VMSnapshotSpec } from "./types.ts";
 
 export const SCHEDULE_PLURAL = "vmsnapshotschedules";
 export const SCHEDULE_KIND = "VMSnapshotSchedule";
+/**
+ * The CRD's selectable field naming the host whose agent serves a schedule: each agent lists and
+ * watches `spec.template.source.node=<its node>`, as it does `spec.source.node` for snapshots.
+ */
+export const SCHEDULE_NODE_FIELD = "spec.template.source.node";
 
 /** Label on every VMSnapshot a schedule created; its value is `scheduleLabelValue(name)`. */
 export const SCHEDULE_LABEL = "vmsnap.io/schedule";

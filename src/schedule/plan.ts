@@ -184,6 +184,11 @@ export function planSchedule(
   };
 }
 
+/** The label selector that finds a schedule's runs (then filter with isControlledBy). */
+export function runsLabelSelector(schedule: VMSnapshotSchedule): string {
+  return `${SCHEDULE_LABEL}=${scheduleLabelValue(schedule.metadata.name!)}`;
+}
+
 /** True when `snapshot` has an owner reference to `schedule` with controller=true. */
 export function isControlledBy(snapshot: VMSnapshot, schedule: VMSnapshotSchedule): boolean {
   return (snapshot.metadata.ownerReferences ?? []).some(

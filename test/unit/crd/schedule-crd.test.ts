@@ -3,7 +3,7 @@
 // the VMSnapshot spec schema (less its immutability), and the CRD's cron and time-zone rules
 // never refuse what the agent's own validation accepts.
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { expect } from "chai";
 import { parse } from "yaml";
 import { parseSchedule } from "../../../src/schedule/cron.ts";
@@ -12,8 +12,8 @@ import {
   SCHEDULE_CRD,
   SNAPSHOT_CRD,
 } from "../../../tools/generate-schedule-crd.ts";
-import { REPO_ROOT } from "../../support/control-plane.ts";
 
+const REPO_ROOT = resolve(import.meta.dirname, "../../..");
 const read = (path: string) => readFileSync(join(REPO_ROOT, path), "utf8");
 const specOf = (crd: string) => parse(crd).spec.versions[0].schema.openAPIV3Schema.properties.spec;
 

@@ -11,7 +11,12 @@ import {
   type VMSnapshotScheduleSpec,
 } from "../../../src/api/schedule-types.ts";
 import type { Phase, VMSnapshot } from "../../../src/api/types.ts";
-import { isControlledBy, planSchedule, type SchedulePlan } from "../../../src/schedule/plan.ts";
+import {
+  isControlledBy,
+  planSchedule,
+  runsLabelSelector,
+  type SchedulePlan,
+} from "../../../src/schedule/plan.ts";
 
 const UID = "3f1c0e6a-0000-4000-8000-000000000001";
 
@@ -107,6 +112,7 @@ describe("schedule plan: creating a run", () => {
       schedule.spec.template,
     );
     expect(isControlledBy(plan.create!, schedule)).to.equal(true);
+    expect(runsLabelSelector(schedule)).to.equal(`${SCHEDULE_LABEL}=db-01`);
     expect(plan.delete).to.deep.equal([]);
     expect(plan.requeueAfterMs).to.equal(3_600_000 - 200);
     expect(plan.events.map((e) => e.reason)).to.deep.equal(["SnapshotCreated"]);
