@@ -80,6 +80,16 @@ const invalidSpecs: ReadonlyArray<{ name: string; spec: Record<string, unknown>;
       field: "spec.timeZone",
     },
     {
+      name: "time zone in the wrong case",
+      spec: { ...validSpec, timeZone: "utc" },
+      field: "spec.timeZone",
+    },
+    {
+      name: "time zone Local (the API server's own)",
+      spec: { ...validSpec, timeZone: "Local" },
+      field: "spec.timeZone",
+    },
+    {
       name: "unknown time zone",
       spec: { ...validSpec, timeZone: "Mars/Olympus_Mons" },
       field: "spec.timeZone",

@@ -102,6 +102,7 @@ describe("schedule cron: refused with a message that says what to fix", () => {
     ["0 * * * *", "", "spec.timeZone", /not an IANA time zone name/],
     ["0 * * * *", "+02:00", "spec.timeZone", /not an IANA time zone name/],
     ["0 * * * *", "utc", "spec.timeZone", /write UTC/],
+    ["0 * * * *", "Local", "spec.timeZone", /not a known IANA time zone/],
     ["0 * * * *", "europe/berlin", "spec.timeZone", /write Europe\/Berlin/],
   ];
   refused.forEach(([expression, timeZone, field, message], index) => {
