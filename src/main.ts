@@ -37,8 +37,14 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
   const hypervisor = await Hypervisor.open(config.libvirtUri, {
     callTimeoutMs: config.callTimeoutMs,
   });
+  // The guard's reports reach the effects, which need the guard: bound once both exist.
+  // eslint-disable-next-line prefer-const -- assigned below, after the guard it needs
+  let effects: SnapshotEffects | undefined;
   const guardEvents = {
-    onThawed: (report: ThawedReply) => log.warn("the thaw guard fired", { ...report }),
+    onThawed: (report: ThawedReply) => {
+      log.warn("the thaw guard fired", { ...report });
+      effects?.guardFired(report);
+    },
     onGuardExit: (pid: number | undefined, how: string) =>
       log.error("lost the thaw guard; starting or reconnecting to another", { pid, how }),
   };
@@ -49,7 +55,7 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
   const admission = new Admission(config.maxFrozenGuests);
   const observer = new MetricsObserver(metrics);
   let draining = false;
-  const effects = new SnapshotEffects({
+  effects = new SnapshotEffects({
     hypervisor,
     storage: storageBackends(config, hypervisor, metrics),
     memory: {

@@ -88,6 +88,7 @@ export class GuardSession {
     const started = Date.now();
     // The error object itself stays here: the reply and the log carry its typed reason.
     const { lastError: _lastError, ...result } = await this.o.thaw(entry);
+    const at = Date.now();
     this.log(result.outcome === "failed" ? "error" : "info", "fired", {
       id: entry.id,
       domain: entry.domain,
@@ -104,6 +105,7 @@ export class GuardSession {
       deadline: entry.deadline,
       cause,
       ...result,
+      at,
     });
   }
 

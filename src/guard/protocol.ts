@@ -70,6 +70,8 @@ export interface ThawedReply {
   readonly attempts: number;
   /** The last failure's HypervisorError reason, when there was one. */
   readonly error?: string;
+  /** When the thaw (or the last try) ended, epoch ms: status reports the real frozen window. */
+  readonly at: number;
 }
 
 export type Reply = ReadyReply | AckReply | RejectedReply | ThawedReply;
@@ -124,6 +126,7 @@ export function decodeReply(line: string): Reply {
         thawed: count(o, "thawed"),
         resumed: bool(o, "resumed"),
         attempts: count(o, "attempts"),
+        at: epochMs(o, "at"),
       };
       return o.error === undefined ? reply : { ...reply, error: text(o, "error", MAX_LINE_LENGTH) };
     }

@@ -105,7 +105,17 @@ function decideUnquiesced(): [] {
   return [
     ...deadline(),
     { guard: "unquiescedAccepted", target: "Unfrozen", actions: "recordUnquiesced" },
-    { ...FAIL, actions: ["compensate", { type: "recordFailure", params: { cause: "policy" } }] },
+    {
+      ...FAIL,
+      // recordUnquiesced first: it closes this attempt's freeze window (the effect reports
+      // UNQUIESCED only once no freeze of ours can be in the guest: it thawed a failed freeze,
+      // or the freeze was someone else's), so the compensations do not thaw it.
+      actions: [
+        "recordUnquiesced",
+        "compensate",
+        { type: "recordFailure", params: { cause: "policy" } },
+      ],
+    },
   ] as unknown as []; // typed as deadline() is, for the same reason
 }
 
@@ -117,7 +127,7 @@ export const snapshotMachine = setup({
   },
   actions: {
     // Undo what this attempt did; the loop sees this action in transition()'s result and runs
-    // compensationsFor(context of the state it left). Nothing runs inside the machine.
+    // compensationsFor(the new context). Nothing runs inside the machine.
     compensate: () => {},
     recordFailure: assign(({ context, event }, params: { cause: FailureCause }) => ({
       error: failure(params.cause, context, event),

@@ -68,7 +68,7 @@ export function step(state: MachineState, event: SnapshotEvent): Step {
   const moved = toState(next);
   return {
     ...moved,
-    compensations: compensate ? compensationsFor(state.context) : [],
+    compensations: compensate ? compensationsFor(next.context) : [],
     accepted: moved.step !== state.step || next.context !== current.context,
   };
 }

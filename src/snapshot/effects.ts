@@ -19,6 +19,7 @@ import { hasGuestAgentChannel } from "../hypervisor/guest-agent-channel.ts";
 import { DEFAULT_THAW_POLICY, thawGuest, type ThawPolicy } from "../hypervisor/thaw.ts";
 import { compensationsFor, type Compensation } from "../machine/machine.ts";
 import {
+  inFrozenWindow,
   mayBeFrozen,
   mayHavePaused,
   stepDeadlineOf,
@@ -103,6 +104,8 @@ const EFFECT_THAW_ATTEMPTS = 3;
 
 export class SnapshotEffects {
   private readonly sessions = new Map<string, Session>();
+  /** When the thaw guard thawed each attempt's guest, by VMSnapshot UID (it reports it). */
+  private readonly guardThawedAt = new Map<string, number>();
   private readonly now: () => number;
 
   private readonly thawPolicy: ThawPolicy;
@@ -123,7 +126,33 @@ export class SnapshotEffects {
   async run(snapshot: VMSnapshot, state: MachineState): Promise<Outcome> {
     const effect = EFFECTS[state.step];
     if (!effect) throw new Error(`no effect for step ${state.step}`);
-    return effect(this, snapshot, state.context);
+    const thawedByGuard = this.thawedByGuard(snapshot, state.context);
+    if (thawedByGuard) return thawedByGuard;
+    const outcome = await effect(this, snapshot, state.context);
+    // The guard may have thawed while the effect ran (its disks were then taken after a thaw).
+    return (
+      ("event" in outcome && outcome.event.type === "FAILED"
+        ? undefined
+        : this.thawedByGuard(snapshot, state.context)) ?? outcome
+    );
+  }
+
+  /**
+   * Records that the thaw guard thawed (or gave up on) an attempt's guest: it fired at the
+   * deadline, or because it lost this process. That attempt cannot go on consistently.
+   */
+  guardFired(report: { id: string; at: number }): void {
+    this.guardThawedAt.set(report.id, report.at);
+  }
+
+  /** A failure when the guard thawed this attempt's frozen (or paused) guest under it. */
+  private thawedByGuard(snapshot: VMSnapshot, c: SnapshotContext): Outcome | undefined {
+    const at = this.guardThawedAt.get(snapshot.metadata.uid!);
+    if (at === undefined || !inFrozenWindow(c)) return undefined;
+    return failed(this.now(), {
+      reason: FailureReason.FreezeTimeout,
+      message: `the thaw guard thawed the guest at ${new Date(at).toISOString()} (deadline ${new Date(c.freezeDeadline ?? at).toISOString()}); a snapshot taken after that would not be consistent`,
+    });
   }
 
   /**
@@ -165,6 +194,11 @@ export class SnapshotEffects {
       }
     }
     this.o.admission.releaseFreezeSlot(keyOf(snapshot));
+    // Whoever thawed first: the guard's thaw is the end of the frozen window when it came first.
+    const guardAt = this.guardThawedAt.get(snapshot.metadata.uid!);
+    if (guardAt !== undefined && actions.includes("thaw")) {
+      done.thawedAt = Math.min(done.thawedAt ?? guardAt, guardAt);
+    }
     const c = next.context;
     return {
       ...next,
@@ -249,6 +283,7 @@ export class SnapshotEffects {
   /** Forgets the attempt: its domain, freeze slot and session. */
   finish(snapshot: VMSnapshot): void {
     this.sessions.delete(snapshot.metadata.uid!);
+    this.guardThawedAt.delete(snapshot.metadata.uid!);
     this.o.admission.release(snapshot.spec.source.domain, keyOf(snapshot));
   }
 

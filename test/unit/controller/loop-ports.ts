@@ -189,6 +189,8 @@ export interface StorageFaults {
    * as an `rbd` call on a stalled OSD ends with its own process timeout.
    */
   prepareStallsAfterMs?: number;
+  /** Runs inside create(), while the guest is frozen. */
+  duringCreate?: () => void;
 }
 
 export function fakeStorage(
@@ -225,6 +227,7 @@ export function fakeStorage(
     async create(request: SnapshotRequest): Promise<DiskSnapshotHandle[]> {
       if (request.disks.length === 0) return [];
       journal.push(`${kind}:create ${request.name}`);
+      faults.duringCreate?.();
       return request.disks.map((d) => {
         const source = d.plan.backend === "rbd" ? `pool/${d.plan.rbd.image}` : d.target;
         return { target: d.target, backend: kind, source, snapshot: `${source}@${request.name}` };
@@ -251,6 +254,7 @@ export interface Bed {
   /** While true, the thaw guard refuses to arm (a sidecar that is down). */
   readonly guard: { down: boolean };
   readonly storageFaults: StorageFaults;
+  readonly effects: SnapshotEffects;
   readonly logs: Array<{ message: string; fields: Record<string, unknown> }>;
   snapshot(
     name: string,
@@ -271,7 +275,7 @@ export function bed(domains: string[] = ["vm-a"]): Bed {
   const guard = { down: false };
   const storageFaults: StorageFaults = {};
   const log = (message: string, fields: Record<string, unknown>) => logs.push({ message, fields });
-  const effects = new SnapshotEffects({
+  const effects: SnapshotEffects = new SnapshotEffects({
     hypervisor: hv,
     storage: new StorageRegistry([
       fakeStorage(journal, "rbd", storageFaults, clock),
@@ -318,6 +322,7 @@ export function bed(domains: string[] = ["vm-a"]): Bed {
     logs,
     guard,
     storageFaults,
+    effects,
     reconciler,
     snapshot(name, domain, memory = false, spec = {}) {
       return api.add({

@@ -5,7 +5,7 @@ import { expect } from "chai";
 import { objectKey, Reconciler } from "../../../src/controller/reconciler.ts";
 import type { Kind } from "../../../src/controller/kind.ts";
 import type { VMSnapshot } from "../../../src/api/types.ts";
-import { bed, type Journal } from "./loop-ports.ts";
+import { bed, T0, type Journal } from "./loop-ports.ts";
 
 /** Reconciles `key` until the loop has nothing left to do, as the work queue would. */
 async function settle(b: ReturnType<typeof bed>, key: string, rounds = 10): Promise<void> {
@@ -194,6 +194,24 @@ describe("the reconcile loop, in-process over fake ports", () => {
     expect(status.phase).to.equal("Failed");
     expect(status.error?.reason).to.equal("DeadlineExceeded");
     expect(b.journal).to.not.include("hv:fsFreeze vm-a");
+  });
+
+  it("6-2 a guard that thawed the guest under the attempt fails it, and status says when the guard thawed", async () => {
+    const b = bed();
+    const s = b.snapshot("s1", "vm-a");
+    const guardAt = T0 + 4_000;
+    b.storageFaults.duringCreate = () => {
+      b.hv.frozen.delete("vm-a"); // the guard thawed: this process stalled past the deadline
+      b.effects.guardFired({ id: s.metadata.uid!, at: guardAt });
+      b.clock.now = T0 + 9_000;
+    };
+    await settle(b, objectKey(s));
+    const status = b.api.objects.get(objectKey(s))!.status!;
+    expect(status.phase).to.equal("Failed");
+    expect(status.error?.reason).to.equal("FreezeTimeout");
+    expect(status.error?.message).to.match(/thaw guard thawed the guest/);
+    expect(Date.parse(status.thawedAt!)).to.equal(guardAt);
+    expect(only(b.journal, "rbd:remove")).to.have.length(1);
   });
 
   it("5-1 an event the machine does not take is logged, nothing is written, and the key comes back later", async () => {

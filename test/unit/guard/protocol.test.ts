@@ -95,6 +95,7 @@ describe("guard protocol", () => {
       thawed: 2,
       resumed: true,
       attempts: 1,
+      at: DEADLINE + 40,
     };
     const valid: Reply[] = [
       { type: "ready", pid: 4242 },

@@ -71,7 +71,16 @@ for (const input of inputs) {
           continue;
         const last = path.steps.at(-1)!;
         const stillFrozen = mayBeFrozen(path.steps.at(-2)?.context ?? start(input).context);
-        if (stillFrozen) expect(last.compensations, narrate(path)).to.include("thaw");
+        // UNQUIESCED is reported only once no freeze of ours can be in the guest (the effect
+        // thawed a failed freeze itself, or the freeze was someone else's, not ours to thaw).
+        if (stillFrozen && path.events.at(-1)!.type !== "UNQUIESCED")
+          expect(last.compensations, narrate(path)).to.include("thaw");
+      }
+    });
+
+    it("a freeze that was not ours (UNQUIESCED after arming) is never thawed by a compensation", () => {
+      for (const path of finished.filter((p) => p.events.at(-1)?.type === "UNQUIESCED")) {
+        expect(path.steps.at(-1)!.compensations, narrate(path)).to.not.include("thaw");
       }
     });
 
