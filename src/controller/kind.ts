@@ -68,6 +68,11 @@ export interface Kind<T extends KubeObject, S extends KindState, E, C> {
   /** Forgets everything this process holds for the object (locks, slots, sessions). */
   finish(object: T): void;
   /**
+   * The object left the cache without being finalized (its finalizer was force-removed, etcd
+   * was restored): let go of whatever this process held for its key.
+   */
+  forget(key: string): void;
+  /**
    * At start-up, before any worker runs: undo what a previous process left in the world (a
    * guest it left frozen or paused), from the objects' recorded states.
    */

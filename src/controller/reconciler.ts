@@ -14,6 +14,7 @@
 import type { Kind, KindState, KubeObject, Waiting } from "./kind.ts";
 import { ConflictError } from "./snapshot-client.ts";
 import { sameStatus } from "./status-equality.ts";
+import { monotonicNow } from "../clock.ts";
 
 /** The API calls the loop makes. */
 export interface ObjectClient<T extends KubeObject> {
@@ -59,12 +60,14 @@ export class Reconciler<T extends KubeObject, S extends KindState, E extends { t
   private readonly written = new Map<string, T>();
   /** The state of each object this process is working on, by UID: newer than status may be. */
   private readonly states = new Map<string, S>();
+  /** The UID last seen under each key, to forget its state when the key disappears. */
+  private readonly uids = new Map<string, string>();
   private readonly kind: Kind<T, S, E, C>;
   private readonly now: () => number;
 
   constructor(private readonly o: ReconcilerOptions<T, S, E, C>) {
     this.kind = o.kind;
-    this.now = o.now ?? Date.now;
+    this.now = o.now ?? monotonicNow;
   }
 
   /** The state this process holds for an object, else the one its status records. */
@@ -72,21 +75,18 @@ export class Reconciler<T extends KubeObject, S extends KindState, E extends { t
     return this.states.get(object.metadata.uid!) ?? this.kind.stateOf(object, this.now());
   }
 
-  /** Forgets an object that left the cache without being finalized (finalizer force-removed). */
-  forget(key: string, object?: T): void {
-    this.written.delete(key);
-    if (object) {
-      this.states.delete(object.metadata.uid!);
-      this.kind.finish(object);
-    }
-  }
-
   async reconcile(key: string): Promise<ReconcileResult> {
     let object = await this.read(key);
     if (!object) {
+      // Gone without a finalize (finalizer force-removed, etcd restored): nothing may stay held.
       this.written.delete(key);
+      const uid = this.uids.get(key);
+      if (uid !== undefined) this.states.delete(uid);
+      this.uids.delete(key);
+      this.kind.forget(key);
       return {};
     }
+    this.uids.set(key, uidOf(object));
     if (object.metadata.deletionTimestamp) return this.finalize(object);
     if (
       this.kind.isFinal(this.kind.stateOf(object, this.now())) &&
@@ -183,6 +183,7 @@ export class Reconciler<T extends KubeObject, S extends KindState, E extends { t
       finalizers.filter((f) => f !== this.kind.finalizer),
     );
     this.written.delete(objectKey(object));
+    this.uids.delete(objectKey(object));
     return {};
   }
 

@@ -39,6 +39,14 @@ export class Admission {
     this.frozenHolders.delete(key);
   }
 
+  /** Lets go of everything `key` holds, whichever domain (its object is gone). */
+  releaseKey(key: string): void {
+    for (const [domain, holder] of this.domainHolders) {
+      if (holder === key) this.domainHolders.delete(domain);
+    }
+    this.frozenHolders.delete(key);
+  }
+
   get frozenCount(): number {
     return this.frozenHolders.size;
   }

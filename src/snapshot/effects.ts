@@ -9,6 +9,7 @@
 // previous controller process; its guard (or the startup recovery) has thawed the guest, so the
 // attempt cannot go on consistently and fails as Interrupted, with its artefacts removed.
 import { join } from "node:path";
+import { monotonicNow } from "../clock.ts";
 import { FailureReason, UnquiescedReason, WaitReason } from "../api/reasons.ts";
 import type { VMSnapshot } from "../api/types.ts";
 import type { Hypervisor } from "../hypervisor/connection.ts";
@@ -112,7 +113,7 @@ export class SnapshotEffects {
   private readonly recoveryPolicy: ThawPolicy;
 
   constructor(private readonly o: EffectsOptions) {
-    this.now = o.now ?? Date.now;
+    this.now = o.now ?? monotonicNow;
     this.thawPolicy = {
       attempts: EFFECT_THAW_ATTEMPTS,
       retryDelayMs: 100,
@@ -278,6 +279,11 @@ export class SnapshotEffects {
         { key: keyOf(snapshot), domain, phase, ...result, lastError: undefined },
       );
     }
+  }
+
+  /** Lets go of the domain and freeze slot of a snapshot that vanished without finalize. */
+  forget(key: string): void {
+    this.o.admission.releaseKey(key);
   }
 
   /** Forgets the attempt: its domain, freeze slot and session. */

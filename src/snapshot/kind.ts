@@ -35,6 +35,7 @@ export function snapshotKind(effects: SnapshotEffects): SnapshotKind {
       effects.compensate(snapshot, state, next, actions),
     finalize: (snapshot, state) => effects.finalize(snapshot, state),
     finish: (snapshot) => effects.finish(snapshot),
+    forget: (key) => effects.forget(key),
     recover: (snapshots) => effects.recoverLeftovers(snapshots),
     urgent: (state) => inFrozenWindow(state.context),
     writeAhead: (from, to) =>

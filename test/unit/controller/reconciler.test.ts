@@ -214,6 +214,19 @@ describe("the reconcile loop, in-process over fake ports", () => {
     expect(only(b.journal, "rbd:remove")).to.have.length(1);
   });
 
+  it("6-3 a snapshot that vanishes without its finalizer (force-removed) lets go of the domain it held", async () => {
+    const b = bed();
+    const gone = b.snapshot("s1", "vm-a");
+    b.guard.down = true;
+    await b.reconciler.reconcile(objectKey(gone)); // holds vm-a, waits for its guard
+    b.api.objects.delete(objectKey(gone));
+    await b.reconciler.reconcile(objectKey(gone));
+    b.guard.down = false;
+    const next = b.snapshot("s2", "vm-a");
+    await settle(b, objectKey(next));
+    expect(b.api.objects.get(objectKey(next))!.status?.phase).to.equal("Succeeded");
+  });
+
   it("5-1 an event the machine does not take is logged, nothing is written, and the key comes back later", async () => {
     const journal: Journal = [];
     const kind: Kind<VMSnapshot, { phase: string }, { type: string }, never> = {
@@ -228,6 +241,7 @@ describe("the reconcile loop, in-process over fake ports", () => {
       compensate: async (_o, _s, next) => next,
       finalize: async () => undefined,
       finish: () => undefined,
+      forget: () => undefined,
       urgent: () => false,
       writeAhead: () => false,
       announce: () => ({ type: "Normal", reason: "x", note: "x" }),

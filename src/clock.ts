@@ -1,0 +1,11 @@
+// The agent's clock: epoch milliseconds that never go backwards. Deadlines inside the frozen
+// window are judged with it, so a wall-clock step (NTP, an administrator's `date -s`) can
+// neither cut a freeze short nor stretch it; it may drift from the wall clock by the steps
+// made since the process started, which is harmless for the timestamps written in status.
+
+const origin = performance.timeOrigin;
+
+/** Now, in epoch ms, from the monotonic clock. */
+export function monotonicNow(): number {
+  return origin + performance.now();
+}
