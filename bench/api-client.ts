@@ -1,5 +1,5 @@
 // Benchmark: what one API request costs the controller through @kubernetes/client-node's own
-// KubeConfig, against the controller's ConnectionReusingKubeConfig (src/controller/kube-config.ts).
+// KubeConfig, against the controller's ConnectionReusingKubeConfig (src/kube/kube-config.ts).
 //
 // client-node 2.0.1 calls KubeConfig.applySecurityAuthentication for every request, and that
 // builds a new undici Agent (createDispatcher) each time — so every request opens a new TCP
@@ -14,7 +14,7 @@
 import { execFileSync } from "node:child_process";
 import { parseArgs } from "node:util";
 import type { VMSnapshot } from "../src/api/types.ts";
-import { KubeSnapshotClient } from "../src/controller/snapshot-client.ts";
+import { KubeSnapshotClient } from "../src/kube/snapshot-client.ts";
 import { getControlPlane, type ControlPlane } from "../test/support/control-plane.ts";
 import { controlPlaneCpu } from "./lib/apiserver.ts";
 import { reusingKubeConfig, SnapshotDriver } from "./lib/harness.ts";

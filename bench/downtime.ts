@@ -14,7 +14,7 @@ import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import { CustomObjectsApi } from "@kubernetes/client-node";
 import { GROUP, PLURAL, VERSION, type VMSnapshotStatus } from "../src/api/types.ts";
-import { KubeSnapshotClient } from "../src/controller/snapshot-client.ts";
+import { KubeSnapshotClient } from "../src/kube/snapshot-client.ts";
 import { getControlPlane } from "../test/support/control-plane.ts";
 import { launchGuest } from "../test/support/guest/index.ts";
 import { SYSTEM_URI, useLibvirtd } from "../test/support/libvirtd.ts";

@@ -24,7 +24,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { VMSnapshot } from "../src/api/types.ts";
-import { KubeSnapshotClient } from "../src/controller/snapshot-client.ts";
+import { KubeSnapshotClient } from "../src/kube/snapshot-client.ts";
 import { Hypervisor } from "../src/hypervisor/connection.ts";
 import { listGroupImages } from "../src/storage/rbd/groups.ts";
 import { groupNameForDomain } from "../src/storage/rbd/names.ts";

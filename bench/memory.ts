@@ -23,7 +23,7 @@ import {
   type VMSnapshotStatus,
 } from "../src/api/types.ts";
 import { FINALIZER } from "../src/controller/reconciler.ts";
-import { KubeSnapshotClient } from "../src/controller/snapshot-client.ts";
+import { KubeSnapshotClient } from "../src/kube/snapshot-client.ts";
 import { getControlPlane, type ControlPlane } from "../test/support/control-plane.ts";
 import {
   testDomainXml,

@@ -13,7 +13,7 @@ import {
   type VMSnapshot,
   type VMSnapshotSpec,
 } from "../../src/api/types.ts";
-import { ConnectionReusingKubeConfig } from "../../src/controller/kube-config.ts";
+import { ConnectionReusingKubeConfig } from "../../src/kube/kube-config.ts";
 import type { CephCluster } from "../../test/support/ceph.ts";
 import type { ControlPlane } from "../../test/support/control-plane.ts";
 import { startController, type ControllerProcess } from "../../test/support/controller-process.ts";

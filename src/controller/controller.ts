@@ -13,7 +13,7 @@ import { keyOf } from "./effects.ts";
 import type { HypervisorPort } from "./ports.ts";
 import type { Reconciler } from "./reconciler.ts";
 import { stateFromStatus } from "./status.ts";
-import type { WorkQueue } from "./workqueue.ts";
+import type { WorkQueue } from "../kube/workqueue.ts";
 
 export const CONTROLLER_NAME = "vmsnapshot";
 

@@ -15,8 +15,8 @@ import { isFinal, step, type MachineState, type Step } from "../machine/step.ts"
 import type { VMSnapshot } from "../api/types.ts";
 import type { SnapshotEffects } from "./effects.ts";
 import { keyOf, snapshotNameOf } from "./effects.ts";
-import type { EventSink } from "./recorder.ts";
-import { ConflictError, type SnapshotClient } from "./snapshot-client.ts";
+import type { EventSink } from "../kube/recorder.ts";
+import { ConflictError, type SnapshotClient } from "../kube/snapshot-client.ts";
 import {
   phaseOf,
   stateFromStatus,

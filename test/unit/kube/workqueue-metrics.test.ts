@@ -1,11 +1,11 @@
 // The work queue plugged into the real `workqueue_*` metrics: what a Prometheus scrape shows
 // after a few adds, retries and a slow worker.
 import { expect } from "chai";
-import { WorkQueue } from "../../../src/controller/workqueue.ts";
+import { WorkQueue } from "../../../src/kube/workqueue.ts";
 import {
   reportUnfinishedWork,
   workqueueMetricsHooks,
-} from "../../../src/controller/workqueue-metrics.ts";
+} from "../../../src/kube/workqueue-metrics.ts";
 import { createMetrics } from "../../../src/metrics/index.ts";
 import { parseExposition, valueOf } from "../metrics/exposition.ts";
 import { FakeClock } from "./fake-clock.ts";

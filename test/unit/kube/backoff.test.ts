@@ -1,7 +1,7 @@
 // Reconnect backoff: doubles from the first delay to the cap, jitter only ever shortens a delay
 // (never past half), and a reset starts over.
 import { expect } from "chai";
-import { ExponentialBackoff } from "../../../src/controller/backoff.ts";
+import { ExponentialBackoff } from "../../../src/kube/backoff.ts";
 
 describe("ExponentialBackoff", () => {
   it("doubles from 100 ms and stays at 30 s", () => {

@@ -1,7 +1,7 @@
 // The Events' send queue: a few sends at once, a cap on what waits (dropping the oldest), and a
 // drain that waits for both the waiting and the running.
 import { expect } from "chai";
-import { SendQueue } from "../../../src/controller/send-queue.ts";
+import { SendQueue } from "../../../src/kube/send-queue.ts";
 
 /** A send that runs until released, recording when it started. */
 function gate(log: string[], name: string) {

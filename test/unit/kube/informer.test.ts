@@ -1,7 +1,7 @@
 // The informer's recovery paths with a scripted API server: relist on 410 Gone, resume from the
 // newest resourceVersion (bookmarks too), the backoff between attempts, the watchdog, paging,
 // and the cache contract (frozen objects, no managed fields). Reconnecting to a real restarted
-// kube-apiserver is tested in test/integration/controller/informer.test.ts.
+// kube-apiserver is tested in test/integration/kube/informer.test.ts.
 import { KubeConfig } from "@kubernetes/client-node";
 import { expect } from "chai";
 import {
@@ -9,7 +9,7 @@ import {
   type ChangeKind,
   type InformerDiagnostic,
   type SnapshotInformerOptions,
-} from "../../../src/controller/informer.ts";
+} from "../../../src/kube/informer.ts";
 import { eventually, FakeWatches, page, ScriptedLister, snapshot, status } from "./fake-watch.ts";
 
 describe("SnapshotInformer (scripted API server)", () => {

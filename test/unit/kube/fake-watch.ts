@@ -2,12 +2,12 @@
 // test drives event by event, and a lister that answers list pages from a script. They let the
 // unit tests reach paths a real kube-apiserver will not take on demand (410 Gone, an expired
 // continue token, a stream that goes silent).
-import type { ListPage, PageLister, PageRequest } from "../../../src/controller/informer-list.ts";
+import type { ListPage, PageLister, PageRequest } from "../../../src/kube/informer-list.ts";
 import type {
   WatchEventHandler,
   WatchFactory,
   WatchQuery,
-} from "../../../src/controller/watch-stream.ts";
+} from "../../../src/kube/watch-stream.ts";
 
 export interface FakeStream {
   readonly path: string;

@@ -1,9 +1,9 @@
 // The work queue as a specification: de-duplication, one worker per key, delays, per-key
 // backoff, shutdown and drain, and what it reports to metrics. Time is simulated: nothing sleeps.
 import { expect } from "chai";
-import { WorkQueue } from "../../../src/controller/workqueue.ts";
-import type { WorkQueueMetricsHooks } from "../../../src/controller/workqueue-metrics.ts";
-import { ItemExponentialRateLimiter } from "../../../src/controller/workqueue-rate-limiter.ts";
+import { WorkQueue } from "../../../src/kube/workqueue.ts";
+import type { WorkQueueMetricsHooks } from "../../../src/kube/workqueue-metrics.ts";
+import { ItemExponentialRateLimiter } from "../../../src/kube/workqueue-rate-limiter.ts";
 import { FakeClock } from "./fake-clock.ts";
 
 /** Takes every key that is ready now, without leaving a getter waiting. */

@@ -16,9 +16,9 @@ import {
   type ChangeKind,
   type InformerDiagnostic,
   type SnapshotInformerOptions,
-} from "../../../src/controller/informer.ts";
-import { ConnectionReusingKubeConfig } from "../../../src/controller/kube-config.ts";
-import { clientNodeWatchFactory } from "../../../src/controller/watch-stream.ts";
+} from "../../../src/kube/informer.ts";
+import { ConnectionReusingKubeConfig } from "../../../src/kube/kube-config.ts";
+import { clientNodeWatchFactory } from "../../../src/kube/watch-stream.ts";
 import { getControlPlane, type ControlPlane } from "../../support/control-plane.ts";
 import { waitFor } from "../../support/processes.ts";
 import { startStallProxy, type StallProxy } from "./stall-proxy.ts";
