@@ -15,7 +15,7 @@ import { ConnectionReusingKubeConfig } from "./kube/kube-config.ts";
 import { KubeEventRecorder } from "./kube/recorder.ts";
 import { KubeSnapshotClient } from "./kube/snapshot-client.ts";
 import { WorkQueue } from "./kube/workqueue.ts";
-import { reportUnfinishedWork, workqueueMetricsHooks } from "./kube/workqueue-metrics.ts";
+import { reportUnfinishedWork, workqueueMetricsHooks } from "./kube/workqueue.ts";
 import { ThawGuard, type ThawedReply } from "./guard/thaw-guard.ts";
 import { Hypervisor } from "./hypervisor/connection.ts";
 import { removeMemory, saveMemory } from "./hypervisor/memory-snapshot.ts";

@@ -11,11 +11,83 @@
 // One deliberate difference: after `shutDown` no key is handed out any more, even if some are
 // still queued. On SIGTERM the agent should finish what it started (thaw!) and start nothing new;
 // the next agent's initial list queues every object again anyway.
-import { realClock, type Clock, type ClockTimer } from "./workqueue-clock.ts";
-import { DelayHeap } from "./workqueue-delay-heap.ts";
-import { Fifo } from "./workqueue-fifo.ts";
-import type { UnfinishedWork, WorkQueueMetricsHooks } from "./workqueue-metrics.ts";
-import { defaultControllerRateLimiter, type RateLimiter } from "./workqueue-rate-limiter.ts";
+//
+// Below the queue: its ready list (a FIFO), its waiting keys (a heap by ready time), and what it
+// reports to metrics (plain callbacks, so the queue never depends on prom-client).
+import type { WorkqueueMetrics } from "../metrics/workqueue.ts";
+import {
+  defaultControllerRateLimiter,
+  realClock,
+  type Clock,
+  type ClockTimer,
+  type RateLimiter,
+} from "./backoff.ts";
+
+// ---- metrics -----------------------------------------------------------------------------------
+// `workqueueMetricsHooks` adapts the bound `workqueue_*` metrics of src/metrics (the series
+// client-go and controller-runtime export) to the queue's callbacks; `reportUnfinishedWork`
+// samples the stuck-work gauges the way client-go does, every 500 ms.
+
+export interface WorkQueueMetricsHooks {
+  /** A key entered the queue (a duplicate of a key already waiting does not count). */
+  onAdd?(): void;
+  /** Keys waiting to be processed, including those to run again after their current `done`. */
+  onDepth?(depth: number): void;
+  /** Seconds a key waited between being added and being handed to a worker. */
+  onQueueLatency?(seconds: number): void;
+  /** Seconds from handing a key to a worker until its `done`. */
+  onWorkDuration?(seconds: number): void;
+  /** A key was added with a delay (rate-limited retry or requeue-after). */
+  onRetry?(): void;
+}
+
+/** What a queue tells about the work in progress, sampled by `reportUnfinishedWork`. */
+export interface UnfinishedWork {
+  /** Summed age of every key being processed. Growing steadily means a stuck worker. */
+  unfinishedWorkSeconds(): number;
+  /** Age of the oldest key being processed. */
+  longestRunningProcessorSeconds(): number;
+}
+
+/**
+ * Callbacks that feed one queue's bound `workqueue_*` metrics.
+ *
+ * @example
+ * const queue = new WorkQueue({ metrics: workqueueMetricsHooks(metrics.forWorkqueue("vmsnapshot")) });
+ */
+export function workqueueMetricsHooks(m: WorkqueueMetrics): WorkQueueMetricsHooks {
+  return {
+    onAdd: () => m.adds.inc(),
+    onDepth: (depth) => m.depth.set(depth),
+    onQueueLatency: (s) => m.queueDuration.observe(s),
+    onWorkDuration: (s) => m.workDuration.observe(s),
+    onRetry: () => m.retries.inc(),
+  };
+}
+
+/**
+ * Sets the unfinished-work gauges from `queue` every `intervalMs` until the returned function is
+ * called. Sampled rather than pushed because they grow while nothing happens to the queue.
+ */
+export function reportUnfinishedWork(
+  queue: UnfinishedWork,
+  m: Pick<WorkqueueMetrics, "unfinishedWorkSeconds" | "longestRunningProcessorSeconds">,
+  intervalMs = 500,
+): () => void {
+  const sample = () => {
+    m.unfinishedWorkSeconds.set(queue.unfinishedWorkSeconds());
+    m.longestRunningProcessorSeconds.set(queue.longestRunningProcessorSeconds());
+  };
+  const timer = setInterval(sample, intervalMs);
+  // A metrics sampler must never be what keeps the process alive.
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    sample();
+  };
+}
+
+// ---- the queue ---------------------------------------------------------------------------------
 
 export interface WorkQueueOptions {
   /** Defaults to the real monotonic clock; tests pass a simulated one. */
@@ -222,4 +294,134 @@ export class WorkQueue implements UnfinishedWork {
   private reportDepth(): void {
     this.metrics.onDepth?.(this.dirty.size);
   }
+}
+
+// ---- the ready list ----------------------------------------------------------------------------
+// First in, first out, O(1) at both ends. A plain array's shift() moves every element; a resync
+// queues every cached key at once (10,000 on a busy host), so the head is an index instead and the
+// consumed prefix is dropped in bulk.
+
+class Fifo<T> {
+  private items: T[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(item: T): void {
+    this.items.push(item);
+  }
+
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items[this.head]!;
+    this.head += 1;
+    // Compact once the consumed prefix is the larger half: amortised O(1), bounded garbage.
+    if (this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+
+  clear(): void {
+    this.items = [];
+    this.head = 0;
+  }
+}
+
+// ---- the waiting keys --------------------------------------------------------------------------
+// Keys waiting for their time (requeue-after, rate-limited retries), ordered by when they become
+// ready. One entry per key: asking for a key again keeps the earlier of the two times, as
+// client-go's delaying queue does, so a long backoff never postpones an explicit requeue.
+
+interface Entry {
+  readonly key: string;
+  readonly readyAt: number;
+  /** Insertion order, so keys ready at the same instant come out in the order they were added. */
+  readonly seq: number;
+}
+
+class DelayHeap {
+  private heap: Entry[] = [];
+  /** The live entry of each key; heap entries that are not here were superseded (lazy deletion). */
+  private readonly live = new Map<string, Entry>();
+  private seq = 0;
+
+  get size(): number {
+    return this.live.size;
+  }
+
+  /** Schedules `key` at `readyAt` unless it is already due sooner. Returns whether it changed. */
+  schedule(key: string, readyAt: number): boolean {
+    const current = this.live.get(key);
+    if (current && current.readyAt <= readyAt) return false;
+    const entry = { key, readyAt, seq: this.seq++ };
+    this.live.set(key, entry);
+    this.push(entry);
+    return true;
+  }
+
+  /** When the earliest key becomes ready, or undefined when nothing waits. */
+  nextReadyAt(): number | undefined {
+    this.dropSuperseded();
+    return this.heap[0]?.readyAt;
+  }
+
+  /** Removes and returns every key ready at `now`, earliest first. */
+  popReady(now: number): string[] {
+    const ready: string[] = [];
+    for (;;) {
+      this.dropSuperseded();
+      const top = this.heap[0];
+      if (!top || top.readyAt > now) return ready;
+      this.pop();
+      this.live.delete(top.key);
+      ready.push(top.key);
+    }
+  }
+
+  clear(): void {
+    this.heap = [];
+    this.live.clear();
+  }
+
+  private dropSuperseded(): void {
+    while (this.heap.length > 0 && this.live.get(this.heap[0]!.key) !== this.heap[0]) this.pop();
+  }
+
+  private push(entry: Entry): void {
+    const h = this.heap;
+    h.push(entry);
+    let i = h.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(h[i]!, h[parent]!)) break;
+      [h[i], h[parent]] = [h[parent]!, h[i]!];
+      i = parent;
+    }
+  }
+
+  private pop(): void {
+    const h = this.heap;
+    const last = h.pop()!;
+    if (h.length === 0) return;
+    h[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let smallest = i;
+      if (l < h.length && before(h[l]!, h[smallest]!)) smallest = l;
+      if (r < h.length && before(h[r]!, h[smallest]!)) smallest = r;
+      if (smallest === i) return;
+      [h[i], h[smallest]] = [h[smallest]!, h[i]!];
+      i = smallest;
+    }
+  }
+}
+
+function before(a: Entry, b: Entry): boolean {
+  return a.readyAt < b.readyAt || (a.readyAt === b.readyAt && a.seq < b.seq);
 }

@@ -1,6 +1,6 @@
 // A simulated clock for the work queue tests: time moves only when a test calls `advance`, and
 // timers due in the advanced span run in order, each seeing `now()` at its own due time.
-import type { Clock, ClockTimer } from "../../../src/kube/workqueue-clock.ts";
+import type { Clock, ClockTimer } from "../../../src/kube/backoff.ts";
 
 interface Pending {
   at: number;

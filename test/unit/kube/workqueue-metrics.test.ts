@@ -2,10 +2,7 @@
 // after a few adds, retries and a slow worker.
 import { expect } from "chai";
 import { WorkQueue } from "../../../src/kube/workqueue.ts";
-import {
-  reportUnfinishedWork,
-  workqueueMetricsHooks,
-} from "../../../src/kube/workqueue-metrics.ts";
+import { reportUnfinishedWork, workqueueMetricsHooks } from "../../../src/kube/workqueue.ts";
 import { createMetrics } from "../../../src/metrics/index.ts";
 import { parseExposition, valueOf } from "../metrics/exposition.ts";
 import { FakeClock } from "./fake-clock.ts";

@@ -2,8 +2,8 @@
 // backoff, shutdown and drain, and what it reports to metrics. Time is simulated: nothing sleeps.
 import { expect } from "chai";
 import { WorkQueue } from "../../../src/kube/workqueue.ts";
-import type { WorkQueueMetricsHooks } from "../../../src/kube/workqueue-metrics.ts";
-import { ItemExponentialRateLimiter } from "../../../src/kube/workqueue-rate-limiter.ts";
+import type { WorkQueueMetricsHooks } from "../../../src/kube/workqueue.ts";
+import { ItemExponentialRateLimiter } from "../../../src/kube/backoff.ts";
 import { FakeClock } from "./fake-clock.ts";
 
 /** Takes every key that is ready now, without leaving a getter waiting. */
