@@ -19,11 +19,12 @@ import {
   GROUP,
   PLURAL,
   VERSION,
+  vmsnapshots,
   type VMSnapshot,
   type VMSnapshotStatus,
 } from "../src/api/types.ts";
 import { FINALIZER } from "../src/controller/reconciler.ts";
-import { KubeSnapshotClient } from "../src/kube/snapshot-client.ts";
+import { KubeObjectClient } from "../src/kube/object-client.ts";
 import { getControlPlane, type ControlPlane } from "../test/support/control-plane.ts";
 import {
   testDomainXml,
@@ -226,7 +227,7 @@ async function main(): Promise<void> {
   // N finished snapshots of this node, created while no controller for it runs.
   const kc = reusingKubeConfig(cp.kubeConfig());
   const api = kc.makeApiClient(CustomObjectsApi);
-  const client = new KubeSnapshotClient(kc);
+  const client = new KubeObjectClient<VMSnapshot>(kc, vmsnapshots);
   const created = Date.now();
   let objectJsonBytes = 0;
   let sampleObject: unknown;

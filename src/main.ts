@@ -4,18 +4,18 @@
 // freeze starts, in-flight snapshots finish or are undone, then the guard thaws what is left
 // and exits.
 import { mkdirSync } from "node:fs";
+import { snapshotsOnNode, vmsnapshots, type VMSnapshot } from "./api/types.ts";
 import { ConfigError, parseConfig, USAGE, type AgentConfig } from "./config.ts";
 import { Admission } from "./controller/admission.ts";
 import { Controller, CONTROLLER_NAME } from "./controller/controller.ts";
 import { SnapshotEffects } from "./controller/effects.ts";
-import { SnapshotInformer } from "./kube/informer.ts";
+import { Informer } from "./kube/informer.ts";
 import { MetricsObserver, timedBackend } from "./controller/observe.ts";
 import { Reconciler } from "./controller/reconciler.ts";
 import { ConnectionReusingKubeConfig } from "./kube/kube-config.ts";
 import { KubeEventRecorder } from "./kube/recorder.ts";
-import { KubeSnapshotClient } from "./kube/snapshot-client.ts";
-import { WorkQueue } from "./kube/workqueue.ts";
-import { reportUnfinishedWork, workqueueMetricsHooks } from "./kube/workqueue.ts";
+import { KubeObjectClient } from "./kube/object-client.ts";
+import { reportUnfinishedWork, WorkQueue, workqueueMetricsHooks } from "./kube/workqueue.ts";
 import { ThawGuard, type ThawedReply } from "./guard/thaw-guard.ts";
 import { Hypervisor } from "./hypervisor/connection.ts";
 import { removeMemory, saveMemory } from "./hypervisor/memory-snapshot.ts";
@@ -63,9 +63,10 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     onError: (err) => observer.error(err),
   });
 
-  const informer = new SnapshotInformer({
+  const informer = new Informer<VMSnapshot>({
     kubeConfig,
-    node: config.nodeName,
+    resource: vmsnapshots,
+    fieldSelector: snapshotsOnNode(config.nodeName),
     ...(config.namespace ? { namespace: config.namespace } : {}),
     onEvent: (diagnostic) => log.debug("informer", { ...diagnostic }),
     onConnectionSuspect: () => kubeConfig.dropConnections(),
@@ -76,7 +77,7 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
   const events = new KubeEventRecorder(kubeConfig, config.nodeName, (m, f) => log.warn(m, f));
   const reconciler = new Reconciler({
     read: (key) => informer.getByKey(key),
-    client: new KubeSnapshotClient(kubeConfig),
+    client: new KubeObjectClient<VMSnapshot>(kubeConfig, vmsnapshots),
     effects,
     events,
     observer,

@@ -24,6 +24,7 @@ import type { Admission } from "./admission.ts";
 import { failureFrom, type Failure } from "./failures.ts";
 import type { HypervisorPort, MemoryImagePort, StoragePorts, ThawGuardPort } from "./ports.ts";
 import type { Waiting } from "./status.ts";
+import { objectKey as keyOf } from "../kube/resource.ts";
 
 export type Outcome =
   { readonly event: SnapshotEvent } | { readonly wait: Waiting; readonly retryAfterMs: number };
@@ -67,9 +68,8 @@ export function snapshotNameOf(snapshot: VMSnapshot): string {
   return `vmsnap-${snapshot.metadata.uid}`;
 }
 
-export function keyOf(snapshot: VMSnapshot): string {
-  return `${snapshot.metadata.namespace}/${snapshot.metadata.name}`;
-}
+/** `namespace/name`: src/kube's one key for any object, under the name this module's users know. */
+export { keyOf };
 
 export class SnapshotEffects {
   private readonly sessions = new Map<string, Session>();

@@ -16,7 +16,7 @@ import type { VMSnapshot } from "../api/types.ts";
 import type { SnapshotEffects } from "./effects.ts";
 import { keyOf, snapshotNameOf } from "./effects.ts";
 import type { EventSink } from "../kube/recorder.ts";
-import { ConflictError, type SnapshotClient } from "../kube/snapshot-client.ts";
+import { ConflictError, type ReconcileClient } from "../kube/object-client.ts";
 import {
   phaseOf,
   stateFromStatus,
@@ -62,7 +62,7 @@ export interface SnapshotObserver {
 
 export interface ReconcilerOptions {
   readonly read: (key: string) => VMSnapshot | undefined;
-  readonly client: SnapshotClient;
+  readonly client: ReconcileClient<VMSnapshot>;
   readonly effects: SnapshotEffects;
   readonly events: EventSink;
   readonly observer?: SnapshotObserver;

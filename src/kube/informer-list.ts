@@ -1,4 +1,4 @@
-// The informer's LIST: every VMSnapshot of this node, fetched in pages (`limit`/`continue`) so
+// The informer's LIST: every object of a resource that matches its selector, fetched in pages (`limit`/`continue`) so
 // neither the API server nor the agent ever holds one huge response, each page bounded by a
 // deadline so a dead connection cannot stall the agent. The resourceVersion it returns is where
 // the following WATCH starts, so no change between the two is missed.
@@ -10,8 +10,8 @@ import {
   type KubeConfig,
   type ObservableMiddleware,
 } from "@kubernetes/client-node";
-import { GROUP, PLURAL, VERSION, type VMSnapshot } from "../api/types.ts";
 import { forCache } from "./informer-store.ts";
+import type { KubeObject, ResourceDescriptor } from "./resource.ts";
 
 export interface ListPage {
   items?: unknown[];
@@ -19,6 +19,7 @@ export interface ListPage {
 }
 
 export interface PageRequest {
+  /** Empty for every object. */
   fieldSelector: string;
   limit: number;
   continueToken?: string;
@@ -40,23 +41,31 @@ export interface ListResult {
  * a list, including a list restarted after its continue token expired: whatever the receiver
  * collected from earlier pages belongs to an abandoned snapshot.
  */
-export type PageReceiver = (items: VMSnapshot[], fromStart: boolean) => void;
+export type PageReceiver<T> = (items: T[], fromStart: boolean) => void;
 
-/** Pages of VMSnapshots through client-node's CustomObjectsApi, in `namespace` or in all. */
-export function customObjectsLister(kubeConfig: KubeConfig, namespace?: string): PageLister {
+/**
+ * Pages of `resource` through client-node's CustomObjectsApi, in `namespace` or in all (always
+ * all for a cluster-scoped resource).
+ */
+export function customObjectsLister(
+  kubeConfig: KubeConfig,
+  resource: ResourceDescriptor,
+  namespace?: string,
+): PageLister {
   const api = kubeConfig.makeApiClient(CustomObjectsApi);
+  const inNamespace = resource.namespaced ? namespace : undefined;
   return async ({ fieldSelector, limit, continueToken, signal }) => {
     const common = {
-      group: GROUP,
-      version: VERSION,
-      plural: PLURAL,
-      fieldSelector,
+      group: resource.group,
+      version: resource.version,
+      plural: resource.plural,
+      ...(fieldSelector ? { fieldSelector } : {}),
       limit,
       _continue: continueToken,
     };
     const options = abortedBy(signal);
-    return (await (namespace
-      ? api.listNamespacedCustomObject({ ...common, namespace }, options)
+    return (await (inNamespace
+      ? api.listNamespacedCustomObject({ ...common, namespace: inNamespace }, options)
       : api.listClusterCustomObject(common, options))) as ListPage;
   };
 }
@@ -86,13 +95,13 @@ export function isGone(err: unknown): boolean {
  * objects is alive at a time. A continue token that expired mid-way (410) restarts the list from
  * the beginning: stitching pages from two snapshots could miss a deletion.
  */
-export async function listAll(
+export async function listAll<T extends KubeObject>(
   lister: PageLister,
   fieldSelector: string,
   pageSize: number,
   pageTimeoutMs: number,
   stopSignal: AbortSignal,
-  onPage: PageReceiver,
+  onPage: PageReceiver<T>,
 ): Promise<ListResult> {
   for (;;) {
     let items = 0;
@@ -102,7 +111,7 @@ export async function listAll(
       for (;;) {
         const signal = AbortSignal.any([stopSignal, AbortSignal.timeout(pageTimeoutMs)]);
         const page = await lister({ fieldSelector, limit: pageSize, continueToken, signal });
-        const objects = (page.items ?? []).map(forCache);
+        const objects = (page.items ?? []).map((item) => forCache<T>(item));
         onPage(objects, pages === 0);
         pages += 1;
         items += objects.length;

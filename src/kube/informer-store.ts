@@ -1,19 +1,12 @@
-// The informer's cache: the newest VMSnapshot seen for each `namespace/name`, and what changed
+// The informer's cache: the newest object seen for each `namespace/name`, and what changed
 // when an event or a fresh list arrives. Objects are stored frozen (deeply): they are shared with
 // every reader, and one reconciler mutating its "copy" would silently change what all others
 // see. Only what the agent needs is kept: `metadata.managedFields` (often the largest part of a
 // small object) and kubectl's last-applied annotation are dropped on the way in, so 10,000
 // snapshots fit in the agent.
-import type { VMSnapshot } from "../api/types.ts";
+import { objectKey, type KubeObject } from "./resource.ts";
 
 export type ChangeKind = "added" | "modified" | "deleted" | "resync";
-
-/** `namespace/name`, the key the work queue carries. */
-export function keyOf(obj: { metadata?: { namespace?: string; name?: string } }): string {
-  const namespace = obj.metadata?.namespace;
-  const name = obj.metadata?.name ?? "";
-  return namespace ? `${namespace}/${name}` : name;
-}
 
 /** Written by `kubectl apply`: a second copy of the spec, which the agent never reads. */
 const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
@@ -22,8 +15,8 @@ const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
  * The object as the cache holds it: without managed fields and kubectl's last-applied copy,
  * frozen all the way down.
  */
-export function forCache(raw: unknown): VMSnapshot {
-  const obj = raw as VMSnapshot;
+export function forCache<T extends KubeObject>(raw: unknown): T {
+  const obj = raw as T;
   const metadata = obj.metadata;
   if (metadata?.managedFields !== undefined) delete metadata.managedFields;
   if (metadata?.annotations?.[LAST_APPLIED] !== undefined) {
@@ -44,14 +37,14 @@ export interface Change {
   readonly kind: Exclude<ChangeKind, "resync">;
 }
 
-export class SnapshotStore {
-  private readonly items = new Map<string, VMSnapshot>();
+export class ObjectStore<T extends KubeObject> {
+  private readonly items = new Map<string, T>();
 
   get size(): number {
     return this.items.size;
   }
 
-  get(key: string): VMSnapshot | undefined {
+  get(key: string): T | undefined {
     return this.items.get(key);
   }
 
@@ -59,13 +52,13 @@ export class SnapshotStore {
     return this.items.keys();
   }
 
-  values(): IterableIterator<VMSnapshot> {
+  values(): IterableIterator<T> {
     return this.items.values();
   }
 
   /** Stores `obj` (already `forCache`d); undefined when the cache already had this version. */
-  upsert(obj: VMSnapshot): Change | undefined {
-    const key = keyOf(obj);
+  upsert(obj: T): Change | undefined {
+    const key = objectKey(obj);
     const current = this.items.get(key);
     if (current && sameVersion(current, obj)) return undefined;
     this.items.set(key, obj);
@@ -93,7 +86,7 @@ export class SnapshotStore {
   }
 }
 
-function sameVersion(a: VMSnapshot, b: VMSnapshot): boolean {
+function sameVersion(a: KubeObject, b: KubeObject): boolean {
   const rv = a.metadata.resourceVersion;
   return rv !== undefined && rv === b.metadata.resourceVersion;
 }

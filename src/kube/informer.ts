@@ -1,5 +1,6 @@
-// The agent's view of its VMSnapshots: a cache of every snapshot whose `spec.source.node` is this
-// host, kept current by LIST then WATCH, and a callback per change that feeds the work queue.
+// The agent's view of one resource: a cache of every object of a kind that matches a field
+// selector (for VMSnapshots: those whose `spec.source.node` is this host), kept current by LIST
+// then WATCH, and a callback per change that feeds the work queue.
 //
 // Built on client-node's raw `Watch` rather than its `ListWatch`/`makeInformer`: in 2.0.1,
 // ListWatch still gives up for good on any watch or list error other than 410 or a client
@@ -15,10 +16,10 @@
 // A watchdog ends a stream that stays silent, and a resync re-announces every cached key so a
 // missed or failed reconcile is retried even if nothing changes.
 import type { KubeConfig } from "@kubernetes/client-node";
-import { GROUP, PLURAL, VERSION, type VMSnapshot } from "../api/types.ts";
 import { ExponentialBackoff, type BackoffOptions } from "./backoff.ts";
 import { customObjectsLister, isGone, listAll, type PageLister } from "./informer-list.ts";
-import { forCache, keyOf, SnapshotStore, type Change, type ChangeKind } from "./informer-store.ts";
+import { forCache, ObjectStore, type Change, type ChangeKind } from "./informer-store.ts";
+import { collectionPath, objectKey, type KubeObject, type ResourceDescriptor } from "./resource.ts";
 import { clientNodeWatchFactory, type WatchFactory, type WatchHandle } from "./watch-stream.ts";
 import { Watchdog } from "./watchdog.ts";
 
@@ -55,11 +56,13 @@ export type InformerDiagnostic =
   | { type: "resync"; keys: number }
   | { type: "handler-failed"; key: string; error: unknown };
 
-export interface SnapshotInformerOptions {
+export interface InformerOptions {
   kubeConfig: KubeConfig;
-  /** This host: only snapshots with `spec.source.node=<node>` are listed and watched. */
-  node: string;
-  /** Watch one namespace only; all namespaces by default. */
+  /** The resource listed and watched, e.g. `vmsnapshots` of src/api/types.ts. */
+  resource: ResourceDescriptor;
+  /** Only objects matching it are listed and watched (e.g. `spec.source.node=<this host>`). */
+  fieldSelector?: string;
+  /** Watch one namespace only; all namespaces by default (and always for cluster-scoped kinds). */
   namespace?: string;
   /** Re-announce every cached key this often (default 5 min; 0 turns resync off). */
   resyncMs?: number;
@@ -111,19 +114,19 @@ interface WatchOutcome {
 }
 
 /**
- * A cache of this node's VMSnapshots, kept current from the API server.
+ * A cache of one resource's objects, kept current from the API server.
  *
  * Objects returned by `get` and `list` are shared and deeply frozen: never mutate them (writes
  * throw in strict mode); copy first, e.g. `structuredClone(obj)`, to build a patch.
  *
  * @example
- * const informer = new SnapshotInformer({ kubeConfig, node: process.env.NODE_NAME! });
+ * const informer = new Informer<VMSnapshot>({ kubeConfig, resource: vmsnapshots, fieldSelector });
  * informer.onChange((key) => queue.add(key)); // before start(): the first list is announced too
  * await informer.start();                      // the cache is complete from here on
  * startWorkers();
  */
-export class SnapshotInformer {
-  private readonly store = new SnapshotStore();
+export class Informer<T extends KubeObject> {
+  private readonly store = new ObjectStore<T>();
   private readonly handlers = new Set<ChangeHandler>();
   private readonly backoff: ExponentialBackoff;
   private readonly watchFactory: WatchFactory;
@@ -152,10 +155,9 @@ export class SnapshotInformer {
   /** Ends the current watch stream or backoff sleep at once; set while one is in progress. */
   private interrupt: (() => void) | undefined;
 
-  constructor(options: SnapshotInformerOptions) {
-    this.fieldSelector = `spec.source.node=${options.node}`;
-    const scope = options.namespace ? `/namespaces/${encodeURIComponent(options.namespace)}` : "";
-    this.watchPath = `/apis/${GROUP}/${VERSION}${scope}/${PLURAL}`;
+  constructor(options: InformerOptions) {
+    this.fieldSelector = options.fieldSelector ?? "";
+    this.watchPath = collectionPath(options.resource, options.namespace);
     this.resyncMs = options.resyncMs ?? DEFAULT_RESYNC_MS;
     this.watchTimeoutSeconds = options.watchTimeoutSeconds ?? DEFAULT_WATCH_TIMEOUT_SECONDS;
     this.watchdogMs = options.watchdogMs ?? DEFAULT_WATCHDOG_MS;
@@ -167,7 +169,9 @@ export class SnapshotInformer {
     // The library's own inactivity abort stays as a backstop behind our watchdog.
     this.watchFactory =
       options.watchFactory ?? clientNodeWatchFactory(options.kubeConfig, this.watchdogMs + 30_000);
-    this.lister = options.lister ?? customObjectsLister(options.kubeConfig, options.namespace);
+    this.lister =
+      options.lister ??
+      customObjectsLister(options.kubeConfig, options.resource, options.namespace);
     const onSuspect = options.onConnectionSuspect;
     this.onConnectionSuspect = () => {
       try {
@@ -222,22 +226,22 @@ export class SnapshotInformer {
     return () => this.handlers.delete(handler);
   }
 
-  /** The cached snapshot (frozen: copy before changing), or undefined. */
-  get(namespace: string, name: string): VMSnapshot | undefined {
+  /** The cached object (frozen: copy before changing), or undefined. */
+  get(namespace: string, name: string): T | undefined {
     return this.store.get(namespace ? `${namespace}/${name}` : name);
   }
 
-  /** The cached snapshot for a `namespace/name` key, as the work queue carries it. */
-  getByKey(key: string): VMSnapshot | undefined {
+  /** The cached object for a `namespace/name` key, as the work queue carries it. */
+  getByKey(key: string): T | undefined {
     return this.store.get(key);
   }
 
-  /** Every cached snapshot (frozen objects; the array is a fresh one). */
-  list(): VMSnapshot[] {
+  /** Every cached object (frozen objects; the array is a fresh one). */
+  list(): T[] {
     return [...this.store.values()];
   }
 
-  /** Number of cached snapshots. */
+  /** Number of cached objects. */
   get size(): number {
     return this.store.size;
   }
@@ -281,7 +285,7 @@ export class SnapshotInformer {
     let seen = new Set<string>();
     let listed;
     try {
-      listed = await listAll(
+      listed = await listAll<T>(
         this.lister,
         this.fieldSelector,
         this.pageSize,
@@ -290,7 +294,7 @@ export class SnapshotInformer {
         (objects, fromStart) => {
           if (fromStart) seen = new Set();
           for (const obj of objects) {
-            seen.add(keyOf(obj));
+            seen.add(objectKey(obj));
             const change = this.store.upsert(obj);
             if (change) this.notify(change);
           }
@@ -384,7 +388,7 @@ export class SnapshotInformer {
         timeoutSeconds,
       });
       const query = {
-        fieldSelector: this.fieldSelector,
+        fieldSelector: this.fieldSelector || undefined,
         resourceVersion: this.resourceVersion,
         allowWatchBookmarks: this.allowWatchBookmarks,
         timeoutSeconds,
@@ -411,10 +415,10 @@ export class SnapshotInformer {
     switch (type) {
       case "ADDED":
       case "MODIFIED":
-        change = this.store.upsert(forCache(object));
+        change = this.store.upsert(forCache<T>(object));
         break;
       case "DELETED":
-        change = this.store.remove(keyOf(object as VMSnapshot));
+        change = this.store.remove(objectKey(object as KubeObject));
         break;
       case "BOOKMARK":
         // Carries only a resourceVersion: resuming from it skips history we don't need.

@@ -1,16 +1,20 @@
-// Kubernetes Events (events.k8s.io/v1) for what happened to a snapshot: one per phase
-// transition. Sent in the background through a bounded SendQueue, so an Event never delays a
+// Kubernetes Events (events.k8s.io/v1) for what happened to an object of any kind (for a
+// VMSnapshot: one per phase transition); the object it regards is named by its own apiVersion,
+// kind, namespace, name and uid. Sent in the background through a bounded SendQueue, so an Event never delays a
 // frozen guest's thaw; each carries the time it happened (eventTime), so the few sent at once
 // may land in any order; a failed Event is logged, never retried into a storm.
 import { EventsV1Api, V1MicroTime, type KubeConfig } from "@kubernetes/client-node";
-import { API_VERSION, KIND, type VMSnapshot } from "../api/types.ts";
+import type { KubeObject } from "./resource.ts";
 import { SendQueue } from "./send-queue.ts";
 
 export const REPORTING_CONTROLLER = "vmsnap.io/agent";
 
+/** Events of cluster-scoped objects go here, as client-go's recorder does. */
+const CLUSTER_EVENTS_NAMESPACE = "default";
+
 export interface EventSink {
   record(
-    snapshot: VMSnapshot,
+    regarding: KubeObject,
     type: "Normal" | "Warning",
     reason: string,
     action: string,
@@ -41,17 +45,18 @@ export class KubeEventRecorder implements EventSink {
   }
 
   record(
-    snapshot: VMSnapshot,
+    regarding: KubeObject,
     type: "Normal" | "Warning",
     reason: string,
     action: string,
     note: string,
   ): void {
-    const namespace = snapshot.metadata.namespace!;
+    const { metadata } = regarding;
+    const namespace = metadata.namespace ?? CLUSTER_EVENTS_NAMESPACE;
     const now = new V1MicroTime();
     const body = {
       metadata: {
-        name: `${snapshot.metadata.name}.${Date.now().toString(36)}${(this.serial++).toString(36)}`,
+        name: `${metadata.name}.${Date.now().toString(36)}${(this.serial++).toString(36)}`,
         namespace,
       },
       eventTime: now,
@@ -62,12 +67,12 @@ export class KubeEventRecorder implements EventSink {
       type,
       note: note.slice(0, 1024),
       regarding: {
-        apiVersion: API_VERSION,
-        kind: KIND,
-        namespace,
-        name: snapshot.metadata.name!,
-        uid: snapshot.metadata.uid!,
-        resourceVersion: snapshot.metadata.resourceVersion!,
+        apiVersion: regarding.apiVersion!,
+        kind: regarding.kind!,
+        ...(metadata.namespace === undefined ? {} : { namespace: metadata.namespace }),
+        name: metadata.name!,
+        uid: metadata.uid!,
+        resourceVersion: metadata.resourceVersion!,
       },
     };
     this.queue.push(async () => {

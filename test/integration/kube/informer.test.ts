@@ -10,12 +10,19 @@ import {
   setHeaderOptions,
 } from "@kubernetes/client-node";
 import { expect } from "chai";
-import { GROUP, PLURAL, VERSION } from "../../../src/api/types.ts";
 import {
-  SnapshotInformer,
+  GROUP,
+  PLURAL,
+  snapshotsOnNode,
+  VERSION,
+  vmsnapshots,
+  type VMSnapshot,
+} from "../../../src/api/types.ts";
+import {
+  Informer,
   type ChangeKind,
   type InformerDiagnostic,
-  type SnapshotInformerOptions,
+  type InformerOptions,
 } from "../../../src/kube/informer.ts";
 import { ConnectionReusingKubeConfig } from "../../../src/kube/kube-config.ts";
 import { clientNodeWatchFactory } from "../../../src/kube/watch-stream.ts";
@@ -25,11 +32,11 @@ import { startStallProxy, type StallProxy } from "./stall-proxy.ts";
 
 const uniqueNode = () => `hv-${randomBytes(3).toString("hex")}`;
 
-describe("SnapshotInformer on a real kube-apiserver", function () {
+describe("Informer on a real kube-apiserver", function () {
   this.timeout(120_000);
   let cp: ControlPlane;
   let api: CustomObjectsApi;
-  const running: SnapshotInformer[] = [];
+  const running: Informer<VMSnapshot>[] = [];
   const proxies: StallProxy[] = [];
 
   before(async () => {
@@ -43,11 +50,13 @@ describe("SnapshotInformer on a real kube-apiserver", function () {
   });
 
   /** An informer whose changes and diagnostics are recorded. */
-  function track(options: Partial<SnapshotInformerOptions> & { node: string }) {
+  function track({ node, ...options }: Partial<InformerOptions> & { node: string }) {
     const changes: Array<[string, ChangeKind]> = [];
     const diagnostics: InformerDiagnostic[] = [];
-    const informer = new SnapshotInformer({
+    const informer = new Informer<VMSnapshot>({
       kubeConfig: cp.kubeConfig(),
+      resource: vmsnapshots,
+      fieldSelector: snapshotsOnNode(node),
       onEvent: (d) => diagnostics.push(d),
       ...options,
     });

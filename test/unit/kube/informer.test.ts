@@ -4,17 +4,18 @@
 // kube-apiserver is tested in test/integration/kube/informer.test.ts.
 import { KubeConfig } from "@kubernetes/client-node";
 import { expect } from "chai";
+import { snapshotsOnNode, vmsnapshots, type VMSnapshot } from "../../../src/api/types.ts";
 import {
-  SnapshotInformer,
+  Informer,
   type ChangeKind,
   type InformerDiagnostic,
-  type SnapshotInformerOptions,
+  type InformerOptions,
 } from "../../../src/kube/informer.ts";
 import { eventually, FakeWatches, page, ScriptedLister, snapshot, status } from "./fake-watch.ts";
 
-describe("SnapshotInformer (scripted API server)", () => {
+describe("Informer (scripted API server)", () => {
   let watches: FakeWatches;
-  let informer: SnapshotInformer | undefined;
+  let informer: Informer<VMSnapshot> | undefined;
   let changes: Array<[string, ChangeKind]>;
   let diagnostics: InformerDiagnostic[];
 
@@ -31,11 +32,12 @@ describe("SnapshotInformer (scripted API server)", () => {
 
   function makeInformer(
     lister: ScriptedLister,
-    options: Partial<SnapshotInformerOptions> = {},
-  ): SnapshotInformer {
-    informer = new SnapshotInformer({
+    options: Partial<InformerOptions> = {},
+  ): Informer<VMSnapshot> {
+    informer = new Informer<VMSnapshot>({
       kubeConfig: new KubeConfig(),
-      node: "hv-1",
+      resource: vmsnapshots,
+      fieldSelector: snapshotsOnNode("hv-1"),
       watchFactory: watches.factory,
       lister: lister.lister,
       backoff: { initialMs: 1, maxMs: 8, jitter: 0 },
