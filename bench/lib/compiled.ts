@@ -17,7 +17,10 @@ export interface CompiledController {
   stop(): Promise<void>;
 }
 
-/** Starts the bundled controller with the flags startController (test support) uses. */
+/**
+ * Starts the bundled controller (with the benchmark-only `--bench-storage`, bench/lib/bench-main.ts)
+ * with the flags startController (test support) uses.
+ */
 export async function startCompiledController(flags: {
   kubeconfig: string;
   node: string;
@@ -31,7 +34,7 @@ export async function startCompiledController(flags: {
   const runtime = deployedRuntime();
   const args = [
     ...runtime.nodeFlags,
-    bundle.main,
+    bundle.benchMain,
     ...[
       "--kubeconfig",
       flags.kubeconfig,

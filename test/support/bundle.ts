@@ -15,6 +15,8 @@ export interface ControllerBundle {
   readonly main: string;
   /** dist/bundle/guard-main.js: the thaw guard's (spawned by the controller, or a sidecar). */
   readonly guardMain: string;
+  /** dist/bundle/bench-main.js: the controller with benchmark-only storage (never in the image). */
+  readonly benchMain: string;
 }
 
 let built: Promise<ControllerBundle> | undefined;
@@ -26,14 +28,18 @@ export function bundleController(): Promise<ControllerBundle> {
     const dir = join(app, "dist", "bundle");
     await promisify(execFile)(
       process.execPath,
-      ["--import", "tsx", join(REPO_ROOT, "tools/bundle.ts"), dir],
+      ["--import", "tsx", join(REPO_ROOT, "tools/bundle.ts"), dir, "--bench"],
       {
         cwd: REPO_ROOT,
       },
     );
     mkdirSync(join(app, "native", "build"), { recursive: true });
     symlinkSync(join(REPO_ROOT, "native/build/Release"), join(app, "native/build/Release"));
-    return { main: join(dir, "main.js"), guardMain: join(dir, "guard-main.js") };
+    return {
+      main: join(dir, "main.js"),
+      guardMain: join(dir, "guard-main.js"),
+      benchMain: join(dir, "bench-main.js"),
+    };
   })();
   return built;
 }

@@ -20,7 +20,10 @@ export interface ControllerProcessOptions {
   readonly workers?: number;
   readonly maxFrozenGuests?: number;
   readonly extraArgs?: readonly string[];
-  /** A bundled entry point (test/support/bundle.ts) run with plain node; src/main.ts under tsx by default. */
+  /**
+   * The entry point: src/main.ts under tsx by default; another .ts file also runs under tsx
+   * (bench/lib/bench-main.ts); a bundled one (test/support/bundle.ts) runs with plain node.
+   */
   readonly entry?: string;
 }
 
@@ -47,7 +50,7 @@ export async function startController(o: ControllerProcessOptions): Promise<Cont
   const args = [
     // As deployed: the Dockerfile's node flags (memory tuning), read from the Dockerfile.
     ...runtime.nodeFlags,
-    ...(o.entry ? [o.entry] : ["--import", "tsx", join(REPO_ROOT, "src/main.ts")]),
+    ...entryArgs(o.entry ?? join(REPO_ROOT, "src/main.ts")),
     "--kubeconfig",
     o.kubeconfig,
     "--node-name",
@@ -113,4 +116,8 @@ export async function startController(o: ControllerProcessOptions): Promise<Cont
     );
   }
   return controller;
+}
+
+function entryArgs(entry: string): string[] {
+  return entry.endsWith(".ts") ? ["--import", "tsx", entry] : [entry];
 }

@@ -1,6 +1,10 @@
-// A storage backend that does no I/O, for benchmarks only (`--bench-storage=noop`): it isolates
-// the controller's own cost (API writes, CPU, memory) from Ceph's. Never used by default.
-import type { DiskSnapshotHandle, SnapshotRequest, StorageBackend } from "./backend.ts";
+// A storage backend that does no I/O, for benchmarks only (bench-main.ts `--bench-storage noop`):
+// it isolates the controller's own cost (API writes, CPU, memory) from Ceph's.
+import type {
+  DiskSnapshotHandle,
+  SnapshotRequest,
+  StorageBackend,
+} from "../../src/storage/backend.ts";
 
 export class NoopBackend implements StorageBackend {
   constructor(readonly kind: "rbd" | "libvirt-file") {}
