@@ -1,7 +1,7 @@
 // The VMSnapshot phase machine (xstate 5), pure: no invoke, no timers, no clock. The reconciler
 // runs the effect of the current phase, turns its outcome into an event carrying the time, and
 // asks `transition()` for the next phase and for the compensating actions to run (thaw, resume,
-// remove partial artefacts). The phase is persisted in status; see persist.ts.
+// remove partial artefacts). The phase is persisted in status; see src/controller/status.ts.
 //
 // Invariants (checked on every path of the graph by test/unit/machine):
 // - a guest that was frozen ends thawed: by a THAWED event, or a `thaw` action on failure;

@@ -1,4 +1,4 @@
-// The guest agent failing every way FACTS.md measured, on a real QEMU guest, through the
+// The guest agent failing every way docs/libvirt-facts.md records, on a real QEMU guest, through the
 // controller: no agent channel (libvirt 74), a freeze hook that refuses (1), an agent that hangs
 // (SIGSTOP, after it had answered: libvirt would block on it), an agent that is not running
 // (killed: 86 at once). Each case runs under Required (Failed, typed reason) and IfAvailable
