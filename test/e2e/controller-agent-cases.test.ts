@@ -1,5 +1,5 @@
-// The guest agent failing every way docs/libvirt-facts.md records, on a real QEMU guest, through the
-// controller: no agent channel (libvirt 74), a freeze hook that refuses (1), an agent that hangs
+// The guest agent failing every way docs/libvirt-facts.md records, on a real QEMU guest, through
+// the controller: no agent channel (libvirt 74), a freeze hook that refuses (1), an agent that hangs
 // (SIGSTOP, after it had answered: libvirt would block on it), an agent that is not running
 // (killed: 86 at once). Each case runs under Required (Failed, typed reason) and IfAvailable
 // (Succeeded unquiesced, Quiesced=False with the reason), and the guest is never left frozen:

@@ -1,7 +1,8 @@
 // The end-to-end test bed itself, checked against a real libvirtd and a real QEMU guest: the
 // tiny guest boots to a pinging agent, its writer leaves a gapless record on disk and console,
 // a libvirt freeze really stalls it (and loses nothing), and each misbehaving-guest variant
-// fails the way docs/libvirt-facts.md records, so controller tests built on them test what they claim.
+// fails the way docs/libvirt-facts.md records, so controller tests built on them test what they
+// claim.
 import { expect } from "chai";
 import { setTimeout as sleep } from "node:timers/promises";
 import {

@@ -1,6 +1,7 @@
 // The host configuration a system libvirtd needs in this kind of container (no systemd, no
 // virtlogd, root only), applied idempotently. Each setting is here because without it the daemon
-// or the guest failed on these machines (docs/libvirt-facts.md, "A real libvirtd in a container without systemd").
+// or the guest failed on these machines (docs/libvirt-facts.md, "A real libvirtd in a container
+// without systemd").
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
