@@ -1,6 +1,6 @@
 // The guest agent failing every way docs/libvirt-facts.md records, on a real QEMU guest, through
-// the controller: no agent channel (libvirt 74), a freeze hook that refuses (1), an agent that hangs
-// (SIGSTOP, after it had answered: libvirt would block on it), an agent that is not running
+// the controller: no agent channel (libvirt 74), a freeze hook that refuses (1), an agent that
+// hangs (SIGSTOP, after it had answered: libvirt would block on it), an agent that is not running
 // (killed: 86 at once). Each case runs under Required (Failed, typed reason) and IfAvailable
 // (Succeeded unquiesced, Quiesced=False with the reason), and the guest is never left frozen:
 // its agent says "thawed" (once it answers again) and its writer never stops.
