@@ -27,11 +27,6 @@ export interface KubeObject {
 /** The type of an object's `status`, for kinds that have one. */
 export type StatusOf<T> = T extends { status?: infer S } ? S : never;
 
-/** `group/version`, the `apiVersion` of the resource's objects. */
-export function apiVersionOf(resource: ResourceDescriptor): string {
-  return `${resource.group}/${resource.version}`;
-}
-
 /**
  * The URL path of the resource's collection: in `namespace`, or across all namespaces (and for
  * cluster-scoped resources) when it is undefined.

@@ -4,8 +4,6 @@
 import type { FailureReason, UnquiescedReason } from "../api/reasons.ts";
 import type { DiskSnapshotHandle } from "../storage/backend.ts";
 
-export type DomainState = "running" | "paused" | "shutoff";
-
 interface Timed {
   /** When it happened, epoch milliseconds. */
   readonly at: number;
