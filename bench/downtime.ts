@@ -28,7 +28,7 @@ import { SYSTEM_URI, useLibvirtd } from "../test/support/libvirtd.ts";
 import { waitFor } from "../test/support/processes.ts";
 import { SnapshotDriver, startBenchController } from "./lib/harness.ts";
 import { formatLoad, LoadSampler, machineRecord, type MachineRecord } from "./lib/machine.ts";
-import { sumOf, type Sample } from "./lib/prom.ts";
+import { sumOf, type Sample } from "../test/support/exposition.ts";
 import { isMain, log, runBenchmark, writeResult } from "./lib/report.ts";
 import { round, summarize, type Summary } from "./lib/stats.ts";
 

@@ -47,7 +47,7 @@ import {
   type BenchController,
 } from "./lib/harness.ts";
 import { formatLoad, LoadSampler, machineRecord, type MachineRecord } from "./lib/machine.ts";
-import { sumOf, type Sample } from "./lib/prom.ts";
+import { sumOf, type Sample } from "../test/support/exposition.ts";
 import { isMain, log, runBenchmark, writeResult } from "./lib/report.ts";
 import { round, summarize, type Summary } from "./lib/stats.ts";
 

@@ -44,7 +44,7 @@ import {
 } from "./lib/harness.ts";
 import { formatLoad, LoadSampler, machineRecord, type MachineRecord } from "./lib/machine.ts";
 import { memoryOf } from "./lib/proc.ts";
-import { scrape, sumOf } from "./lib/prom.ts";
+import { scrape, sumOf } from "../test/support/exposition.ts";
 import { isMain, log, runBenchmark, writeResult } from "./lib/report.ts";
 import { quantile, round } from "./lib/stats.ts";
 

@@ -34,7 +34,7 @@ import {
 import { createTestDomains, pool, SnapshotDriver, startBenchController } from "./lib/harness.ts";
 import { formatLoad, LoadSampler, machineRecord, type MachineRecord } from "./lib/machine.ts";
 import { cpuTimes, memoryOf } from "./lib/proc.ts";
-import { sumOf, type Sample } from "./lib/prom.ts";
+import { sumOf, type Sample } from "../test/support/exposition.ts";
 import { isMain, log, runBenchmark, writeResult } from "./lib/report.ts";
 import { round, summarize, type Summary } from "./lib/stats.ts";
 

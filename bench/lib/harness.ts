@@ -19,7 +19,7 @@ import { REPO_ROOT, type ControlPlane } from "../../test/support/control-plane.t
 import { startController, type ControllerProcess } from "../../test/support/controller-process.ts";
 import { virsh } from "../../test/support/libvirtd-virsh.ts";
 import { childrenOf } from "./proc.ts";
-import { scrape, type Sample } from "./prom.ts";
+import { scrape, type Sample } from "../../test/support/exposition.ts";
 
 /**
  * `kc`'s credentials in the controller's own ConnectionReusingKubeConfig, so the bench's load

@@ -4,7 +4,7 @@ import { expect } from "chai";
 import { WorkQueue } from "../../../src/kube/workqueue.ts";
 import { reportUnfinishedWork, workqueueMetricsHooks } from "../../../src/kube/workqueue.ts";
 import { createMetrics } from "../../../src/metrics/index.ts";
-import { parseExposition, valueOf } from "../metrics/exposition.ts";
+import { parseExposition, valueOf } from "../../support/exposition.ts";
 import { FakeClock } from "./fake-clock.ts";
 
 describe("WorkQueue metrics through src/metrics", () => {

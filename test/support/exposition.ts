@@ -1,5 +1,6 @@
 // A small reader of the Prometheus text exposition format, so the tests assert on what a scraper
-// actually receives rather than on prom-client's internal objects.
+// actually receives rather than on prom-client's internal objects, and the benchmarks take deltas
+// of counters and histogram sums from the controller's and the API server's /metrics.
 
 export interface Sample {
   readonly name: string;
@@ -16,7 +17,11 @@ export interface Exposition {
 const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$/;
 const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?/g;
 
-export function parseExposition(text: string): Exposition {
+/**
+ * Parses an exposition. A line that is not a sample throws, unless `lenient` (for pages vmsnap
+ * does not write, like the API server's, where such a line is skipped).
+ */
+export function parseExposition(text: string, { lenient = false } = {}): Exposition {
   const types = new Map<string, string>();
   const samples: Sample[] = [];
   for (const line of text.split("\n")) {
@@ -27,7 +32,10 @@ export function parseExposition(text: string): Exposition {
     }
     if (line === "" || line.startsWith("#")) continue;
     const match = SAMPLE.exec(line);
-    if (!match) throw new Error(`not an exposition line: ${line}`);
+    if (!match) {
+      if (lenient) continue;
+      throw new Error(`not an exposition line: ${line}`);
+    }
     const labels: Record<string, string> = {};
     for (const [, key, raw] of (match[2] ?? "").matchAll(LABEL)) {
       labels[key!] = raw!.replace(/\\(.)/g, (_, c: string) => (c === "n" ? "\n" : c));
@@ -76,4 +84,25 @@ export function bucketBounds(
   return samplesOf(exposition, `${name}_bucket`, labels)
     .map((s) => Number(s.labels.le))
     .filter((le) => Number.isFinite(le));
+}
+
+/** The sum of every sample called `name` whose labels include `match`. */
+export function sumOf(
+  samples: readonly Sample[],
+  name: string,
+  match: Readonly<Record<string, string>> = {},
+): number {
+  let total = 0;
+  for (const s of samples) {
+    if (s.name !== name) continue;
+    if (Object.entries(match).every(([k, v]) => s.labels[k] === v)) total += s.value;
+  }
+  return total;
+}
+
+/** GETs a /metrics page and parses its samples (leniently). */
+export async function scrape(url: string): Promise<Sample[]> {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`GET ${url}: ${response.status}`);
+  return [...parseExposition(await response.text(), { lenient: true }).samples];
 }
