@@ -152,13 +152,15 @@ export async function startControlPlane(): Promise<ControlPlane> {
     );
     writeKubeconfig(kubeconfigPath, server, join(certDir, "apiserver.crt"), token);
     await waitReady();
-    const applied = await kubectl(["apply", "-f", join(REPO_ROOT, "crds")]);
+    // -k: crds/ holds a kustomization.yaml (deploy/ takes the CRDs from it), which -f would
+    // try to apply as an object.
+    const applied = await kubectl(["apply", "-k", join(REPO_ROOT, "crds")]);
     if (applied.code !== 0) throw new Error(`installing crds/ failed: ${applied.stderr}`);
     const established = await kubectl([
       "wait",
       "--for=condition=Established",
       "--timeout=60s",
-      "-f",
+      "-k",
       join(REPO_ROOT, "crds"),
     ]);
     if (established.code !== 0) throw new Error(`CRDs not Established: ${established.stderr}`);
