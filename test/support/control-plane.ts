@@ -160,8 +160,9 @@ export async function startControlPlane(): Promise<ControlPlane> {
       "wait",
       "--for=condition=Established",
       "--timeout=60s",
-      "-k",
-      join(REPO_ROOT, "crds"),
+      // kubectl wait takes no -k; this control plane has no CRDs but ours.
+      "crd",
+      "--all",
     ]);
     if (established.code !== 0) throw new Error(`CRDs not Established: ${established.stderr}`);
   } catch (err) {
