@@ -15,7 +15,7 @@ import { execFileSync } from "node:child_process";
 import { parseArgs } from "node:util";
 import { vmsnapshots, type VMSnapshot } from "../src/api/types.ts";
 import { KubeObjectClient } from "../src/kube/object-client.ts";
-import { getControlPlane, type ControlPlane } from "../test/support/control-plane.ts";
+import { getControlPlane, type ControlPlane } from "../test/support/kube/control-plane.ts";
 import { controlPlaneCpu } from "./lib/apiserver.ts";
 import { reusingKubeConfig, SnapshotDriver } from "./lib/harness.ts";
 import { formatLoad, LoadSampler, machineRecord, type MachineRecord } from "./lib/machine.ts";

@@ -22,9 +22,9 @@ import {
   type VMSnapshotStatus,
 } from "../src/api/types.ts";
 import { KubeObjectClient } from "../src/kube/object-client.ts";
-import { getControlPlane } from "../test/support/control-plane.ts";
+import { getControlPlane } from "../test/support/kube/control-plane.ts";
 import { launchGuest } from "../test/support/guest/index.ts";
-import { SYSTEM_URI, useLibvirtd } from "../test/support/libvirtd.ts";
+import { SYSTEM_URI, useLibvirtd } from "../test/support/libvirt/libvirtd.ts";
 import { waitFor } from "../test/support/processes.ts";
 import { SnapshotDriver, startBenchController } from "./lib/harness.ts";
 import { formatLoad, LoadSampler, machineRecord, type MachineRecord } from "./lib/machine.ts";

@@ -29,14 +29,14 @@ import { Hypervisor } from "../src/hypervisor/connection.ts";
 import { listGroupImages } from "../src/storage/rbd/groups.ts";
 import { groupNameForDomain } from "../src/storage/rbd/names.ts";
 import { createRbdRunner } from "../src/storage/rbd/runner.ts";
-import { startCephCluster, type CephCluster } from "../test/support/ceph.ts";
-import { rbdConfigFor } from "../test/support/ceph-fixtures.ts";
-import { getControlPlane, type ControlPlane } from "../test/support/control-plane.ts";
+import { startCephCluster, type CephCluster } from "../test/support/ceph/cluster.ts";
+import { rbdConfigFor } from "../test/support/ceph/fixtures.ts";
+import { getControlPlane, type ControlPlane } from "../test/support/kube/control-plane.ts";
 import {
   testDomainXml,
   uniqueTestDomainName,
   useLibvirtTestHost,
-} from "../test/support/libvirt-test-host.ts";
+} from "../test/support/libvirt/test-driver-host.ts";
 import { onTeardown } from "../test/support/teardown.ts";
 import { apiserverMetrics, meanLatencyMs } from "./lib/apiserver.ts";
 import {

@@ -25,12 +25,12 @@ import {
 } from "../src/api/types.ts";
 import { FINALIZER } from "../src/controller/reconciler.ts";
 import { KubeObjectClient } from "../src/kube/object-client.ts";
-import { getControlPlane, type ControlPlane } from "../test/support/control-plane.ts";
+import { getControlPlane, type ControlPlane } from "../test/support/kube/control-plane.ts";
 import {
   testDomainXml,
   uniqueTestDomainName,
   useLibvirtTestHost,
-} from "../test/support/libvirt-test-host.ts";
+} from "../test/support/libvirt/test-driver-host.ts";
 import { waitFor } from "../test/support/processes.ts";
 import { apiserverMetrics, delta, isWrite, requestCounts } from "./lib/apiserver.ts";
 import { deployedRuntime, startCompiledController } from "./lib/compiled.ts";
@@ -130,7 +130,7 @@ async function startMode(
     logLevel: "info",
   });
   return {
-    runtime: "node --import tsx src/main.ts as test/support/controller-process.ts starts it",
+    runtime: "node --import tsx src/main.ts as test/support/controller/process.ts starts it",
     pid: c.process.pid,
     metricsUrl: `http://127.0.0.1:${c.process.metricsPort}/metrics`,
     stop: () => c.process.stop(),

@@ -3,7 +3,7 @@
 // the CPU of the kube-apiserver and etcd processes of the benchmark's control plane.
 import { readFileSync } from "node:fs";
 import { dirname } from "node:path";
-import type { ControlPlane } from "../../test/support/control-plane.ts";
+import type { ControlPlane } from "../../test/support/kube/control-plane.ts";
 import { cpuTimes, processesMatching } from "./proc.ts";
 import { parseExposition, type Sample } from "../../test/support/exposition.ts";
 

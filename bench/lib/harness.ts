@@ -14,10 +14,10 @@ import {
   type VMSnapshotSpec,
 } from "../../src/api/types.ts";
 import { ConnectionReusingKubeConfig } from "../../src/kube/kube-config.ts";
-import type { CephCluster } from "../../test/support/ceph.ts";
-import { REPO_ROOT, type ControlPlane } from "../../test/support/control-plane.ts";
-import { startController, type ControllerProcess } from "../../test/support/controller-process.ts";
-import { virsh } from "../../test/support/libvirtd-virsh.ts";
+import type { CephCluster } from "../../test/support/ceph/cluster.ts";
+import { REPO_ROOT, type ControlPlane } from "../../test/support/kube/control-plane.ts";
+import { startController, type ControllerProcess } from "../../test/support/controller/process.ts";
+import { virsh } from "../../test/support/libvirt/virsh.ts";
 import { childrenOf } from "./proc.ts";
 import { scrape, type Sample } from "../../test/support/exposition.ts";
 

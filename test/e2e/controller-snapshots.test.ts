@@ -13,15 +13,15 @@ import {
   useE2eController,
   type E2eController,
   type SnapshotSpec,
-} from "../support/e2e-controller.ts";
-import { checkSnapshotOfDisk, describeExt4, type Ext4Check } from "../support/e2e-ext4.ts";
+} from "../support/e2e/controller.ts";
+import { checkSnapshotOfDisk, describeExt4, type Ext4Check } from "../support/e2e/ext4.ts";
 import {
   STALL_TOLERANCE,
   longestStallMs,
   notHeldByFreeze,
   stallRange,
-} from "../support/e2e-freeze-window.ts";
-import { guestWriterLog, lastSeq, waitForSeq } from "../support/e2e-writer.ts";
+} from "../support/e2e/freeze-window.ts";
+import { guestWriterLog, lastSeq, waitForSeq } from "../support/e2e/writer.ts";
 import {
   createRbdGuestDisk,
   guestImage,
@@ -32,7 +32,7 @@ import {
   type HookCall,
   type WriterRecord,
 } from "../support/guest/index.ts";
-import { domainState, freezeStatus, virsh } from "../support/libvirtd.ts";
+import { domainState, freezeStatus, virsh } from "../support/libvirt/libvirtd.ts";
 
 const BOOT_TIMEOUT_MS = 120_000;
 const DISKS = ["vda", "vdb"] as const;

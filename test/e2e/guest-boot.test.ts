@@ -12,7 +12,7 @@ import {
   fsFreeze,
   fsThaw,
   useLibvirtd,
-} from "../support/libvirtd.ts";
+} from "../support/libvirt/libvirtd.ts";
 import {
   type Guest,
   type WriterRecord,
@@ -23,7 +23,7 @@ import {
   sequenceGaps,
   writerFileRecords,
 } from "../support/guest/index.ts";
-import { getCephCluster } from "../support/ceph.ts";
+import { getCephCluster } from "../support/ceph/cluster.ts";
 
 const BOOT_TIMEOUT_MS = 120_000;
 

@@ -26,7 +26,7 @@ import {
 } from "../../../src/kube/informer.ts";
 import { ConnectionReusingKubeConfig } from "../../../src/kube/kube-config.ts";
 import { clientNodeWatchFactory } from "../../../src/kube/watch-stream.ts";
-import { getControlPlane, type ControlPlane } from "../../support/control-plane.ts";
+import { getControlPlane, type ControlPlane } from "../../support/kube/control-plane.ts";
 import { waitFor } from "../../support/processes.ts";
 import { startStallProxy, type StallProxy } from "./stall-proxy.ts";
 

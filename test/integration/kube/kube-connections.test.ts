@@ -6,7 +6,7 @@ import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { expect } from "chai";
 import { CoreV1Api, KubeConfig, Watch } from "@kubernetes/client-node";
 import { ConnectionReusingKubeConfig } from "../../../src/kube/kube-config.ts";
-import { getControlPlane, type ControlPlane } from "../../support/control-plane.ts";
+import { getControlPlane, type ControlPlane } from "../../support/kube/control-plane.ts";
 
 const CONNECTED = "undici:client:connected";
 

@@ -8,7 +8,7 @@ import { snapshotsOnNode, vmsnapshots, type VMSnapshot } from "../../../src/api/
 import { ConflictError, KubeObjectClient } from "../../../src/kube/object-client.ts";
 import { KubeEventRecorder } from "../../../src/kube/recorder.ts";
 import { objectKey } from "../../../src/kube/resource.ts";
-import { getControlPlane, type ControlPlane } from "../../support/control-plane.ts";
+import { getControlPlane, type ControlPlane } from "../../support/kube/control-plane.ts";
 
 describe("KubeObjectClient and KubeEventRecorder on a real kube-apiserver", function () {
   this.timeout(120_000);

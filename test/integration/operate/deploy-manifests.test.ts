@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, parseAllDocuments, stringify } from "yaml";
-import { controlPlaneBinDir } from "../../support/control-plane.ts";
+import { controlPlaneBinDir } from "../../support/kube/control-plane.ts";
 import { exportedFamilies, labelsIn, metricsIn, TARGET_LABELS } from "./metric-catalogue.ts";
 import { REPO_ROOT, run } from "./run.ts";
 

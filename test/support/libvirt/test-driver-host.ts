@@ -18,12 +18,12 @@ import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } f
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { Hypervisor, HypervisorError, type DomainState } from "../../src/hypervisor/index.ts";
-import { withPrivateFile } from "./libvirtd-domains.ts";
-import { isAlive } from "./libvirtd-lock.ts";
-import { virsh } from "./libvirtd-virsh.ts";
-import { startDaemon, stopLeftover, waitFor, type Daemon } from "./processes.ts";
-import { onTeardown } from "./teardown.ts";
+import { Hypervisor, HypervisorError, type DomainState } from "../../../src/hypervisor/index.ts";
+import { withPrivateFile } from "./domains.ts";
+import { isAlive } from "./lock.ts";
+import { virsh } from "./virsh.ts";
+import { startDaemon, stopLeftover, waitFor, type Daemon } from "../processes.ts";
+import { onTeardown } from "../teardown.ts";
 
 /** Run folders live here, one per test process, named by its pid. Short: the socket path must
  *  fit in 107 bytes. */

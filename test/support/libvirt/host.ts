@@ -63,7 +63,7 @@ export function ensureConfSettings(
     else appended.push(wanted);
   }
   if (appended.length > 0)
-    lines.push("# set by vmsnap's test harness (test/support/libvirtd-host.ts)", ...appended);
+    lines.push("# set by vmsnap's test harness (test/support/libvirt/host.ts)", ...appended);
   const after = `${lines.join("\n")}\n`;
   if (after === before) return false;
   mkdirSync(dirname(path), { recursive: true });
@@ -76,7 +76,7 @@ export function writeDaemonConfig(path: string): void {
   writeFileSync(
     path,
     [
-      "# libvirtd config for vmsnap's end-to-end tests (test/support/libvirtd-host.ts)",
+      "# libvirtd config for vmsnap's end-to-end tests (test/support/libvirt/host.ts)",
       'auth_unix_rw = "none"',
       'auth_unix_ro = "none"',
       'unix_sock_group = "root"',

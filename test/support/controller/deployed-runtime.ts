@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import { REPO_ROOT } from "./control-plane.ts";
+import { REPO_ROOT } from "../kube/control-plane.ts";
 
 export interface DeployedRuntime {
   /** Node flags before the script in the Dockerfile's ENTRYPOINT, e.g. --max-semi-space-size=1. */

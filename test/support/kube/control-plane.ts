@@ -10,10 +10,10 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
-import { freePort, startDaemon, stopLeftover, waitFor, type Daemon } from "./processes.ts";
-import { onTeardown } from "./teardown.ts";
+import { freePort, startDaemon, stopLeftover, waitFor, type Daemon } from "../processes.ts";
+import { onTeardown } from "../teardown.ts";
 
-export const REPO_ROOT = resolve(import.meta.dirname, "../..");
+export const REPO_ROOT = resolve(import.meta.dirname, "../../..");
 const RUNS_DIR = "/tmp/vmsnap-test";
 const ADMIN_TOKEN_BYTES = 24;
 

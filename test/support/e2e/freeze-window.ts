@@ -3,7 +3,7 @@
 // write the freeze held up (guest uptime before its append, after its fsync); the controller
 // reports `freezeDurationMs = thawedAt - frozenAt`, both taken when the freeze and thaw calls
 // return, while the guest changes state somewhere inside those calls.
-import type { HookCall, WriterRecord } from "./guest/index.ts";
+import type { HookCall, WriterRecord } from "../guest/index.ts";
 
 export const STALL_TOLERANCE = {
   /**

@@ -7,8 +7,8 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { REPO_ROOT } from "./control-plane.ts";
-import { onTeardown } from "./teardown.ts";
+import { REPO_ROOT } from "../kube/control-plane.ts";
+import { onTeardown } from "../teardown.ts";
 
 export interface ControllerBundle {
   /** dist/bundle/main.js: the controller's entry point. */

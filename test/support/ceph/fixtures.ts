@@ -2,10 +2,10 @@
 // and counters read back through `rbd export`, a backend configured for the cluster, and the
 // Disk records the inventory would produce for RBD disks.
 import { createHash, randomBytes } from "node:crypto";
-import type { Disk } from "../../src/hypervisor/disk.ts";
-import type { RbdConfig } from "../../src/storage/rbd/config.ts";
-import type { CephCluster } from "./ceph.ts";
-import type { BinaryCliResult } from "./ceph-cli.ts";
+import type { Disk } from "../../../src/hypervisor/disk.ts";
+import type { RbdConfig } from "../../../src/storage/rbd/config.ts";
+import type { CephCluster } from "./cluster.ts";
+import type { BinaryCliResult } from "./cli.ts";
 
 let counter = 0;
 

@@ -10,9 +10,9 @@ import {
   type Phase,
   type VMSnapshot,
   type VMSnapshotSpec,
-} from "../../src/api/types.ts";
+} from "../../../src/api/types.ts";
 import type { ControlPlane } from "./control-plane.ts";
-import { waitFor } from "./processes.ts";
+import { waitFor } from "../processes.ts";
 
 export type SnapshotSpec = Partial<VMSnapshotSpec> & { source?: VMSnapshotSpec["source"] };
 

@@ -7,9 +7,9 @@
 // and a script started beforehand (guest-exec, while the agent still answered) continues or
 // restarts qemu-ga. Every step shows on the serial console with a nonce, which the host waits for.
 import { randomBytes } from "node:crypto";
-import type { Guest, HookMode } from "./guest/index.ts";
-import { agentCommand } from "./libvirtd-agent.ts";
-import { virsh } from "./libvirtd-virsh.ts";
+import type { Guest, HookMode } from "../guest/index.ts";
+import { agentCommand } from "../libvirt/agent.ts";
+import { virsh } from "../libvirt/virsh.ts";
 
 /** Sets what the guest's fsfreeze hook does on the next freeze. */
 export async function setFreezeHookMode(guest: Guest, mode: HookMode): Promise<void> {

@@ -2,13 +2,13 @@
 // the guest sees it on its disk (read through the agent), so a test can check that no sequence
 // number was lost.
 import { setTimeout as sleep } from "node:timers/promises";
-import { agentCommand } from "./libvirtd-agent.ts";
+import { agentCommand } from "../libvirt/agent.ts";
 import {
   writerFileRecords,
   type Guest,
   type WriterFileRecord,
   type WriterRecord,
-} from "./guest/index.ts";
+} from "../guest/index.ts";
 
 /** Waits until the disk's writer printed a record with seq >= `seq`; returns all its records. */
 export async function waitForSeq(

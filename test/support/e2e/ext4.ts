@@ -8,9 +8,9 @@ import { execFile } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import type { DiskSnapshotHandle } from "../../src/storage/backend.ts";
-import type { CephCluster } from "./ceph.ts";
-import { writerFileRecords, type WriterFileRecord } from "./guest/index.ts";
+import type { DiskSnapshotHandle } from "../../../src/storage/backend.ts";
+import type { CephCluster } from "../ceph/cluster.ts";
+import { writerFileRecords, type WriterFileRecord } from "../guest/index.ts";
 
 const run = promisify(execFile);
 const TOOL_TIMEOUT_MS = 120_000;

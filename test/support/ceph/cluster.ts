@@ -17,9 +17,9 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { freePort, startDaemon, stopLeftover, waitFor, type Daemon } from "./processes.ts";
-import { runCli, type BinaryCliResult, type CliOptions } from "./ceph-cli.ts";
-import { onTeardown } from "./teardown.ts";
+import { freePort, startDaemon, stopLeftover, waitFor, type Daemon } from "../processes.ts";
+import { runCli, type BinaryCliResult, type CliOptions } from "./cli.ts";
+import { onTeardown } from "../teardown.ts";
 
 export interface CephClusterOptions {
   /** Seconds the mon batches map changes for; Ceph's default is 1.0, tests use 0.01. */

@@ -6,22 +6,22 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { groupNameForDomain } from "../../src/storage/rbd/names.ts";
-import { getCephCluster, type CephCluster } from "./ceph.ts";
-import { getControlPlane, type ControlPlane } from "./control-plane.ts";
+import { groupNameForDomain } from "../../../src/storage/rbd/names.ts";
+import { getCephCluster, type CephCluster } from "../ceph/cluster.ts";
+import { getControlPlane, type ControlPlane } from "../kube/control-plane.ts";
 import {
   startController,
   type ControllerProcess,
   type ControllerProcessOptions,
-} from "./controller-process.ts";
+} from "./process.ts";
 import {
   testDomainXml,
   uniqueTestDomainName,
   useLibvirtTestHost,
   type LibvirtTestHost,
-} from "./libvirt-test-host.ts";
-import { virsh } from "./libvirtd-virsh.ts";
-import { vmsnapshotsIn, type VMSnapshots } from "./vmsnapshots.ts";
+} from "../libvirt/test-driver-host.ts";
+import { virsh } from "../libvirt/virsh.ts";
+import { vmsnapshotsIn, type VMSnapshots } from "../kube/vmsnapshots.ts";
 
 export interface Scenario extends VMSnapshots {
   readonly cp: ControlPlane;

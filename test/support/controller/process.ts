@@ -4,10 +4,10 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import { freePort, startDaemon, waitFor, type Daemon } from "./processes.ts";
-import { REPO_ROOT } from "./control-plane.ts";
+import { freePort, startDaemon, waitFor, type Daemon } from "../processes.ts";
+import { REPO_ROOT } from "../kube/control-plane.ts";
 import { deployedRuntime } from "./deployed-runtime.ts";
-import { onTeardown } from "./teardown.ts";
+import { onTeardown } from "../teardown.ts";
 
 export interface ControllerProcessOptions {
   readonly kubeconfig: string;
@@ -22,7 +22,8 @@ export interface ControllerProcessOptions {
   readonly extraArgs?: readonly string[];
   /**
    * The entry point: src/main.ts under tsx by default; another .ts file also runs under tsx
-   * (bench/lib/bench-main.ts); a bundled one (test/support/bundle.ts) runs with plain node.
+   * (bench/lib/bench-main.ts); a bundled one (test/support/controller/bundle.ts) runs with plain
+   * node.
    */
   readonly entry?: string;
 }

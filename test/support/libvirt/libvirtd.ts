@@ -1,25 +1,19 @@
 // A real libvirtd for end-to-end tests: the entry point the tests import. `useLibvirtd()` brings
 // the machine's shared daemon up (or joins it), removes leftovers of crashed runs, and arranges,
 // once per test process, that this run's domains and secrets are removed and the daemon is
-// released at the end of the run (see libvirtd-daemon.ts for who stops it).
+// released at the end of the run (see test/support/libvirt/daemon.ts for who stops it).
 //
 //   const libvirt = await useLibvirtd();
 //   const name = uniqueDomainName("boot");
 //   await createDomain(name, xml);
-import { onTeardown } from "./teardown.ts";
-import { type LibvirtDaemon, acquireDaemon, releaseDaemon } from "./libvirtd-daemon.ts";
-import { cleanupDomains } from "./libvirtd-domains.ts";
-import { cleanupSecrets } from "./libvirtd-secrets.ts";
+import { onTeardown } from "../teardown.ts";
+import { type LibvirtDaemon, acquireDaemon, releaseDaemon } from "./daemon.ts";
+import { cleanupDomains } from "./domains.ts";
+import { cleanupSecrets } from "./secrets.ts";
 
-export type { LibvirtDaemon } from "./libvirtd-daemon.ts";
-export { LIBVIRTD_RUN_DIR, daemonAnswers } from "./libvirtd-daemon.ts";
-export {
-  SYSTEM_URI,
-  VirshError,
-  libvirtCodeOf,
-  virsh,
-  type VirshOptions,
-} from "./libvirtd-virsh.ts";
+export type { LibvirtDaemon } from "./daemon.ts";
+export { LIBVIRTD_RUN_DIR, daemonAnswers } from "./daemon.ts";
+export { SYSTEM_URI, VirshError, libvirtCodeOf, virsh, type VirshOptions } from "./virsh.ts";
 export {
   DOMAIN_PREFIX,
   cleanupDomains,
@@ -32,21 +26,10 @@ export {
   startDomain,
   undefineDomain,
   uniqueDomainName,
-} from "./libvirtd-domains.ts";
-export {
-  cleanupSecrets,
-  defineCephSecret,
-  undefineSecret,
-  type CephSecret,
-} from "./libvirtd-secrets.ts";
-export {
-  agentCommand,
-  freezeStatus,
-  fsFreeze,
-  fsThaw,
-  type AgentCallOptions,
-} from "./libvirtd-agent.ts";
-export { LIBVIRT_PACKAGES, ensurePackages } from "./libvirtd-apt.ts";
+} from "./domains.ts";
+export { cleanupSecrets, defineCephSecret, undefineSecret, type CephSecret } from "./secrets.ts";
+export { agentCommand, freezeStatus, fsFreeze, fsThaw, type AgentCallOptions } from "./agent.ts";
+export { LIBVIRT_PACKAGES, ensurePackages } from "./apt.ts";
 
 let shared: Promise<LibvirtDaemon> | undefined;
 

@@ -1,15 +1,15 @@
 // The one real libvirtd of this machine, shared by every test run on it. Started by pid file
 // through processes.ts (never found or stopped by name); reused when a vmsnap run already started
 // it; left strictly alone when somebody else's daemon answers instead. Stopped by the last run
-// that holds a lease on it (libvirtd-lock.ts), after that run removed its own domains.
+// that holds a lease on it (test/support/libvirt/lock.ts), after that run removed its own domains.
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { runningPid, startDaemon, stopLeftover } from "./processes.ts";
-import { dropLease, otherLeaseHolders, takeLease, withLock } from "./libvirtd-lock.ts";
-import { prepareHost, writeDaemonConfig } from "./libvirtd-host.ts";
-import { LIBVIRT_PACKAGES, ensurePackages } from "./libvirtd-apt.ts";
-import { SYSTEM_URI, virsh } from "./libvirtd-virsh.ts";
+import { runningPid, startDaemon, stopLeftover } from "../processes.ts";
+import { dropLease, otherLeaseHolders, takeLease, withLock } from "./lock.ts";
+import { prepareHost, writeDaemonConfig } from "./host.ts";
+import { LIBVIRT_PACKAGES, ensurePackages } from "./apt.ts";
+import { SYSTEM_URI, virsh } from "./virsh.ts";
 
 /** Fixed, because libvirtd's own paths are fixed: one daemon per machine. */
 export const LIBVIRTD_RUN_DIR = "/run/vmsnap/libvirtd";

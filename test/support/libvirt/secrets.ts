@@ -2,9 +2,9 @@
 // (`<auth username=...><secret type='ceph' uuid=.../></auth>`). Usage names carry the test
 // process's pid, like domain names, so a run removes its own secrets and those of dead runs only.
 import { randomUUID } from "node:crypto";
-import { virsh } from "./libvirtd-virsh.ts";
-import { isAlive } from "./libvirtd-lock.ts";
-import { DOMAIN_PREFIX, ownerPidOf, withPrivateFile } from "./libvirtd-domains.ts";
+import { virsh } from "./virsh.ts";
+import { isAlive } from "./lock.ts";
+import { DOMAIN_PREFIX, ownerPidOf, withPrivateFile } from "./domains.ts";
 
 export interface CephSecret {
   readonly uuid: string;

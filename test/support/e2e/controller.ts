@@ -4,14 +4,14 @@
 // that the e2e time budget does not have twice), and what a test does with VMSnapshots through
 // kubectl: apply, read, wait for the end, record the phases a watch shows.
 import { randomBytes } from "node:crypto";
-import { getCephCluster, type CephCluster } from "./ceph.ts";
-import { getControlPlane, type ControlPlane } from "./control-plane.ts";
-import { startController, type ControllerProcess } from "./controller-process.ts";
-import { SYSTEM_URI, useLibvirtd } from "./libvirtd.ts";
-import { vmsnapshotsIn, type VMSnapshots } from "./vmsnapshots.ts";
+import { getCephCluster, type CephCluster } from "../ceph/cluster.ts";
+import { getControlPlane, type ControlPlane } from "../kube/control-plane.ts";
+import { startController, type ControllerProcess } from "../controller/process.ts";
+import { SYSTEM_URI, useLibvirtd } from "../libvirt/libvirtd.ts";
+import { vmsnapshotsIn, type VMSnapshots } from "../kube/vmsnapshots.ts";
 
-export type { SnapshotSpec } from "./vmsnapshots.ts";
-export { conditionOf } from "./vmsnapshots.ts";
+export type { SnapshotSpec } from "../kube/vmsnapshots.ts";
+export { conditionOf } from "../kube/vmsnapshots.ts";
 
 export interface E2eController extends VMSnapshots {
   readonly cp: ControlPlane;

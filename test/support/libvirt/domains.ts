@@ -4,8 +4,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { VirshError, virsh } from "./libvirtd-virsh.ts";
-import { isAlive } from "./libvirtd-lock.ts";
+import { VirshError, virsh } from "./virsh.ts";
+import { isAlive } from "./lock.ts";
 
 export const DOMAIN_PREFIX = "vmsnap-e2e-";
 let counter = 0;

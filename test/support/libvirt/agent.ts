@@ -1,7 +1,7 @@
 // Talking to a guest's QEMU agent through libvirt, for tests: raw agent commands
 // (`virsh qemu-agent-command`) and libvirt's own freeze/thaw (`virsh domfsfreeze/domfsthaw`),
 // the same paths the product takes through its binding.
-import { virsh } from "./libvirtd-virsh.ts";
+import { virsh } from "./virsh.ts";
 
 export interface AgentCallOptions {
   /** libvirt's wait for the agent's answer, in seconds (its default is 5 s for sync, then blocking). */
