@@ -16,6 +16,10 @@ export const FailureReason = {
   DeadlineExceeded: "DeadlineExceeded",
   Interrupted: "Interrupted",
   InvalidSpec: "InvalidSpec",
+  /** The namespace does not own the domain (or it does not exist: the same answer, on purpose). */
+  Forbidden: "Forbidden",
+  /** The memory folder has less free space than the guest's RAM plus the reserve. */
+  InsufficientSpace: "InsufficientSpace",
   Internal: "Internal",
 } as const;
 export type FailureReason = (typeof FailureReason)[keyof typeof FailureReason];
