@@ -38,6 +38,8 @@ export type UnquiescedReason = (typeof UnquiescedReason)[keyof typeof Unquiesced
 export const WaitReason = {
   WaitingForDomainLock: "WaitingForDomainLock",
   WaitingForFreezeSlot: "WaitingForFreezeSlot",
+  /** The namespace has its cap of snapshots in flight on this node (limits/namespace-cap.ts). */
+  WaitingForNamespaceSlot: "WaitingForNamespaceSlot",
   ShuttingDown: "ShuttingDown",
   WaitingForThawGuard: "WaitingForThawGuard",
 } as const;

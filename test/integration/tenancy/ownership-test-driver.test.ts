@@ -5,6 +5,7 @@ import { expect } from "chai";
 import { fileURLToPath } from "node:url";
 
 import { Hypervisor } from "../../../src/hypervisor/connection.ts";
+import { parseDomainMemory } from "../../../src/hypervisor/domain-memory.ts";
 import { HypervisorError } from "../../../src/hypervisor/errors.ts";
 import { ModificationImpact } from "../../../src/hypervisor/flags.ts";
 import { decideOwnership } from "../../../src/tenancy/decide.ts";
@@ -125,6 +126,20 @@ describe("ownership on the libvirt test driver", function () {
     it("checks by a pinned UUID as well as by name", async () => {
       const finding = await readOwnership(hv, { uuid: OWNED_BY_A_UUID });
       expect(finding).to.deep.include({ domain: "found", uuid: OWNED_BY_A_UUID });
+    });
+  });
+
+  describe("the guest's RAM, for the memory folder's free-space check", () => {
+    it("is read from the live XML libvirt writes, whatever unit the definition used", async () => {
+      // Defined as 512 MiB / 256 MiB and as 2 GiB; libvirt writes KiB back.
+      expect(parseDomainMemory(await hv.domainXml("owned-by-team-a"))).to.deep.equal({
+        maximumBytes: 512 * 2 ** 20,
+        currentBytes: 256 * 2 ** 20,
+      });
+      expect(parseDomainMemory(await hv.domainXml("shared-by-a-and-b"))).to.deep.equal({
+        maximumBytes: 2 * 2 ** 30,
+        currentBytes: 2 * 2 ** 30,
+      });
     });
   });
 });
