@@ -21,3 +21,9 @@ export {
   type UnownedDomainPolicy,
 } from "./unowned-policy.ts";
 export { readOwnership, type DomainRef, type OwnershipPort } from "./read-ownership.ts";
+export {
+  parseTenancyOptions,
+  TENANCY_FLAGS,
+  TENANCY_USAGE,
+  type TenancyOptions,
+} from "./agent-options.ts";
