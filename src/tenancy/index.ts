@@ -27,3 +27,4 @@ export {
   TENANCY_USAGE,
   type TenancyOptions,
 } from "./agent-options.ts";
+export { checkOwnership, type OwnershipCheckOptions } from "./check-ownership.ts";

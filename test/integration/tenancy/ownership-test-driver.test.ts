@@ -8,6 +8,7 @@ import { Hypervisor } from "../../../src/hypervisor/connection.ts";
 import { parseDomainMemory } from "../../../src/hypervisor/domain-memory.ts";
 import { HypervisorError } from "../../../src/hypervisor/errors.ts";
 import { ModificationImpact } from "../../../src/hypervisor/flags.ts";
+import { checkOwnership } from "../../../src/tenancy/check-ownership.ts";
 import { decideOwnership } from "../../../src/tenancy/decide.ts";
 import { OWNER_NAMESPACE_URI, parseOwnerElement } from "../../../src/tenancy/owner-element.ts";
 import { readOwnership } from "../../../src/tenancy/read-ownership.ts";
@@ -121,6 +122,21 @@ describe("ownership on the libvirt test driver", function () {
       expect(message(missing).replace("no-such-domain", "X")).to.equal(
         message(other).replace("owned-by-team-a", "X"),
       );
+    });
+
+    it("checkOwnership checks a pinned UUID again, whatever name it has now", async () => {
+      const request = { namespace: "team-a", domain: "renamed-meanwhile", node: "test-node" };
+      expect(
+        await checkOwnership(hv, request, DENY_UNOWNED, { pinnedUuid: OWNED_BY_A_UUID }),
+      ).to.include({ allowed: true, uuid: OWNED_BY_A_UUID });
+      // Without the pin the name is looked up, and there is no such domain.
+      expect(await checkOwnership(hv, request, DENY_UNOWNED)).to.include({ allowed: false });
+      // A pinned domain that is gone is Forbidden too, not DomainNotFound.
+      expect(
+        await checkOwnership(hv, request, DENY_UNOWNED, {
+          pinnedUuid: "9f9f9f9f-0000-4000-8000-000000000000",
+        }),
+      ).to.include({ allowed: false, reason: "Forbidden" });
     });
 
     it("checks by a pinned UUID as well as by name", async () => {
