@@ -3,7 +3,6 @@
 // the informer and work queue, the reconciler, metrics and signals. SIGTERM drains: no new
 // freeze starts, in-flight snapshots finish or are undone, then the guard thaws what is left
 // and exits.
-import { mkdirSync } from "node:fs";
 import { ConfigError, parseConfig, USAGE, type AgentConfig } from "./config.ts";
 import { Admission } from "./controller/admission.ts";
 import { Controller, CONTROLLER_NAME } from "./controller/controller.ts";
@@ -18,7 +17,9 @@ import { WorkQueue } from "./controller/workqueue.ts";
 import { reportUnfinishedWork, workqueueMetricsHooks } from "./controller/workqueue-metrics.ts";
 import { ThawGuard, type ThawedReply } from "./guard/thaw-guard.ts";
 import { Hypervisor } from "./hypervisor/connection.ts";
+import { makePrivateFolder } from "./hypervisor/memory-folder.ts";
 import { removeMemory, saveMemory } from "./hypervisor/memory-snapshot.ts";
+import { NamespaceCap } from "./limits/namespace-cap.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { createMetrics, MetricsServer, type VmsnapMetrics } from "./metrics/index.ts";
 import { NoopBackend } from "./storage/noop.ts";
@@ -29,7 +30,12 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
   const kubeConfig = new ConnectionReusingKubeConfig();
   if (config.kubeconfig) kubeConfig.loadFromFile(config.kubeconfig);
   else kubeConfig.loadFromCluster();
-  mkdirSync(config.memoryDir, { recursive: true, mode: 0o700 });
+  const memoryFolder = await makePrivateFolder(config.memoryDir);
+  if (memoryFolder.changed)
+    log.info("made the memory folder private (0700)", {
+      folder: memoryFolder.path,
+      was: memoryFolder.previousMode?.toString(8),
+    });
 
   const metrics = createMetrics();
   const hypervisor = await Hypervisor.open(config.libvirtUri, {
@@ -61,6 +67,14 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     isDraining: () => draining,
     log: (message, fields) => log.warn(message, fields),
     onError: (err) => observer.error(err),
+    tenancy: {
+      node: config.nodeName,
+      unownedDomains: config.tenancy.unownedDomains,
+      memoryReserveBytes: config.tenancy.memoryReserveBytes,
+      ...(config.tenancy.maxSnapshotsPerNamespace > 0
+        ? { namespaceCap: new NamespaceCap(config.tenancy.maxSnapshotsPerNamespace) }
+        : {}),
+    },
   });
 
   const informer = new SnapshotInformer({

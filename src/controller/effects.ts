@@ -15,11 +15,15 @@ import type { Disk } from "../hypervisor/disk.ts";
 import { parseDisks } from "../hypervisor/disk-inventory.ts";
 import { HypervisorError } from "../hypervisor/errors.ts";
 import { hasGuestAgentChannel } from "../hypervisor/guest-agent-channel.ts";
+import { checkMemorySpace } from "../limits/check-memory-space.ts";
+import type { NamespaceCap } from "../limits/namespace-cap.ts";
 import { mayBeFrozen, type SnapshotContext } from "../machine/context.ts";
 import type { SnapshotEvent } from "../machine/events.ts";
 import type { Compensation } from "../machine/machine.ts";
 import type { MachineState } from "../machine/step.ts";
 import type { DiskSnapshotHandle, SnapshotRequest } from "../storage/backend.ts";
+import { checkOwnership } from "../tenancy/check-ownership.ts";
+import type { UnownedDomainPolicy } from "../tenancy/unowned-policy.ts";
 import type { Admission } from "./admission.ts";
 import { failureFrom, type Failure } from "./failures.ts";
 import type { HypervisorPort, MemoryImagePort, StoragePorts, ThawGuardPort } from "./ports.ts";
@@ -44,6 +48,13 @@ export interface EffectsOptions {
   readonly isDraining?: () => boolean;
   /** Every adapter error met, for metrics (libvirt errors by code). */
   readonly onError?: (err: unknown) => void;
+  /** Who may snapshot which domain here, and the per-host limits (src/tenancy, src/limits). */
+  readonly tenancy?: {
+    readonly node: string;
+    readonly unownedDomains: UnownedDomainPolicy;
+    readonly memoryReserveBytes: number;
+    readonly namespaceCap?: NamespaceCap;
+  };
 }
 
 /** What this process knows about an attempt that status cannot say. */
@@ -113,7 +124,11 @@ export class SnapshotEffects {
   ): Promise<{ thawedAt?: number; resumedAt?: number }> {
     const domain = snapshot.spec.source.domain;
     const done: { thawedAt?: number; resumedAt?: number } = {};
-    for (const action of actions) {
+    // Nothing to undo before the work started, and no call to make on a domain whose ownership
+    // may never have been checked (a Forbidden snapshot, or one deleted before its first look):
+    // thawing or resuming it would undo what its owner did.
+    const todo = startedWork(state.context) ? actions : [];
+    for (const action of todo) {
       try {
         if (action === "resumeVcpus" && (await this.resumeIfPaused(domain)))
           done.resumedAt = this.now();
@@ -129,6 +144,9 @@ export class SnapshotEffects {
 
   /** Removes everything a finished snapshot owns (deletion with deletionPolicy Delete). */
   async removeArtefacts(snapshot: VMSnapshot, context: SnapshotContext): Promise<void> {
+    // An attempt that never started made nothing; "cleaning up" would call into a domain whose
+    // ownership it may never have passed (a Forbidden snapshot, one deleted before its first look).
+    if (!startedWork(context)) return;
     const session = this.sessions.get(snapshot.metadata.uid!);
     // A storage call that outlived its deadline may still create its snapshot: let it settle
     // (its own process timeout bounds this) so nothing it makes is orphaned.
@@ -150,6 +168,7 @@ export class SnapshotEffects {
   finish(snapshot: VMSnapshot): void {
     this.sessions.delete(snapshot.metadata.uid!);
     this.o.admission.release(snapshot.spec.source.domain, keyOf(snapshot));
+    this.o.tenancy?.namespaceCap?.release(keyOf(snapshot));
   }
 
   // ---- phases ---------------------------------------------------------------------------
@@ -171,6 +190,17 @@ export class SnapshotEffects {
         "this host's agent is shutting down; the next one takes over",
       );
     }
+    // Ownership before anything else, the domain lock included: its wait message names the
+    // snapshot holding the domain, which a tenant who does not own it must not learn.
+    const refusal = await this.ownershipRefusal(snapshot);
+    if (refusal) return refusal;
+    const cap = this.o.tenancy?.namespaceCap;
+    if (cap && !cap.claim(snapshot.metadata.namespace!, key)) {
+      return wait(
+        WaitReason.WaitingForNamespaceSlot,
+        `namespace ${snapshot.metadata.namespace} has ${cap.limit} snapshots in flight on this node`,
+      );
+    }
     if (!this.o.admission.claimDomain(domain, key)) {
       return wait(
         WaitReason.WaitingForDomainLock,
@@ -186,6 +216,19 @@ export class SnapshotEffects {
     }
     const session = this.sessionFromXml(snapshot, xml);
     if ("reason" in session) return failed(this.now(), session);
+    if (snapshot.spec.memory === true && this.o.tenancy) {
+      try {
+        const space = await checkMemorySpace({
+          domainXml: xml,
+          folder: this.o.memoryDir,
+          reserveBytes: this.o.tenancy.memoryReserveBytes,
+        });
+        if (!space.allowed)
+          return failed(this.now(), { reason: space.reason, message: space.message });
+      } catch (err) {
+        return failed(this.now(), this.failure(err, "measuring room for the memory image"));
+      }
+    }
     this.sessions.set(snapshot.metadata.uid!, session);
 
     const now = this.now();
@@ -236,6 +279,30 @@ export class SnapshotEffects {
     session.armedHere = true;
     const at = this.now();
     return { event: { type: "FREEZE_ARMED", at, freezeDeadline: at + c.freezeTimeoutMs } };
+  }
+
+  /** Forbidden unless this snapshot's namespace owns the domain (tenancy/); undefined if it may go on. */
+  private async ownershipRefusal(snapshot: VMSnapshot): Promise<Outcome | undefined> {
+    const tenancy = this.o.tenancy;
+    if (!tenancy) return undefined;
+    const domain = snapshot.spec.source.domain;
+    const request = { namespace: snapshot.metadata.namespace!, domain, node: tenancy.node };
+    let decision;
+    try {
+      decision = await checkOwnership(this.o.hypervisor, request, tenancy.unownedDomains, {
+        timeoutMs: this.o.callTimeoutMs,
+      });
+    } catch (err) {
+      return failed(this.now(), this.failure(err, `checking who owns domain ${domain}`));
+    }
+    if (decision.allowed) return undefined;
+    // The cause is for operators; the tenant sees the one message that reveals nothing.
+    this.o.log?.("refused: the namespace does not own the domain", {
+      key: keyOf(snapshot),
+      domain,
+      detail: decision.logDetail,
+    });
+    return failed(this.now(), { reason: decision.reason, message: decision.message });
   }
 
   /** The freeze deadline is in status (write-ahead); hand it to the guard, then freeze. */
@@ -603,6 +670,19 @@ export function diskFromHandle(handle: DiskSnapshotHandle): Disk {
     type: "file",
     plan: { backend: "libvirt-file", file: { path: handle.source } },
   };
+}
+
+/**
+ * Whether this attempt did anything to the domain: a freeze armed, the no-freeze decision made,
+ * a disk or memory snapshot taken. Every one of those comes after the ownership check.
+ */
+function startedWork(context: SnapshotContext): boolean {
+  return (
+    context.freezeDeadline !== undefined ||
+    context.quiesced !== undefined ||
+    context.disks.length > 0 ||
+    context.memoryImage !== undefined
+  );
 }
 
 function tick(at: number): Outcome {

@@ -6,7 +6,14 @@ import type { StorageBackend, SnapshotRequest } from "../storage/backend.ts";
 
 export type HypervisorPort = Pick<
   Hypervisor,
-  "domainInfo" | "domainXml" | "fsFreeze" | "fsThaw" | "suspend" | "resume"
+  | "domainInfo"
+  | "domainInfoByUUID"
+  | "domainMetadata"
+  | "domainXml"
+  | "fsFreeze"
+  | "fsThaw"
+  | "suspend"
+  | "resume"
 >;
 
 /** A storage backend that may also set things up before the guest is frozen (RBD groups). */
