@@ -117,7 +117,7 @@ describe("the agent image run as the DaemonSet says (podman, real apiserver, Cep
 
   after(async function () {
     this.timeout(180_000);
-    ceph?.resumeOsd();
+    ceph?.resumeMon();
     if (this.currentTest?.state === "failed" && pod) {
       console.error(`--- controller ---\n${(await pod.logs("controller")).slice(-6000)}`);
       console.error(`--- thaw-guard ---\n${(await pod.logs("thaw-guard")).slice(-3000)}`);
@@ -190,8 +190,8 @@ describe("the agent image run as the DaemonSet says (podman, real apiserver, Cep
   it("answers /metrics on the container's metrics port, counting both snapshots", async () => {
     const port = pod.container("controller").ports.metrics!;
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    const succeeded = /^vmsnap_snapshots_total\{[^}]*result="Succeeded"[^}]*\} (\d+)/m.exec(text);
-    expect(Number(succeeded?.[1]), "vmsnap_snapshots_total{result=Succeeded}").to.be.at.least(2);
+    const succeeded = /^vmsnap_snapshots_total\{[^}]*result="succeeded"[^}]*\} (\d+)/m.exec(text);
+    expect(Number(succeeded?.[1]), "vmsnap_snapshots_total{result=succeeded}").to.be.at.least(2);
     for (const probe of Object.values(pod.container("controller").probes))
       expect(
         (await fetch(`http://127.0.0.1:${probe!.port}${probe!.path}`)).status,
@@ -201,11 +201,13 @@ describe("the agent image run as the DaemonSet says (podman, real apiserver, Cep
 
   it("thaws the guest from the guard container when the controller container is killed while it is frozen", async () => {
     const name = "killed";
-    // The disk step hangs on a stopped OSD, so the guest is still frozen when the kill comes.
+    // The disk step hangs on a stopped Ceph monitor (a new rbd client cannot connect), so the
+    // guest is still frozen when the kill comes. Not the OSD: the guest's own RBD disk is served
+    // by it, and a guest whose I/O hangs cannot thaw (its agent's FITHAW waits on that I/O).
     const stall = await snapshots.watchFor(
       name,
       (o) => o.status?.freezeDeadline !== undefined,
-      () => ceph.pauseOsd(),
+      () => ceph.pauseMon(),
     );
     const frozen = await snapshots.watchFor(name, (o) => o.status?.phase === "Frozen");
     let thawMs: number;
@@ -225,7 +227,7 @@ describe("the agent image run as the DaemonSet says (podman, real apiserver, Cep
     } finally {
       stall.stop();
       frozen.stop();
-      ceph.resumeOsd();
+      ceph.resumeMon();
     }
     console.log(
       `      controller container SIGKILLed while frozen: guest thawed ${thawMs} ms later`,
@@ -245,7 +247,7 @@ describe("the agent image run as the DaemonSet says (podman, real apiserver, Cep
     const stall = await snapshots.watchFor(
       name,
       (o) => o.status?.freezeDeadline !== undefined,
-      () => ceph.pauseOsd(),
+      () => ceph.pauseMon(),
     );
     const frozen = await snapshots.watchFor(name, (o) => o.status?.phase === "Frozen");
     let took: Record<string, number>;
@@ -257,7 +259,7 @@ describe("the agent image run as the DaemonSet says (podman, real apiserver, Cep
     } finally {
       stall.stop();
       frozen.stop();
-      ceph.resumeOsd();
+      ceph.resumeMon();
     }
     console.log(
       `      pod stop: controller ${took.controller} ms, then thaw-guard ${took["thaw-guard"]} ms`,
