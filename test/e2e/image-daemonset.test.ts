@@ -41,7 +41,10 @@ describe("the agent image run as the DaemonSet says (podman, real apiserver, Cep
     this.timeout(3_600_000);
     const built = await run("make", ["-C", REPO_ROOT, "-s", "image"]);
     if (built.code !== 0) throw new Error(`make image failed:\n${built.stderr.slice(-4000)}`);
-    console.log(indent(built.stdout.split("\n").slice(0, 3).join("\n")));
+    const summary = `${built.stdout}\n${built.stderr}`
+      .split("\n")
+      .filter((l) => l.startsWith("image:"));
+    console.log(indent(summary.join("\n")));
 
     template = podTemplateOf(
       parseAllDocuments(readFileSync(DAEMONSET, "utf8"), { version: "1.1" }).map((d) => d.toJS()),
