@@ -82,6 +82,11 @@ export class FakeConnection {
       snapshotDelete: call("snapshotDelete", undefined),
       save: call("save", undefined),
       restore: call("restore", undefined),
+      defineXml: call("defineXml", "vm"),
+      start: call("start", undefined),
+      destroy: call("destroy", undefined),
+      undefine: call("undefine", undefined),
+      saveImageXml: call("saveImageXml", "<domain/>"),
       registerDomainEvent: async (eventId, callback) => {
         await this.registerGate();
         const id = this.nextId++;
