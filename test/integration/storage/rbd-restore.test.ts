@@ -3,6 +3,8 @@
 // snapshot by id — the only way on Ceph 16 to read a group snapshot's member — leaving the
 // source images untouched, crash-safe through a `.partial` image, never overwriting an image
 // that is not our copy.
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { expect } from "chai";
 import type { DiskSnapshotHandle } from "../../../src/storage/backend.ts";
 import { RbdBackend } from "../../../src/storage/rbd/backend.ts";
@@ -24,10 +26,14 @@ import {
   ok,
   overwrite,
   purgeImage,
+  readCounter,
   rbdConfigFor,
   rbdDisk,
   uniqueName,
 } from "../../support/ceph-fixtures.ts";
+
+/** Holds two images open and writes to both, as a running VM would (see rbd-atomicity.test.ts). */
+const WRITER = fileURLToPath(new URL("./lockstep-writer.py", import.meta.url));
 
 describe("RBD restore (real Ceph)", function () {
   this.timeout(120_000);
@@ -90,6 +96,40 @@ describe("RBD restore (real Ceph)", function () {
     await revertRbdSnapshots(runner, handles.map(snapshotRefOf));
     const after = await Promise.all(request.disks.map((d) => checksum(cluster, specOf(d))));
     expect(after).to.deep.equal(before);
+  });
+
+  it("refuses to revert while a client has an image open (Ceph's group rollback would not), changing nothing", async () => {
+    const { request, handles } = await snapshotted(2);
+    const [a, b] = request.disks.map(specOf) as [string, string];
+    const writer = spawn(
+      "/usr/bin/python3",
+      [
+        WRITER,
+        cluster.confPath,
+        cluster.clientId,
+        cluster.keyringPath,
+        cluster.pool,
+        a.split("/")[1]!,
+        b.split("/")[1]!,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    try {
+      await new Promise<void>((resolve, reject) => {
+        writer.stdout.once("data", () => resolve());
+        writer.once("exit", (code) => reject(new Error(`writer exited ${code}`)));
+      });
+      const err = await revertRbdSnapshots(runner, handles.map(snapshotRefOf)).catch(
+        (e: unknown) => e,
+      );
+      expect(isStorageError(err, "Busy"), String(err)).to.equal(true);
+      expect(String(err)).to.contain("stop the domain");
+    } finally {
+      writer.kill("SIGTERM");
+      await new Promise((resolve) => writer.once("exit", resolve));
+    }
+    const counter = await readCounter(cluster, a);
+    expect(counter, "the writer's data is still there").to.be.greaterThan(0);
   });
 
   it("reverts an image snapshot in place, and reverting twice is harmless", async () => {
