@@ -50,6 +50,10 @@ export interface MemoryRestoreTimings {
   readonly thawedFilesystems: number;
   /** Thaw calls made; more than one means the agent was not connected yet at the first. */
   readonly thawAttempts: number;
+  /** How long the successful virDomainFSThaw call took (libvirt waits for the agent's sync). */
+  readonly thawCallMs: number;
+  /** How long the confirming guest-fsfreeze-status took. */
+  readonly statusCallMs: number;
 }
 
 const DEFAULT_RESTORE_TIMEOUT_MS = 120_000;
@@ -91,6 +95,8 @@ export async function restoreMemoryAndThaw(
     resumeToThawMs: thaw.at - resumedAt,
     thawedFilesystems: thaw.filesystems,
     thawAttempts: thaw.attempts,
+    thawCallMs: thaw.thawCallMs,
+    statusCallMs: thaw.statusCallMs,
   };
 }
 
@@ -109,7 +115,13 @@ export async function thawConfirmed(
   domain: string,
   deadline: number,
   options: ThawOptions = {},
-): Promise<{ at: number; filesystems: number; attempts: number }> {
+): Promise<{
+  at: number;
+  filesystems: number;
+  attempts: number;
+  thawCallMs: number;
+  statusCallMs: number;
+}> {
   const now = options.now ?? Date.now;
   const delay = options.retryDelayMs ?? 10;
   let attempts = 0;
@@ -118,9 +130,19 @@ export async function thawConfirmed(
     const left = Math.max(1, deadline - now());
     try {
       attempts += 1;
+      const thawStart = now();
       const filesystems = await hv.fsThaw(domain, { timeoutMs: left });
+      const statusStart = now();
       const status = await hv.freezeStatus(domain, { timeoutMs: Math.max(1, deadline - now()) });
-      if (status === "thawed") return { at: now(), filesystems, attempts };
+      const at = now();
+      if (status === "thawed")
+        return {
+          at,
+          filesystems,
+          attempts,
+          thawCallMs: statusStart - thawStart,
+          statusCallMs: at - statusStart,
+        };
       last = new Error(`the agent still reports ${status} after a thaw`);
     } catch (err) {
       if (!isRetryable(err)) throw err;
