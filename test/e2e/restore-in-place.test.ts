@@ -29,6 +29,7 @@ import { guestWriterLog, lastSeq, waitForSeq } from "../support/e2e-writer.ts";
 import {
   createRbdGuestDisk,
   guestImage,
+  hookCalls,
   launchGuest,
   sequenceGaps,
   type Guest,
@@ -115,6 +116,25 @@ describe("in-place restore of a VM snapshot on a real QEMU guest (qcow2 + RBD di
   it("the guest woke up frozen and is thawed now (guest-fsfreeze-status)", async () => {
     expect(timings.thawedFilesystems, "the thaw found frozen filesystems").to.be.greaterThan(0);
     expect(await freezeStatus(guest.name)).to.equal("thawed");
+    // On the guest's own clock: the first write after the resume was blocked by the frozen
+    // filesystems until the thaw. Its w - t also counts the part of the snapshot's frozen window
+    // before the vCPUs were paused, so it is an upper bound of the frozen time after the resume.
+    for (const disk of DISKS) await waitForSeq(guest, disk, atSnapshot[disk]!.at(-1)!.seq + 2);
+    const thaw = hookCalls(guest.console())
+      .filter((c) => c.action === "thaw")
+      .at(-1);
+    for (const disk of DISKS) {
+      // The console keeps the pre-restore records too: the restored one with this seq is the last.
+      const first = guest
+        .writerRecords(disk)
+        .filter((r) => r.seq === atSnapshot[disk]!.at(-1)!.seq + 1)
+        .at(-1);
+      if (first)
+        console.log(
+          `      ${disk}: first write after the restore blocked ${((first.w - first.t) * 1000).toFixed(0)} ms ` +
+            `on the guest clock, the snapshot's frozen window included (thaw hook at up=${thaw?.up ?? "?"})`,
+        );
+    }
   });
 
   it("on both disks the writer continues from exactly the snapshot's record: no gap, no duplicate, nothing of after the snapshot", async () => {
