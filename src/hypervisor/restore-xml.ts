@@ -7,9 +7,10 @@
 //   name the pre-snapshot chain), an RBD disk at its image;
 // - what a live XML carries but a definition must not: `<domain id>`, `<source index>`, the
 //   dynamic security labels, a pty's `/dev/pts/N`, the agent channel's per-run socket path;
-// - for a new domain: a new name and UUID, and — only when the caller asks (never with a memory
-//   image, whose NIC state holds the old MAC and which libvirt checks for ABI stability) — new
-//   MAC addresses.
+// - for a new domain: a new name and UUID, file-backed serial/console logs renamed
+//   (`<path>.<new name>`, not the source's log), and — only when the caller asks (never with a
+//   memory image, whose NIC state holds the old MAC and which libvirt checks for ABI stability) —
+//   new MAC addresses.
 //
 // The document is parsed with order preserved and rebuilt, so every element this module does not
 // touch keeps its place and attributes: libvirt's ABI check compares devices in order.
@@ -162,6 +163,14 @@ function setIdentity(content: XmlNode[], devices: XmlNode[], identity: NewDomain
   if (!UUID.test(identity.uuid)) throw new Error(`${JSON.stringify(identity.uuid)} is not a UUID`);
   setText(content, "name", identity.name);
   setText(content, "uuid", identity.uuid.toLowerCase());
+  // A console or serial port logging to a file would append to the source domain's log.
+  for (const node of devices.filter((n) => "serial" in n || "console" in n)) {
+    const tag = "serial" in node ? "serial" : "console";
+    if (node[":@"]?.type !== "file") continue;
+    const source = first(kids(node, tag), "source");
+    const path = source?.[":@"]?.path;
+    if (path !== undefined) source![":@"]!.path = `${path}.${identity.name}`;
+  }
   if (identity.macs === undefined) return;
   const interfaces = devices.filter((n) => "interface" in n);
   if (identity.macs.length !== interfaces.length)

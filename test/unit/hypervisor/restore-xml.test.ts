@@ -106,6 +106,19 @@ describe("restore domain XML", () => {
       expect(xml).to.contain("52:54:00:12:34:56");
     });
 
+    it("gives a file-backed console its own log file instead of appending to the source's", () => {
+      const withFileConsole = live
+        .replace("<serial type='pty'>", "<serial type='file'>")
+        .replace(
+          "<source path='/dev/pts/3'/>\n      <target type='isa-serial'",
+          "<source path='/var/log/web.console'/>\n      <target type='isa-serial'",
+        );
+      const xml = restoreDomainXml(withFileConsole, { ...inPlace, identity });
+      expect(xml).to.contain('path="/var/log/web.console.web-copy"');
+      const same = restoreDomainXml(withFileConsole, inPlace);
+      expect(same).to.contain('path="/var/log/web.console"');
+    });
+
     it("takes new MACs for the interfaces, in order, and frees the tap device name", () => {
       const mac = macFromSeed("restore-uid", 0);
       const xml = restoreDomainXml(live, { ...inPlace, identity: { ...identity, macs: [mac] } });
