@@ -44,22 +44,26 @@ const invalidSpecs: ReadonlyArray<{ name: string; spec: Record<string, unknown>;
     },
     {
       name: "newDomain without a name",
-      spec: { ...inPlace, target: { newDomain: {} } },
+      spec: { ...inPlace, memory: "Skip", target: { newDomain: {} } },
       field: "spec.target.newDomain.name",
     },
     {
       name: "newDomain name with shell characters",
-      spec: { ...inPlace, target: { newDomain: { name: "web;reboot" } } },
+      spec: { ...inPlace, memory: "Skip", target: { newDomain: { name: "web;reboot" } } },
       field: "spec.target.newDomain.name",
     },
     {
       name: "newDomain name with a path",
-      spec: { ...inPlace, target: { newDomain: { name: "../web" } } },
+      spec: { ...inPlace, memory: "Skip", target: { newDomain: { name: "../web" } } },
       field: "spec.target.newDomain.name",
     },
     {
       name: "newDomain node not a DNS name",
-      spec: { ...inPlace, target: { newDomain: { name: "web-copy", node: "HV_01" } } },
+      spec: {
+        ...inPlace,
+        memory: "Skip",
+        target: { newDomain: { name: "web-copy", node: "HV_01" } },
+      },
       field: "spec.target.newDomain.node",
     },
     { name: "memory not in the enum", spec: { ...inPlace, memory: "Yes" }, field: "spec.memory" },
@@ -83,9 +87,15 @@ const invalidSpecs: ReadonlyArray<{ name: string; spec: Record<string, unknown>;
       spec: {
         snapshotName: "s",
         target: { newDomain: { name: "web-copy" } },
+        memory: "Skip",
         stopRunningTarget: true,
       },
       field: "spec.stopRunningTarget",
+    },
+    {
+      name: "memory Restore for a new domain",
+      spec: { snapshotName: "s", target: { newDomain: { name: "web-copy" } } },
+      field: "spec.memory",
     },
     {
       name: "thawTimeout malformed",
@@ -114,7 +124,7 @@ const invalidSpecs: ReadonlyArray<{ name: string; spec: Record<string, unknown>;
     },
     {
       name: "unknown field in newDomain",
-      spec: { ...inPlace, target: { newDomain: { name: "web-copy", uuid: "x" } } },
+      spec: { ...inPlace, memory: "Skip", target: { newDomain: { name: "web-copy", uuid: "x" } } },
       field: "spec.target.newDomain.uuid",
     },
   ];
