@@ -9,6 +9,7 @@
 // thaw thawed filesystems), and on both disks the writer continues from exactly the snapshot's
 // record — RAM and disks are one instant: no gap, no duplicate, and nothing of what was written
 // after the snapshot survives.
+import { existsSync } from "node:fs";
 import { expect } from "chai";
 import type { VMSnapshot } from "../../src/api/types.ts";
 import { Hypervisor } from "../../src/hypervisor/connection.ts";
@@ -80,6 +81,8 @@ describe("in-place restore of a VM snapshot on a real QEMU guest (qcow2 + RBD di
     await guest?.remove();
   });
 
+  const status = () => snapshot.status!;
+
   it("restores in place: stop, revert both disks, restore RAM paused, resume, thaw at once", async () => {
     const status = snapshot.status!;
     const restoreName = `vmrestore-${snapshot.metadata.uid!.slice(0, 8)}`;
@@ -99,6 +102,9 @@ describe("in-place restore of a VM snapshot on a real QEMU guest (qcow2 + RBD di
     // The memory image carries the domain XML of its instant; Secure keeps the RBD auth block.
     const imageXml = await hv.saveImageXml(status.memory!.file, { flags: DomainXmlFlags.Secure });
     const xml = restoreDomainXml(imageXml, { disks: restored });
+    const persistent = await hv.domainXml(guest.name, {
+      flags: DomainXmlFlags.Inactive | DomainXmlFlags.Secure,
+    });
     timings = await restoreMemoryAndThaw(hv, {
       domain: guest.name,
       file: status.memory!.file,
@@ -111,6 +117,9 @@ describe("in-place restore of a VM snapshot on a real QEMU guest (qcow2 + RBD di
         `FSThaw call ${timings.thawCallMs} ms, guest-fsfreeze-status ${timings.statusCallMs} ms)`,
     );
     expect(await domainState(guest.name)).to.equal("running");
+    // The restore changed the running definition only; the persistent one must follow, or a
+    // cold boot (and the snapshot's deletion) would still see the old overlay.
+    await hv.defineXml(restoreDomainXml(persistent, { disks: restored }));
   });
 
   it("the guest woke up frozen and is thawed now (guest-fsfreeze-status)", async () => {
@@ -161,5 +170,17 @@ describe("in-place restore of a VM snapshot on a real QEMU guest (qcow2 + RBD di
           `after it the disk's log runs 1..${log.at(-1)!.seq} without gap or duplicate`,
       );
     }
+  });
+
+  it("deleting the VMSnapshot afterwards removes its stale overlay and leaves the restored guest running", async () => {
+    const stale = status().disks!.find((d) => d.backend === "libvirt-file")!;
+    const oldOverlay = `${stale.source}.vmsnap-${snapshot.metadata.uid}.qcow2`;
+    expect(existsSync(oldOverlay), "the snapshot's overlay before").to.equal(true);
+    await e2e.delete("vm");
+    expect(existsSync(oldOverlay), "the snapshot's overlay after").to.equal(false);
+    expect(existsSync(stale.source), "the backing file the restored disk stands on").to.equal(true);
+    expect(await domainState(guest.name)).to.equal("running");
+    for (const disk of DISKS) await waitForSeq(guest, disk, lastSeq(guest, disk) + 2);
+    expect(sequenceGaps(await guestWriterLog(guest, "vda"))).to.deep.equal([]);
   });
 });
