@@ -15,8 +15,8 @@ SS=$($C snap ls --all --format json $P/small | /usr/bin/python3 -c 'import json,
 SL=$($C snap ls --all --format json $P/large | /usr/bin/python3 -c 'import json,sys;print(json.load(sys.stdin)[0]["id"])')
 echo "ids $SS $SL"
 echo "== addon copy"
-/usr/bin/time -f "%e s wall %U user %S sys %M KB" $N "$HERE/copy-by-id.cjs" small $SS small-a 2>&1
-/usr/bin/time -f "%e s wall %U user %S sys %M KB" $N "$HERE/copy-by-id.cjs" large $SL large-a 2>&1
+/usr/bin/time -f "%e s wall %U user %S sys %M KB" $N --import tsx "$HERE/copy-by-id.ts" small $SS small-a 2>&1
+/usr/bin/time -f "%e s wall %U user %S sys %M KB" $N --import tsx "$HERE/copy-by-id.ts" large $SL large-a 2>&1
 echo "== python3-rbd copy (diff)"
 /usr/bin/time -f "%e s wall %U user %S sys %M KB" /usr/bin/python3 "$HERE/copy-by-id.py" $D/ceph.conf vmsnap $D/client.vmsnap.keyring $P small g s1 small-p diff 2>&1
 echo "== verify"
