@@ -24,6 +24,7 @@ export type Operation =
   | "deleteSnapshot"
   | "save"
   | "restore"
+  | "monitorCommand"
   | "subscribe";
 
 export type HypervisorErrorReason =
