@@ -43,6 +43,10 @@ export interface GuestOptions {
   /** RBD disks holding ext4 (from createRbdGuestDisk in rbd-disk.ts), after the file disks. */
   rbdDisks?: ReadonlyArray<Omit<RbdDiskSpec, "kind" | "target">>;
   memoryMiB?: number;
+  /** RAM the guest fills with random data before "ready" (MiB; default none). */
+  dirtyMiB?: number;
+  /** Of that, MiB rewritten 10 times a second afterwards (default none). */
+  churnMiB?: number;
   /** Folder for disks and the console log; default a fresh one under the temp folder. */
   workDir?: string;
 }
@@ -119,6 +123,8 @@ export async function launchGuest(options: GuestOptions = {}): Promise<Guest> {
     agent: options.agent ?? "on",
     hook: options.hook ?? "ok",
     memoryMiB: options.memoryMiB ?? 128,
+    dirtyMiB: options.dirtyMiB,
+    churnMiB: options.churnMiB,
   });
 
   let removed = false;
