@@ -11,8 +11,11 @@
 // arming resolves only once QEMU did, which is the one reliable sign that RAM is captured. Then `finish` waits for QEMU to write the rest and marks the image
 // complete; until then the header says "partial" and libvirt refuses to restore it.
 //
-// Measured on libvirt 9.0 / QEMU 7.2 under TCG (docs/live-memory-facts.md): arming is ~ms and
-// does not grow with RAM; the write afterwards runs at disk/CPU speed while the guest runs.
+// Three steps: prepare (before the freeze: header, capability, the file handed to QEMU), arm
+// (vCPUs paused: `migrate`, wait for QEMU's own restart), finish (guest running: wait for the
+// write, mark the image complete). Measured on libvirt 9.0 / QEMU 7.2 under TCG
+// (docs/live-memory-facts.md): QEMU's stop inside arming is milliseconds and does not grow with
+// RAM; the write afterwards runs while the guest runs.
 import { open, rm, stat } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -46,6 +49,8 @@ export interface Armed {
   readonly resumedByQemu: true;
   /** Milliseconds from the first QMP command to the vCPUs running again, write tracking armed. */
   readonly armMs: number;
+  /** Where armMs went (ms): `migrate` (the QMP call), `armed` (waiting for QEMU's restart). */
+  readonly steps: Readonly<Record<string, number>>;
 }
 
 export interface FinishRequest {
@@ -64,12 +69,18 @@ export interface BackgroundImage {
   readonly qemuDowntimeMs: number;
   /** QEMU's setup-to-completion time (ms). */
   readonly qemuTotalMs: number;
+  /**
+   * QEMU's setup time (ms): before its own stop, while the caller still holds the vCPUs paused;
+   * it includes populating RAM pages never touched yet, so write protection covers them.
+   */
+  readonly qemuSetupMs: number;
 }
 
 interface MigrationInfo {
   readonly status?: string;
   readonly downtime?: number;
   readonly "total-time"?: number;
+  readonly "setup-time"?: number;
   readonly "error-desc"?: string;
 }
 
@@ -81,20 +92,20 @@ interface QemuStatus {
 const ACTIVE = new Set(["setup", "active", "device", "pre-switchover", "cancelling"]);
 
 /**
- * Writes the header, hands the file to QEMU and starts the background snapshot; resolves once
- * write tracking is armed (QEMU's migration left "setup"). Call with the vCPUs paused and the
- * disks already snapshotted. On failure nothing is left running and the file is removed.
+ * Before the freeze and the pause: writes the header (the domain's XML now), turns the capability
+ * on and hands the file to QEMU, so that only `migrate` is left for the paused window. Undo with
+ * `cancelBackgroundSnapshot` if the snapshot is abandoned before arming. A device change between
+ * this and arming makes the image fail to restore (QEMU checks the stream against the XML's
+ * devices) — loudly, never silently.
  */
-export async function armBackgroundSnapshot(
+export async function prepareBackgroundSnapshot(
   hv: BackgroundSnapshotPort,
   request: ArmRequest,
-): Promise<Armed> {
+): Promise<void> {
   const { domain, file } = request;
   assertValid("monitorCommand", domain, [filePathProblem("memory file", file)]);
-  const started = performance.now();
   const deadline = Date.now() + request.timeoutMs;
   const left = (): CallOptions => ({ timeoutMs: Math.max(1, deadline - Date.now()) });
-
   const before = (await hv.qmp(domain, "query-migrate", undefined, left())) as MigrationInfo;
   if (before.status !== undefined && ACTIVE.has(before.status)) {
     throw new HypervisorError(
@@ -115,13 +126,37 @@ export async function armBackgroundSnapshot(
     // QEMU writes through its own copy of the descriptor, appending after the header.
     await hv.qmp(domain, "getfd", { fdname: FD_NAME }, { ...left(), fds: [handle.fd] });
   } catch (err) {
-    await handle.close();
     await discard(hv, domain, file);
     throw err;
+  } finally {
+    await handle.close();
   }
-  await handle.close();
+}
+
+/**
+ * With the vCPUs paused and the disks snapshotted (after `prepareBackgroundSnapshot`): starts the
+ * background snapshot and resolves once QEMU has captured RAM and restarted the vCPUs itself. On
+ * failure the snapshot is cancelled and the file removed; the vCPUs may then still be paused.
+ */
+export async function armBackgroundSnapshot(
+  hv: BackgroundSnapshotPort,
+  request: ArmRequest,
+): Promise<Armed> {
+  const { domain, file } = request;
+  assertValid("monitorCommand", domain, [filePathProblem("memory file", file)]);
+  const started = performance.now();
+  const deadline = Date.now() + request.timeoutMs;
+  const left = (): CallOptions => ({ timeoutMs: Math.max(1, deadline - Date.now()) });
+  const steps: Record<string, number> = {};
+  let last = started;
+  const mark = (step: string) => {
+    const now = performance.now();
+    steps[step] = Math.round((now - last) * 10) / 10;
+    last = now;
+  };
   try {
     await hv.qmp(domain, "migrate", { uri: `fd:${FD_NAME}` }, left());
+    mark("migrate");
     // Armed means: QEMU stopped the vCPUs itself, saved the device state, write-protected RAM and
     // started the vCPUs again (QEMU 7.2 starts them even if they were paused before). The
     // migration status says "active" *before* that, so it is no signal: a resume of ours in
@@ -136,11 +171,12 @@ export async function armBackgroundSnapshot(
       if (Date.now() >= deadline) throw armTimeout(domain, request.timeoutMs);
       await sleep(1);
     }
+    mark("armed");
   } catch (err) {
     await cancelBackgroundSnapshot(hv, domain, file);
     throw err;
   }
-  return { resumedByQemu: true, armMs: performance.now() - started };
+  return { resumedByQemu: true, armMs: performance.now() - started, steps };
 }
 
 /**
@@ -186,6 +222,7 @@ export async function finishBackgroundSnapshot(
     bytes: (await stat(file)).size,
     qemuDowntimeMs: info.downtime ?? 0,
     qemuTotalMs: info["total-time"] ?? 0,
+    qemuSetupMs: info["setup-time"] ?? 0,
   };
 }
 
@@ -211,8 +248,10 @@ async function discard(hv: BackgroundSnapshotPort, domain: string, file: string)
   await rm(file, { force: true });
   try {
     await setCapability(hv, domain, false);
+    // QEMU's copy of the descriptor, if `migrate` never took it.
+    await hv.qmp(domain, "closefd", { fdname: FD_NAME }).catch(() => undefined);
   } catch {
-    // The domain may be gone; the capability went with its QEMU process.
+    // The domain may be gone; the capability and the descriptor went with its QEMU process.
   }
 }
 
