@@ -70,6 +70,8 @@ export interface DowntimeResult {
   readonly notes: string[];
   /** One block per guest RAM size; the top-level figures above are the first size's. */
   readonly sizes?: SizeBlock[];
+  /** Snapshots that did not succeed (not in the figures). */
+  readonly failures?: { guestMemoryMiB: number; name: string; failure: string }[];
 }
 
 export interface SizeBlock {
@@ -85,6 +87,8 @@ export interface SizeBlock {
   readonly memoryMiB: number;
   readonly guestBootMs: number;
   readonly load1m: Summary;
+  /** Counted runs that did not succeed. */
+  readonly failed: number;
 }
 
 async function main(): Promise<void> {
@@ -122,6 +126,7 @@ async function main(): Promise<void> {
     sumOf(m, name, labels);
   const samples: Run[] = [];
   const blocks: SizeBlock[] = [];
+  const failures: { guestMemoryMiB: number; name: string; failure: string }[] = [];
   let lastStatus: VMSnapshotStatus | undefined;
   for (const guestMemoryMiB of sizes) {
     const dirtyMiB = values.dirty ? dirtyFor(guestMemoryMiB) : 0;
@@ -154,36 +159,40 @@ async function main(): Promise<void> {
       const after = await controller.metrics();
       const st = finished.snapshot.status;
       if (st?.phase !== "Succeeded" || st.downtimeMs === undefined) {
-        throw new Error(`${name}: ${st?.phase} ${JSON.stringify(st?.error ?? st?.conditions)}`);
+        // A failure is a result too (e.g. a RAM save longer than freezeTimeout): counted, shown.
+        const failure = `${st?.phase}: ${JSON.stringify(st?.error ?? st?.conditions)}`;
+        log(`  ${name}: ${failure}`);
+        failures.push({ guestMemoryMiB, name, failure });
+      } else {
+        const d = (name: string, labels: Record<string, string>) =>
+          (metric(after, name, labels) - metric(before, name, labels)) * 1000;
+        const run: Run = {
+          warmup: i < warmup,
+          guestMemoryMiB,
+          load1m: loadAverage1m(),
+          downtimeMs: st.downtimeMs,
+          freezeDurationMs: st.freezeDurationMs!,
+          fileSnapshotMs: round(
+            d("vmsnap_storage_operation_seconds_sum", {
+              backend: "libvirt-file",
+              operation: "create",
+            }),
+            1,
+          ),
+          disksSnapshottedPhaseMs: round(
+            d("vmsnap_phase_duration_seconds_sum", { phase: "DisksSnapshotted" }),
+            1,
+          ),
+          memoryBytes: st.memory?.bytes ?? 0,
+          applyToSucceededMs: finished.seenAt - driver.appliedAt.get(name)!,
+        };
+        samples.push(run);
+        mine.push(run);
+        lastStatus = st;
+        log(
+          `  ${name}${run.warmup ? " (warm-up)" : ""}: downtime ${run.downtimeMs} ms, frozen ${run.freezeDurationMs} ms, file snapshot ${run.fileSnapshotMs} ms, image ${round(run.memoryBytes / 2 ** 20)} MiB, load ${run.load1m}`,
+        );
       }
-      const d = (name: string, labels: Record<string, string>) =>
-        (metric(after, name, labels) - metric(before, name, labels)) * 1000;
-      const run: Run = {
-        warmup: i < warmup,
-        guestMemoryMiB,
-        load1m: loadAverage1m(),
-        downtimeMs: st.downtimeMs,
-        freezeDurationMs: st.freezeDurationMs!,
-        fileSnapshotMs: round(
-          d("vmsnap_storage_operation_seconds_sum", {
-            backend: "libvirt-file",
-            operation: "create",
-          }),
-          1,
-        ),
-        disksSnapshottedPhaseMs: round(
-          d("vmsnap_phase_duration_seconds_sum", { phase: "DisksSnapshotted" }),
-          1,
-        ),
-        memoryBytes: st.memory?.bytes ?? 0,
-        applyToSucceededMs: finished.seenAt - driver.appliedAt.get(name)!,
-      };
-      samples.push(run);
-      mine.push(run);
-      lastStatus = st;
-      log(
-        `  ${name}${run.warmup ? " (warm-up)" : ""}: downtime ${run.downtimeMs} ms, frozen ${run.freezeDurationMs} ms, file snapshot ${run.fileSnapshotMs} ms, image ${round(run.memoryBytes / 2 ** 20)} MiB, load ${run.load1m}`,
-      );
       // Delete it (the finalizer commits the overlay and removes the memory image) and wait until
       // it is gone, so every run starts from the same disk chain.
       await api.deleteNamespacedCustomObject({
@@ -229,6 +238,8 @@ async function main(): Promise<void> {
         counted.map((s) => s.load1m),
         2,
       ),
+      failed: failures.filter((f) => f.guestMemoryMiB === guestMemoryMiB && !f.name.endsWith("-0"))
+        .length,
     });
     // One big TCG guest at a time: this one goes before the next boots.
     await guest.remove();
@@ -271,6 +282,7 @@ async function main(): Promise<void> {
       "top-level figures are the first size's; `sizes` has one block per guest RAM size, run one guest at a time",
     ],
     sizes: blocks,
+    failures,
   };
   const path = writeResult(NAME, result);
   console.log(formatTable(result));
@@ -290,12 +302,14 @@ export function formatTable(r: DowntimeResult): string {
 
 function formatSizes(r: DowntimeResult, sizes: readonly SizeBlock[]): string {
   return [
-    "| guest RAM (MiB) | dirtied (MiB) | runs | downtime p50 / max (ms) | frozen p50 / max (ms) | file-disk snapshot p50 (ms) | status write + memory image + resume p50 (ms) | memory image (MiB) | load 1 min p50 (max) |",
+    "| guest RAM (MiB) | dirtied (MiB) | runs (failed) | downtime p50 / max (ms) | frozen p50 / max (ms) | file-disk snapshot p50 (ms) | status write + memory image + resume p50 (ms) | memory image (MiB) | load 1 min p50 (max) |",
     "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...sizes.map(
       (b) =>
-        `| ${b.guestMemoryMiB} | ${b.dirtiedMiB} | ${r.runs} | ${b.downtimeMs.p50} / ${b.downtimeMs.max} | ${b.freezeDurationMs.p50} / ${b.freezeDurationMs.max} | ${b.fileSnapshotMs.p50} | ${b.disksSnapshottedPhaseMs.p50} | ${b.memoryMiB} | ${b.load1m.p50} (${b.load1m.max}) |`,
+        `| ${b.guestMemoryMiB} | ${b.dirtiedMiB} | ${r.runs} (${b.failed}) | ${b.downtimeMs.p50} / ${b.downtimeMs.max} | ${b.freezeDurationMs.p50} / ${b.freezeDurationMs.max} | ${b.fileSnapshotMs.p50} | ${b.disksSnapshottedPhaseMs.p50} | ${b.memoryMiB} | ${b.load1m.p50} (${b.load1m.max}) |`,
     ),
+    "",
+    ...(r.failures ?? []).map((f) => `- ${f.guestMemoryMiB} MiB, ${f.name}: ${f.failure}`),
     "",
     `load ${formatLoad(r.machine.load)}; one status write p50 ${r.statusWriteRoundTripMs.p50} ms; ${sizes.map((b) => `${b.guestMemoryMiB} MiB guest boot to agent ${b.guestBootMs} ms`).join(", ")}`,
   ].join("\n");
