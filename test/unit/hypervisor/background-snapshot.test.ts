@@ -100,9 +100,16 @@ describe("background snapshot adapter (scripted QEMU)", () => {
 
   it("gives up arming at its deadline, cancelling, when QEMU never runs the vCPUs again (QEMU ≥ 9 keeps a paused guest paused)", async () => {
     writeFileSync(file, "partial");
+    let cancelled = false;
     const qemu = new ScriptedQemu({
       "query-status": [{ running: false }],
-      "query-migrate": [{ status: "active" }, { status: "active" }, { status: "cancelled" }],
+      "query-migrate": [() => ({ status: cancelled ? "cancelled" : "active" })],
+      migrate_cancel: [
+        () => {
+          cancelled = true;
+          return {};
+        },
+      ],
     });
     const err = await armBackgroundSnapshot(qemu.port(), {
       domain: "vm",
