@@ -5,7 +5,10 @@
 
 const origin = performance.timeOrigin;
 
-/** Now, in epoch ms, from the monotonic clock. */
+/**
+ * Now, in whole epoch ms, from the monotonic clock. Whole, because deadlines derived from it
+ * cross the thaw guard's protocol, which takes integer milliseconds only.
+ */
 export function monotonicNow(): number {
-  return origin + performance.now();
+  return Math.floor(origin + performance.now());
 }
