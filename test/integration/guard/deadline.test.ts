@@ -52,12 +52,16 @@ describe("thaw guard: deadlines", function () {
     expect(thawedAt - deadline).to.be.within(0, LATE_MS);
     // The guard reports after it thawed: the report may trail what libvirt already shows.
     await when("the guard's report", () => reports.length > 0, 1_000);
+    // `at`: when the guard saw the guest thawed, by its own clock (it reports after the thaw).
+    const reportedAt = reports[0]?.at;
+    expect(reportedAt! - deadline).to.be.within(0, LATE_MS + 1_000);
     expect(reports).to.deep.equal([
       {
         type: "thawed",
         id: "snap-1",
         domain: name,
         deadline,
+        at: reportedAt,
         cause: "deadline",
         outcome: "thawed",
         thawed: 2,
