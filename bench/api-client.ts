@@ -1,21 +1,21 @@
 // Benchmark: what one API request costs the controller through @kubernetes/client-node's own
-// KubeConfig, against the controller's ConnectionReusingKubeConfig (src/controller/kube-config.ts).
+// KubeConfig, against the controller's ConnectionReusingKubeConfig (src/kube/kube-config.ts).
 //
 // client-node 2.0.1 calls KubeConfig.applySecurityAuthentication for every request, and that
 // builds a new undici Agent (createDispatcher) each time — so every request opens a new TCP
 // connection and does a full TLS handshake with the API server, and the old connection lingers
 // until its idle timeout. The controller makes ~10 writes per snapshot and 2 of them inside the
 // frozen window, which is why it shares one Agent instead. Measured here in isolation: the
-// controller's own status write (KubeSnapshotClient.patchStatus) in a loop, the library's
+// controller's own status write (KubeObjectClient.patchStatus) in a loop, the library's
 // KubeConfig vs the shared connection, alternating, with the client's and the API server's CPU
 // per request and the connections left established.
 //
 // Usage: npx tsx bench/api-client.ts [--requests 200] [--rounds 2]
 import { execFileSync } from "node:child_process";
 import { parseArgs } from "node:util";
-import type { VMSnapshot } from "../src/api/types.ts";
-import { KubeSnapshotClient } from "../src/controller/snapshot-client.ts";
-import { getControlPlane, type ControlPlane } from "../test/support/control-plane.ts";
+import { vmsnapshots, type VMSnapshot } from "../src/api/types.ts";
+import { KubeObjectClient } from "../src/kube/object-client.ts";
+import { getControlPlane, type ControlPlane } from "../test/support/kube/control-plane.ts";
 import { controlPlaneCpu } from "./lib/apiserver.ts";
 import { reusingKubeConfig, SnapshotDriver } from "./lib/harness.ts";
 import { formatLoad, LoadSampler, machineRecord, type MachineRecord } from "./lib/machine.ts";
@@ -56,7 +56,7 @@ async function measure(
   requests: number,
 ): Promise<Omit<Variant, "connection"> & { object: VMSnapshot }> {
   const kc = reuse ? reusingKubeConfig(cp.kubeConfig()) : cp.kubeConfig();
-  const client = new KubeSnapshotClient(kc);
+  const client = new KubeObjectClient<VMSnapshot>(kc, vmsnapshots);
   const port = new URL(cp.server).port;
   const status = object.status!;
   const times: number[] = [];
@@ -92,7 +92,10 @@ async function main(): Promise<void> {
   const driver = new SnapshotDriver(cp.kubeConfig(), namespace);
   // An object no controller owns (node "nobody"): only this benchmark writes it.
   let object = await driver.create("probe", { source: { domain: "none", node: "nobody" } });
-  object = await new KubeSnapshotClient(reusingKubeConfig(cp.kubeConfig())).patchStatus(object, {
+  object = await new KubeObjectClient<VMSnapshot>(
+    reusingKubeConfig(cp.kubeConfig()),
+    vmsnapshots,
+  ).patchStatus(object, {
     phase: "Pending",
     freezeDurationMs: 0,
   });
@@ -118,7 +121,7 @@ async function main(): Promise<void> {
     benchmark: NAME,
     date: new Date().toISOString(),
     setup:
-      "KubeSnapshotClient.patchStatus (the controller's status write: conditional JSON merge patch) in a loop from one process, @kubernetes/client-node 2.0.1, real kube-apiserver 1.37 on loopback TLS",
+      "KubeObjectClient.patchStatus (the controller's status write: conditional JSON merge patch) in a loop from one process, @kubernetes/client-node 2.0.1, real kube-apiserver 1.37 on loopback TLS",
     variants,
     machine: machineRecord(load.stop()),
   };

@@ -13,15 +13,22 @@
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import { CustomObjectsApi } from "@kubernetes/client-node";
-import { GROUP, PLURAL, VERSION, type VMSnapshotStatus } from "../src/api/types.ts";
-import { KubeSnapshotClient } from "../src/controller/snapshot-client.ts";
-import { getControlPlane } from "../test/support/control-plane.ts";
+import {
+  GROUP,
+  PLURAL,
+  VERSION,
+  vmsnapshots,
+  type VMSnapshot,
+  type VMSnapshotStatus,
+} from "../src/api/types.ts";
+import { KubeObjectClient } from "../src/kube/object-client.ts";
+import { getControlPlane } from "../test/support/kube/control-plane.ts";
 import { launchGuest } from "../test/support/guest/index.ts";
-import { SYSTEM_URI, useLibvirtd } from "../test/support/libvirtd.ts";
+import { SYSTEM_URI, useLibvirtd } from "../test/support/libvirt/libvirtd.ts";
 import { waitFor } from "../test/support/processes.ts";
 import { SnapshotDriver, startBenchController } from "./lib/harness.ts";
 import { formatLoad, LoadSampler, machineRecord, type MachineRecord } from "./lib/machine.ts";
-import { sumOf, type Sample } from "./lib/prom.ts";
+import { sumOf, type Sample } from "../test/support/exposition.ts";
 import { isMain, log, runBenchmark, writeResult } from "./lib/report.ts";
 import { round, summarize, type Summary } from "./lib/stats.ts";
 
@@ -161,7 +168,7 @@ async function main(): Promise<void> {
   driver.stop();
 
   // What one status write costs here now (the DisksSnapshotted write sits inside the downtime).
-  const client = new KubeSnapshotClient(cp.kubeConfig());
+  const client = new KubeObjectClient<VMSnapshot>(cp.kubeConfig(), vmsnapshots);
   const probe = await driver.create("status-write-probe", {
     source: { domain: "no-such-domain", node: "nobody" },
   });

@@ -1,7 +1,8 @@
 // Benchmark: what one freeze+thaw pair costs through the adapter (Hypervisor → addon → pool
 // thread → libvirt → back through the thread-safe function), on libvirt's in-process test
 // driver, so it measures vmsnap's own overhead and not a guest's (a real guest adds ~100 ms,
-// FACTS.md). The raw addon is measured alongside to show what the TypeScript layer adds.
+// docs/libvirt-facts.md). The raw addon is measured alongside to show what the TypeScript layer
+// adds.
 //
 // Usage: npx tsx bench/freeze-thaw.ts [--pairs 1000] [--warmup 1000]
 // Prints median and p99 and writes bench/results/freeze-thaw.json.

@@ -23,20 +23,20 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import type { VMSnapshot } from "../src/api/types.ts";
-import { KubeSnapshotClient } from "../src/controller/snapshot-client.ts";
+import { vmsnapshots, type VMSnapshot } from "../src/api/types.ts";
+import { KubeObjectClient } from "../src/kube/object-client.ts";
 import { Hypervisor } from "../src/hypervisor/connection.ts";
 import { listGroupImages } from "../src/storage/rbd/groups.ts";
 import { groupNameForDomain } from "../src/storage/rbd/names.ts";
 import { createRbdRunner } from "../src/storage/rbd/runner.ts";
-import { startCephCluster, type CephCluster } from "../test/support/ceph.ts";
-import { rbdConfigFor } from "../test/support/ceph-fixtures.ts";
-import { getControlPlane, type ControlPlane } from "../test/support/control-plane.ts";
+import { startCephCluster, type CephCluster } from "../test/support/ceph/cluster.ts";
+import { rbdConfigFor } from "../test/support/ceph/fixtures.ts";
+import { getControlPlane, type ControlPlane } from "../test/support/kube/control-plane.ts";
 import {
   testDomainXml,
   uniqueTestDomainName,
   useLibvirtTestHost,
-} from "../test/support/libvirt-test-host.ts";
+} from "../test/support/libvirt/test-driver-host.ts";
 import { onTeardown } from "../test/support/teardown.ts";
 import { apiserverMetrics, meanLatencyMs } from "./lib/apiserver.ts";
 import {
@@ -47,7 +47,7 @@ import {
   type BenchController,
 } from "./lib/harness.ts";
 import { formatLoad, LoadSampler, machineRecord, type MachineRecord } from "./lib/machine.ts";
-import { sumOf, type Sample } from "./lib/prom.ts";
+import { sumOf, type Sample } from "../test/support/exposition.ts";
 import { isMain, log, runBenchmark, writeResult } from "./lib/report.ts";
 import { round, summarize, type Summary } from "./lib/stats.ts";
 
@@ -106,7 +106,7 @@ export interface IntervalRun {
   readonly groupImageListMs: Summary;
   /** Server-side mean of the API server's PATCH vmsnapshots/status during this run. */
   readonly statusPatchServerMs: number | undefined;
-  /** One status write as the controller makes it (KubeSnapshotClient.patchStatus), timed from this process right after the run. */
+  /** One status write as the controller makes it (KubeObjectClient.patchStatus), timed from this process right after the run. */
   readonly statusWriteRoundTripMs: Summary;
   readonly machine: MachineRecord;
   readonly samples: Sampled[];
@@ -327,7 +327,7 @@ async function runInterval(
 
 /**
  * What one status write costs the controller on this machine right now: the same client call
- * (KubeSnapshotClient.patchStatus, a conditional merge patch), 20 times in a row on a finished
+ * (KubeObjectClient.patchStatus, a conditional merge patch), 20 times in a row on a finished
  * snapshot whose controller is stopped, each changing a field so etcd really writes.
  */
 async function statusWriteRoundTrips(
@@ -335,7 +335,7 @@ async function statusWriteRoundTrips(
   last: Sampled,
   namespace: string,
 ): Promise<number[]> {
-  const client = new KubeSnapshotClient(cp.kubeConfig());
+  const client = new KubeObjectClient<VMSnapshot>(cp.kubeConfig(), vmsnapshots);
   let snapshot = (await client.get(namespace, last.name))!;
   const status = snapshot.status!;
   const times: number[] = [];

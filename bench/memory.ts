@@ -19,17 +19,18 @@ import {
   GROUP,
   PLURAL,
   VERSION,
+  vmsnapshots,
   type VMSnapshot,
   type VMSnapshotStatus,
 } from "../src/api/types.ts";
 import { SNAPSHOT_FINALIZER as FINALIZER } from "../src/snapshot/kind.ts";
-import { KubeSnapshotClient } from "../src/controller/snapshot-client.ts";
-import { getControlPlane, type ControlPlane } from "../test/support/control-plane.ts";
+import { KubeObjectClient } from "../src/kube/object-client.ts";
+import { getControlPlane, type ControlPlane } from "../test/support/kube/control-plane.ts";
 import {
   testDomainXml,
   uniqueTestDomainName,
   useLibvirtTestHost,
-} from "../test/support/libvirt-test-host.ts";
+} from "../test/support/libvirt/test-driver-host.ts";
 import { waitFor } from "../test/support/processes.ts";
 import { apiserverMetrics, delta, isWrite, requestCounts } from "./lib/apiserver.ts";
 import { deployedRuntime, startCompiledController } from "./lib/compiled.ts";
@@ -43,7 +44,7 @@ import {
 } from "./lib/harness.ts";
 import { formatLoad, LoadSampler, machineRecord, type MachineRecord } from "./lib/machine.ts";
 import { memoryOf } from "./lib/proc.ts";
-import { scrape, sumOf } from "./lib/prom.ts";
+import { scrape, sumOf } from "../test/support/exposition.ts";
 import { isMain, log, runBenchmark, writeResult } from "./lib/report.ts";
 import { quantile, round } from "./lib/stats.ts";
 
@@ -129,7 +130,7 @@ async function startMode(
     logLevel: "info",
   });
   return {
-    runtime: "node --import tsx src/main.ts as test/support/controller-process.ts starts it",
+    runtime: "node --import tsx src/main.ts as test/support/controller/process.ts starts it",
     pid: c.process.pid,
     metricsUrl: `http://127.0.0.1:${c.process.metricsPort}/metrics`,
     stop: () => c.process.stop(),
@@ -226,7 +227,7 @@ async function main(): Promise<void> {
   // N finished snapshots of this node, created while no controller for it runs.
   const kc = reusingKubeConfig(cp.kubeConfig());
   const api = kc.makeApiClient(CustomObjectsApi);
-  const client = new KubeSnapshotClient(kc);
+  const client = new KubeObjectClient<VMSnapshot>(kc, vmsnapshots);
   const created = Date.now();
   let objectJsonBytes = 0;
   let sampleObject: unknown;

@@ -16,8 +16,8 @@ import { createImageSnapshot } from "../src/storage/rbd/image-snapshots.ts";
 import { ensureGroup, syncGroupMembers } from "../src/storage/rbd/groups.ts";
 import { groupNameForDomain } from "../src/storage/rbd/names.ts";
 import { createRbdRunner } from "../src/storage/rbd/runner.ts";
-import { startCephCluster } from "../test/support/ceph.ts";
-import { createImage, rbdConfigFor, rbdDisk } from "../test/support/ceph-fixtures.ts";
+import { startCephCluster } from "../test/support/ceph/cluster.ts";
+import { createImage, rbdConfigFor, rbdDisk } from "../test/support/ceph/fixtures.ts";
 
 const IMAGE_COUNTS = [1, 2, 4, 8] as const;
 const RESULT_FILE = fileURLToPath(

@@ -15,13 +15,13 @@
 //          [--ceph-snapshots 100] [--ceph-domains 25] [--serial 20] [--runs noop,ceph]
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
-import { startCephCluster, type CephCluster } from "../test/support/ceph.ts";
-import { getControlPlane, type ControlPlane } from "../test/support/control-plane.ts";
+import { startCephCluster, type CephCluster } from "../test/support/ceph/cluster.ts";
+import { getControlPlane, type ControlPlane } from "../test/support/kube/control-plane.ts";
 import {
   testDomainXml,
   uniqueTestDomainName,
   useLibvirtTestHost,
-} from "../test/support/libvirt-test-host.ts";
+} from "../test/support/libvirt/test-driver-host.ts";
 import { onTeardown } from "../test/support/teardown.ts";
 import {
   apiserverMetrics,
@@ -34,7 +34,7 @@ import {
 import { createTestDomains, pool, SnapshotDriver, startBenchController } from "./lib/harness.ts";
 import { formatLoad, LoadSampler, machineRecord, type MachineRecord } from "./lib/machine.ts";
 import { cpuTimes, memoryOf } from "./lib/proc.ts";
-import { sumOf, type Sample } from "./lib/prom.ts";
+import { sumOf, type Sample } from "../test/support/exposition.ts";
 import { isMain, log, runBenchmark, writeResult } from "./lib/report.ts";
 import { round, summarize, type Summary } from "./lib/stats.ts";
 

@@ -22,8 +22,6 @@ export interface AgentConfig {
   readonly metricsPort: number;
   readonly logLevel: LogLevel;
   readonly callTimeoutMs: number;
-  /** Benchmark-only: "sequential" snapshots RBD images one by one (the baseline), "noop" does no storage I/O. */
-  readonly benchStorage: "real" | "sequential" | "noop";
   /** The sidecar thaw guard's socket; undefined spawns a guard of our own (development). */
   readonly guardSocket: string | undefined;
 }
@@ -47,7 +45,6 @@ const OPTIONS = {
   "metrics-bind-address": { type: "string" },
   "log-level": { type: "string" },
   "call-timeout": { type: "string" },
-  "bench-storage": { type: "string" },
   "guard-socket": { type: "string" },
   help: { type: "boolean" },
 } as const;
@@ -68,7 +65,6 @@ export const USAGE = `vmsnap-controller: takes consistent snapshots of this host
   --metrics-bind-address H:P    /metrics, /healthz, /readyz (default 0.0.0.0:8080; port 0 picks one)
   --log-level LEVEL             debug|info|warn|error (default info)
   --call-timeout SECONDS        deadline of one libvirt call outside a freeze (default 30)
-  --bench-storage MODE          benchmarks only: real (default), sequential (RBD images one by one), noop
   --guard-socket PATH           connect to the thaw guard sidecar listening here ($VMSNAP_GUARD_SOCKET;
                                 default: spawn a guard, which dies with us if we are a container's PID 1)`;
 
@@ -118,16 +114,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Ag
     metricsPort,
     logLevel,
     callTimeoutMs: positive("--call-timeout", values["call-timeout"] ?? "30") * 1000,
-    benchStorage: benchStorage(values["bench-storage"] ?? "real"),
     guardSocket,
   };
-}
-
-function benchStorage(text: string): AgentConfig["benchStorage"] {
-  if (text === "real" || text === "sequential" || text === "noop") return text;
-  throw new ConfigError(
-    `--bench-storage must be real, sequential or noop, not ${JSON.stringify(text)}`,
-  );
 }
 
 function positive(flag: string, text: string, integer = false): number {

@@ -7,18 +7,26 @@
 // beside each bundle for `node --enable-source-maps`. The libvirt addon stays a file on disk:
 // src/hypervisor/native.ts finds native/build/Release by walking up from the bundle.
 //
-// Usage: node --import tsx tools/bundle.ts [outdir]   (default dist/bundle)
+// Usage: node --import tsx tools/bundle.ts [outdir] [--bench]   (default dist/bundle)
+// --bench also bundles bench/lib/bench-main.ts (the agent with benchmark-only storage) as
+// bench-main.js, for the benchmarks that run the bundle; the image is built without it.
 import { build } from "esbuild";
 import { writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const outdir = resolve(process.argv[2] ?? join(root, "dist", "bundle"));
+const args = process.argv.slice(2);
+const bench = args.includes("--bench");
+const outdir = resolve(args.find((a) => a !== "--bench") ?? join(root, "dist", "bundle"));
 
 await build({
   absWorkingDir: root,
-  entryPoints: { main: "src/main.ts", "guard-main": "src/guard/guard-main.ts" },
+  entryPoints: {
+    main: "src/main.ts",
+    "guard-main": "src/guard/guard-main.ts",
+    ...(bench ? { "bench-main": "bench/lib/bench-main.ts" } : {}),
+  },
   outdir,
   bundle: true,
   platform: "node",
@@ -38,4 +46,6 @@ await build({
 });
 // The bundles are ES modules named .js: this marks the folder so, wherever it is copied.
 writeFileSync(join(outdir, "package.json"), '{ "type": "module" }\n');
-console.log(`bundled src/main.ts and src/guard/guard-main.ts into ${outdir}`);
+console.log(
+  `bundled src/main.ts, src/guard/guard-main.ts${bench ? " and bench/lib/bench-main.ts" : ""} into ${outdir}`,
+);

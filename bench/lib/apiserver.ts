@@ -3,16 +3,16 @@
 // the CPU of the kube-apiserver and etcd processes of the benchmark's control plane.
 import { readFileSync } from "node:fs";
 import { dirname } from "node:path";
-import type { ControlPlane } from "../../test/support/control-plane.ts";
+import type { ControlPlane } from "../../test/support/kube/control-plane.ts";
 import { cpuTimes, processesMatching } from "./proc.ts";
-import { parseMetrics, type Sample } from "./prom.ts";
+import { parseExposition, type Sample } from "../../test/support/exposition.ts";
 
 export const WRITE_VERBS = ["POST", "PUT", "PATCH", "DELETE", "APPLY"] as const;
 
 export async function apiserverMetrics(cp: ControlPlane): Promise<Sample[]> {
   const r = await cp.kubectl(["get", "--raw", "/metrics"]);
   if (r.code !== 0) throw new Error(`kubectl get --raw /metrics: ${r.stderr}`);
-  return parseMetrics(r.stdout);
+  return [...parseExposition(r.stdout, { lenient: true }).samples];
 }
 
 /** Requests by "VERB resource[/subresource]" (any response code), for the resources given. */

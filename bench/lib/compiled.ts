@@ -1,11 +1,12 @@
 // The controller as deployed: the bundle the image runs (tools/bundle.ts, built by
-// test/support/bundle.ts outside the checkout), under plain node with the runtime settings the
-// deployment gives it (test/support/deployed-runtime.ts) — not under tsx as the tests run it.
+// test/support/controller/bundle.ts outside the checkout), under plain node with the runtime
+// settings the deployment gives it (test/support/controller/deployed-runtime.ts) — not under tsx
+// as the tests run it.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { bundleController } from "../../test/support/bundle.ts";
-import { deployedRuntime } from "../../test/support/deployed-runtime.ts";
+import { bundleController } from "../../test/support/controller/bundle.ts";
+import { deployedRuntime } from "../../test/support/controller/deployed-runtime.ts";
 
 export { deployedRuntime };
 import { freePort, startDaemon, waitFor } from "../../test/support/processes.ts";
@@ -17,7 +18,10 @@ export interface CompiledController {
   stop(): Promise<void>;
 }
 
-/** Starts the bundled controller with the flags startController (test support) uses. */
+/**
+ * Starts the bundled controller (with the benchmark-only `--bench-storage`, bench/lib/bench-main.ts)
+ * with the flags startController (test support) uses.
+ */
 export async function startCompiledController(flags: {
   kubeconfig: string;
   node: string;
@@ -31,7 +35,7 @@ export async function startCompiledController(flags: {
   const runtime = deployedRuntime();
   const args = [
     ...runtime.nodeFlags,
-    bundle.main,
+    bundle.benchMain,
     ...[
       "--kubeconfig",
       flags.kubeconfig,

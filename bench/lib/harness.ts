@@ -13,13 +13,13 @@ import {
   type VMSnapshot,
   type VMSnapshotSpec,
 } from "../../src/api/types.ts";
-import { ConnectionReusingKubeConfig } from "../../src/controller/kube-config.ts";
-import type { CephCluster } from "../../test/support/ceph.ts";
-import type { ControlPlane } from "../../test/support/control-plane.ts";
-import { startController, type ControllerProcess } from "../../test/support/controller-process.ts";
-import { virsh } from "../../test/support/libvirtd-virsh.ts";
+import { ConnectionReusingKubeConfig } from "../../src/kube/kube-config.ts";
+import type { CephCluster } from "../../test/support/ceph/cluster.ts";
+import { REPO_ROOT, type ControlPlane } from "../../test/support/kube/control-plane.ts";
+import { startController, type ControllerProcess } from "../../test/support/controller/process.ts";
+import { virsh } from "../../test/support/libvirt/virsh.ts";
 import { childrenOf } from "./proc.ts";
-import { scrape, type Sample } from "./prom.ts";
+import { scrape, type Sample } from "../../test/support/exposition.ts";
 
 /**
  * `kc`'s credentials in the controller's own ConnectionReusingKubeConfig, so the bench's load
@@ -44,6 +44,9 @@ export interface BenchController {
   /** The thaw guard's pid (a child of the controller), if it runs. */
   guardPid(): number | undefined;
 }
+
+/** The agent with the benchmark-only `--bench-storage` flag. */
+export const BENCH_MAIN = join(REPO_ROOT, "bench/lib/bench-main.ts");
 
 /** Ceph settings for a controller that never touches Ceph (`--bench-storage noop`). */
 const NO_CEPH = {
@@ -77,6 +80,7 @@ export async function startBenchController(o: {
     // not tuned. startController passes --log-level debug; the last flag wins.
     workers: 4,
     maxFrozenGuests: 4,
+    entry: BENCH_MAIN,
     extraArgs: [
       "--bench-storage",
       o.storage,

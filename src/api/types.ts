@@ -1,6 +1,7 @@
 // The VMSnapshot resource as TypeScript types: what users write (spec) and what the agent
 // reports (status). crds/vmsnap.io_vmsnapshots.yaml is the schema the API server enforces.
 import type { V1ObjectMeta } from "@kubernetes/client-node";
+import type { ResourceDescriptor } from "../kube/resource.ts";
 import type { DiskSnapshotHandle } from "../storage/backend.ts";
 
 export const GROUP = "vmsnap.io";
@@ -8,6 +9,23 @@ export const VERSION = "v1alpha1";
 export const PLURAL = "vmsnapshots";
 export const KIND = "VMSnapshot";
 export const API_VERSION = `${GROUP}/${VERSION}`;
+
+/** The VMSnapshot resource, for the informer, the object client and Events of src/kube. */
+export const vmsnapshots: ResourceDescriptor = {
+  group: GROUP,
+  version: VERSION,
+  plural: PLURAL,
+  kind: KIND,
+  namespaced: true,
+};
+
+/**
+ * The field selector of one host's snapshots: each agent lists and watches only its own node's
+ * (the CRD declares `spec.source.node` a selectable field).
+ */
+export function snapshotsOnNode(node: string): string {
+  return `spec.source.node=${node}`;
+}
 
 export const PHASES = [
   "Pending",

@@ -7,8 +7,9 @@
 import type { Logger } from "../log.ts";
 import type { ControllerMetrics } from "../metrics/index.ts";
 import type { Kind, KindState, KubeObject } from "./kind.ts";
-import { objectKey, type Reconciler } from "./reconciler.ts";
-import type { WorkQueue } from "./workqueue.ts";
+import type { Reconciler } from "./reconciler.ts";
+import { objectKey } from "../kube/resource.ts";
+import type { WorkQueue } from "../kube/workqueue.ts";
 
 /** What the controller needs of the informer: a synced cache and change notifications. */
 export interface ObjectCache<T> {

@@ -1,13 +1,10 @@
 // What a resource kind supplies to the one reconcile loop (reconciler.ts): its pure machine, the
 // effects that act on the world, its status codec and its Event wording. VMSnapshot is the first
 // kind (src/snapshot/kind.ts); a new kind is new files implementing this, never a copy of the loop.
-import type { V1ObjectMeta } from "@kubernetes/client-node";
+import type { KubeObject as PlainObject, StatusOf } from "../kube/resource.ts";
 
-/** Any namespaced custom object the loop can drive. */
-export interface KubeObject {
-  apiVersion?: string;
-  kind?: string;
-  metadata: V1ObjectMeta;
+/** Any namespaced custom object with a status, which the loop can drive. */
+export interface KubeObject extends PlainObject {
   status?: object;
 }
 
@@ -56,7 +53,7 @@ export interface Kind<T extends KubeObject, S extends KindState, E, C> {
   overdue(state: S, now: number): E | undefined;
 
   // ---- the status codec (pure) ----
-  statusOf(object: T, state: S, now: number, waiting?: Waiting): NonNullable<T["status"]>;
+  statusOf(object: T, state: S, now: number, waiting?: Waiting): StatusOf<T>;
 
   // ---- the effects (I/O) ----
   /** Runs the idempotent effect of the state's step and reports its outcome. */

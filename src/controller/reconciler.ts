@@ -12,21 +12,11 @@
 // - never act on a stale cache: if our last write is newer than the cache, read the server;
 // - an unchanged status is never re-sent (compared by value, not by key order).
 import type { Kind, KindState, KubeObject, Waiting } from "./kind.ts";
-import { ConflictError } from "./snapshot-client.ts";
+import { ConflictError, type ReconcileClient } from "../kube/object-client.ts";
+import type { EventSink } from "../kube/recorder.ts";
+import { objectKey } from "../kube/resource.ts";
 import { sameStatus } from "./status-equality.ts";
 import { monotonicNow } from "../clock.ts";
-
-/** The API calls the loop makes. */
-export interface ObjectClient<T extends KubeObject> {
-  get(namespace: string, name: string): Promise<T | undefined>;
-  /** Merge patch of status carrying metadata.resourceVersion; 409 → ConflictError. */
-  patchStatus(object: T, status: NonNullable<T["status"]>): Promise<T>;
-  setFinalizers(object: T, finalizers: string[]): Promise<T>;
-}
-
-export interface EventSink<T extends KubeObject> {
-  record(object: T, type: "Normal" | "Warning", reason: string, action: string, note: string): void;
-}
 
 export interface ReconcileResult {
   /** Come back after this long (a wait, or a deadline to judge); undefined when done. */
@@ -41,8 +31,8 @@ export interface TransitionObserver<T, S> {
 export interface ReconcilerOptions<T extends KubeObject, S extends KindState, E, C> {
   readonly kind: Kind<T, S, E, C>;
   readonly read: (key: string) => T | undefined;
-  readonly client: ObjectClient<T>;
-  readonly events: EventSink<T>;
+  readonly client: ReconcileClient<T>;
+  readonly events: Pick<EventSink, "record">;
   readonly observer?: TransitionObserver<T, S>;
   readonly now?: () => number;
   readonly log?: (message: string, fields: Record<string, unknown>) => void;
@@ -50,10 +40,6 @@ export interface ReconcilerOptions<T extends KubeObject, S extends KindState, E,
 
 /** How long to wait before looking again at an object whose effect reported an ignored event. */
 const IGNORED_EVENT_RETRY_MS = 1_000;
-
-export function objectKey(object: KubeObject): string {
-  return `${object.metadata.namespace}/${object.metadata.name}`;
-}
 
 export class Reconciler<T extends KubeObject, S extends KindState, E extends { type: string }, C> {
   /** The object each of our own writes returned, to detect a cache that lags behind them. */

@@ -1,6 +1,6 @@
 // libvirt's error numbers (virErrorNumber) and error domains (virErrorDomain) that vmsnap
-// classifies, named. Values are libvirt's ABI (virterror.h). See FACTS.md for the situations
-// each one was measured in.
+// classifies, named. Values are libvirt's ABI (virterror.h). See docs/libvirt-facts.md for the
+// situations each one was measured in.
 
 /** virErrorNumber values vmsnap distinguishes. */
 export const ErrorCode = {

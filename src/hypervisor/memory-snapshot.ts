@@ -3,7 +3,7 @@
 // their backends at the same instant). The controller pauses the vCPUs before the disks and
 // resumes them after this; nothing here pauses or resumes.
 //
-// Measured on libvirt 9.0 / QEMU 7.2 (FACTS.md, test/e2e/file-disk-backend.test.ts):
+// Measured on libvirt 9.0 / QEMU 7.2 (docs/libvirt-facts.md, test/e2e/file-disk-backend.test.ts):
 // - a paused 128 MiB guest saves in ~0.2 s; libvirt leaves it paused afterwards;
 // - a full delete of a memory-only external snapshot fails with code 1 and no message, so the
 //   metadata is deleted with METADATA_ONLY — there is no disk data to merge anyway — and the

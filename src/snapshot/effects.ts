@@ -31,7 +31,7 @@ import type { SnapshotEvent } from "../machine/events.ts";
 import { isFinal, type MachineState } from "../machine/step.ts";
 import type { DiskSnapshotHandle } from "../storage/backend.ts";
 import type { Outcome as KindOutcome } from "../controller/kind.ts";
-import { objectKey } from "../controller/reconciler.ts";
+import { objectKey } from "../kube/resource.ts";
 import type { Admission } from "./admission.ts";
 import { failureFrom, type Failure } from "./failures.ts";
 import type { StorageRegistry } from "../storage/registry.ts";

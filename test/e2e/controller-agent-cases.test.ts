@@ -1,19 +1,19 @@
-// The guest agent failing every way FACTS.md measured, on a real QEMU guest, through the
-// controller: no agent channel (libvirt 74), a freeze hook that refuses (1), an agent that hangs
-// (SIGSTOP, after it had answered: libvirt would block on it), an agent that is not running
+// The guest agent failing every way docs/libvirt-facts.md records, on a real QEMU guest, through
+// the controller: no agent channel (libvirt 74), a freeze hook that refuses (1), an agent that
+// hangs (SIGSTOP, after it had answered: libvirt would block on it), an agent that is not running
 // (killed: 86 at once). Each case runs under Required (Failed, typed reason) and IfAvailable
 // (Succeeded unquiesced, Quiesced=False with the reason), and the guest is never left frozen:
 // its agent says "thawed" (once it answers again) and its writer never stops.
 //
 // Two guests: one without a channel, and one whose agent is made to misbehave on cue and well
-// again (e2e-agent-control.ts), so four cases cost two boots, made at the same time.
+// again (test/support/e2e/agent-control.ts), so four cases cost two boots, made at the same time.
 import { expect } from "chai";
 import type { QuiescePolicy, VMSnapshot } from "../../src/api/types.ts";
-import { hangAgent, killAgent, setFreezeHookMode } from "../support/e2e-agent-control.ts";
-import { conditionOf, useE2eController, type E2eController } from "../support/e2e-controller.ts";
-import { lastSeq, waitForSeq } from "../support/e2e-writer.ts";
+import { hangAgent, killAgent, setFreezeHookMode } from "../support/e2e/agent-control.ts";
+import { conditionOf, useE2eController, type E2eController } from "../support/e2e/controller.ts";
+import { lastSeq, waitForSeq } from "../support/e2e/writer.ts";
 import { guestImage, launchGuest, sequenceGaps, type Guest } from "../support/guest/index.ts";
-import { VirshError, agentCommand, freezeStatus } from "../support/libvirtd.ts";
+import { VirshError, agentCommand, freezeStatus } from "../support/libvirt/libvirtd.ts";
 
 const BOOT_TIMEOUT_MS = 120_000;
 

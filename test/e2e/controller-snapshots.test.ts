@@ -13,16 +13,16 @@ import {
   useE2eController,
   type E2eController,
   type SnapshotSpec,
-} from "../support/e2e-controller.ts";
-import { checkSnapshotOfDisk, describeExt4, type Ext4Check } from "../support/e2e-ext4.ts";
+} from "../support/e2e/controller.ts";
+import { checkSnapshotOfDisk, describeExt4, type Ext4Check } from "../support/e2e/ext4.ts";
 import {
   FREEZE_STAMP_SLACK_S,
   STALL_TOLERANCE,
   longestStallMs,
   notHeldByFreeze,
   stallRange,
-} from "../support/e2e-freeze-window.ts";
-import { guestWriterLog, lastSeq, waitForSeq } from "../support/e2e-writer.ts";
+} from "../support/e2e/freeze-window.ts";
+import { guestWriterLog, lastSeq, waitForSeq } from "../support/e2e/writer.ts";
 import {
   createRbdGuestDisk,
   guestImage,
@@ -33,7 +33,7 @@ import {
   type HookCall,
   type WriterRecord,
 } from "../support/guest/index.ts";
-import { domainState, freezeStatus, virsh } from "../support/libvirtd.ts";
+import { domainState, freezeStatus, virsh } from "../support/libvirt/libvirtd.ts";
 
 const BOOT_TIMEOUT_MS = 120_000;
 const DISKS = ["vda", "vdb"] as const;

@@ -24,7 +24,7 @@ import { readSnapshot, referencedFiles } from "../../src/hypervisor/snapshot-rea
 import { HypervisorError } from "../../src/hypervisor/errors.ts";
 import type { DiskSnapshotHandle, SnapshotRequest } from "../../src/storage/backend.ts";
 import { LibvirtFileBackend } from "../../src/storage/libvirt-file/index.ts";
-import { getCephCluster } from "../support/ceph.ts";
+import { getCephCluster } from "../support/ceph/cluster.ts";
 import {
   type Guest,
   createRbdGuestDisk,
@@ -41,8 +41,8 @@ import {
   fsThaw,
   useLibvirtd,
   virsh,
-} from "../support/libvirtd.ts";
-import { guestWriterLog } from "../support/e2e-writer.ts";
+} from "../support/libvirt/libvirtd.ts";
+import { guestWriterLog } from "../support/e2e/writer.ts";
 
 const run = promisify(execFile);
 const BOOT_TIMEOUT_MS = 120_000;

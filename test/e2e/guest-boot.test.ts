@@ -1,7 +1,8 @@
 // The end-to-end test bed itself, checked against a real libvirtd and a real QEMU guest: the
 // tiny guest boots to a pinging agent, its writer leaves a gapless record on disk and console,
 // a libvirt freeze really stalls it (and loses nothing), and each misbehaving-guest variant
-// fails the way FACTS.md measured, so controller tests built on them test what they claim.
+// fails the way docs/libvirt-facts.md records, so controller tests built on them test what they
+// claim.
 import { expect } from "chai";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
@@ -11,7 +12,7 @@ import {
   fsFreeze,
   fsThaw,
   useLibvirtd,
-} from "../support/libvirtd.ts";
+} from "../support/libvirt/libvirtd.ts";
 import {
   type Guest,
   type WriterRecord,
@@ -22,7 +23,7 @@ import {
   sequenceGaps,
   writerFileRecords,
 } from "../support/guest/index.ts";
-import { getCephCluster } from "../support/ceph.ts";
+import { getCephCluster } from "../support/ceph/cluster.ts";
 
 const BOOT_TIMEOUT_MS = 120_000;
 

@@ -55,28 +55,11 @@ describe("agent configuration", () => {
   }
 });
 
-describe("benchmark-only storage switch", () => {
-  it("is real unless asked, and takes only the documented modes", () => {
-    expect(parseConfig(["--node-name", "a"], {})).to.include({ benchStorage: "real" });
-    expect(parseConfig(["--node-name", "a", "--bench-storage", "noop"], {})).to.include({
-      benchStorage: "noop",
-    });
-    expect(() => parseConfig(["--node-name", "a", "--bench-storage", "fast"], {})).to.throw(
+describe("benchmark-only switches", () => {
+  it("are not in the shipped agent: --bench-storage is refused as an unknown flag", () => {
+    expect(() => parseConfig(["--node-name", "a", "--bench-storage", "noop"], {})).to.throw(
       ConfigError,
       /--bench-storage/,
     );
-  });
-});
-
-describe("thaw guard sidecar", () => {
-  it("spawns a guard unless given the sidecar's socket, by flag or $VMSNAP_GUARD_SOCKET", () => {
-    expect(parseConfig(["--node-name", "a"], {})).to.include({ guardSocket: undefined });
-    const env = { VMSNAP_GUARD_SOCKET: "/run/vmsnap/guard.sock" };
-    expect(parseConfig(["--node-name", "a"], env)).to.include({
-      guardSocket: "/run/vmsnap/guard.sock",
-    });
-    expect(parseConfig(["--node-name", "a", "--guard-socket", "/tmp/g.sock"], env)).to.include({
-      guardSocket: "/tmp/g.sock",
-    });
   });
 });

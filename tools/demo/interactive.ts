@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { stringify } from "yaml";
 import { API_VERSION, KIND } from "../../src/api/types.ts";
-import { SYSTEM_URI } from "../../test/support/libvirtd.ts";
+import { SYSTEM_URI } from "../../test/support/libvirt/libvirtd.ts";
 import { block, heading, line } from "./say.ts";
 import type { Session } from "./session.ts";
 import { NAMESPACE, NODE_NAME, type DemoStack } from "./stack.ts";

@@ -5,12 +5,12 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { isAlive } from "../../test/support/libvirtd-lock.ts";
+import { isAlive } from "../../test/support/libvirt/lock.ts";
 import { stopLeftover } from "../../test/support/processes.ts";
 
 const PREFIX = "vmsnap-demo-";
 const CONTROLLER_RUN_DIR = "controller-run-dir";
-/** startDaemon's name for the controller (test/support/controller-process.ts). */
+/** startDaemon's name for the controller (test/support/controller/process.ts). */
 const CONTROLLER_DAEMON = "vmsnap-controller";
 
 /** A fresh folder named after this process, after removing those of demos that are gone. */

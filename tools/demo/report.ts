@@ -2,7 +2,7 @@
 // (frozen window, downtime, disks, memory image, conditions), and the controller's metrics
 // endpoint with a few series scraped from it live.
 import type { VMSnapshot } from "../../src/api/types.ts";
-import type { ControlPlane } from "../../test/support/control-plane.ts";
+import type { ControlPlane } from "../../test/support/kube/control-plane.ts";
 import { block, clock, heading, line, mib } from "./say.ts";
 
 /** `kubectl get vmsnapshots` (the printer columns), then each snapshot's status in detail. */

@@ -5,16 +5,16 @@
 // with the session for removal the moment it exists.
 import { rmSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { getCephCluster, type CephCluster } from "../../test/support/ceph.ts";
-import { getControlPlane, type ControlPlane } from "../../test/support/control-plane.ts";
-import { startController, type ControllerProcess } from "../../test/support/controller-process.ts";
+import { getCephCluster, type CephCluster } from "../../test/support/ceph/cluster.ts";
+import { getControlPlane, type ControlPlane } from "../../test/support/kube/control-plane.ts";
+import { startController, type ControllerProcess } from "../../test/support/controller/process.ts";
 import {
   createRbdGuestDisk,
   guestImage,
   launchGuest,
   type Guest,
 } from "../../test/support/guest/index.ts";
-import { SYSTEM_URI, useLibvirtd } from "../../test/support/libvirtd.ts";
+import { SYSTEM_URI, useLibvirtd } from "../../test/support/libvirt/libvirtd.ts";
 import { createDemoDir, recordControllerRunDir } from "./leftovers.ts";
 import { event, heading, seconds, step } from "./say.ts";
 import { CLEANUP_ORDER, type Session } from "./session.ts";

@@ -3,8 +3,8 @@
 // memory folder, and which processes this demo started are still alive after the clean-up.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { LIBVIRTD_RUN_DIR, listDomains, virsh } from "../../test/support/libvirtd.ts";
-import { otherLeaseHolders } from "../../test/support/libvirtd-lock.ts";
+import { LIBVIRTD_RUN_DIR, listDomains, virsh } from "../../test/support/libvirt/libvirtd.ts";
+import { otherLeaseHolders } from "../../test/support/libvirt/lock.ts";
 import type { DemoStack } from "./stack.ts";
 
 /** Snapshot artefacts of the demo's guest that still exist, described one per entry. */

@@ -6,8 +6,8 @@
 import { readFileSync } from "node:fs";
 import { expect } from "chai";
 import { PHASES } from "../../../src/api/types.ts";
-import { bundleController, type ControllerBundle } from "../../support/bundle.ts";
-import { startScenario, type Scenario } from "../../support/snapshot-scenario.ts";
+import { bundleController, type ControllerBundle } from "../../support/controller/bundle.ts";
+import { startScenario, type Scenario } from "../../support/controller/snapshot-scenario.ts";
 import { childrenOf } from "../../../bench/lib/proc.ts";
 
 describe("the bundled controller (dist/bundle/main.js under plain node)", function () {

@@ -7,7 +7,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { expect } from "chai";
 import type { Phase, VMSnapshot } from "../../../src/api/types.ts";
 import { waitFor } from "../../support/processes.ts";
-import { startScenario, type Scenario, type TestDomain } from "../../support/snapshot-scenario.ts";
+import {
+  startScenario,
+  type Scenario,
+  type TestDomain,
+} from "../../support/controller/snapshot-scenario.ts";
 
 const FREEZE_TIMEOUT_MS = 5_000;
 

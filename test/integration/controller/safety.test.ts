@@ -3,7 +3,7 @@
 // else is visible to the controller exactly as an administrator's `virsh domfsfreeze` would be.
 import { expect } from "chai";
 import type { VMSnapshot } from "../../../src/api/types.ts";
-import { startScenario, type Scenario } from "../../support/snapshot-scenario.ts";
+import { startScenario, type Scenario } from "../../support/controller/snapshot-scenario.ts";
 
 describe("safety: vmsnap undoes only what it did", function () {
   this.timeout(180_000);

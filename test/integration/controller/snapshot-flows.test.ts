@@ -3,7 +3,7 @@
 // Each test applies VMSnapshots with kubectl and checks what a user and Ceph would see.
 import { expect } from "chai";
 import type { VMSnapshot } from "../../../src/api/types.ts";
-import { startScenario, type Scenario } from "../../support/snapshot-scenario.ts";
+import { startScenario, type Scenario } from "../../support/controller/snapshot-scenario.ts";
 
 describe("VMSnapshot controller on real parts", function () {
   this.timeout(180_000);

@@ -11,7 +11,7 @@ import {
   setHeaderOptions,
 } from "@kubernetes/client-node";
 import { stringify } from "yaml";
-import { getControlPlane, REPO_ROOT, type ControlPlane } from "../../support/control-plane.ts";
+import { getControlPlane, REPO_ROOT, type ControlPlane } from "../../support/kube/control-plane.ts";
 
 const GROUP = "vmsnap.io";
 const VERSION = "v1alpha1";

@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { expect } from "chai";
 import { CustomObjectsApi } from "@kubernetes/client-node";
-import { getControlPlane, REPO_ROOT, type ControlPlane } from "../../support/control-plane.ts";
+import { getControlPlane, REPO_ROOT, type ControlPlane } from "../../support/kube/control-plane.ts";
 
 const GROUP = "vmsnap.io";
 const VERSION = "v1alpha1";

@@ -7,7 +7,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
-import { useLibvirtTestHost, type LibvirtTestHost } from "../../support/libvirt-test-host.ts";
+import {
+  useLibvirtTestHost,
+  type LibvirtTestHost,
+} from "../../support/libvirt/test-driver-host.ts";
 import { GuardLog, hasExited } from "./guard-log.ts";
 import { Guests, when } from "./frozen-domain.ts";
 

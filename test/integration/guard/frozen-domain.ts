@@ -7,7 +7,7 @@ import {
   testDomainXml,
   uniqueTestDomainName,
   type LibvirtTestHost,
-} from "../../support/libvirt-test-host.ts";
+} from "../../support/libvirt/test-driver-host.ts";
 
 export class Guests {
   private readonly names: string[] = [];

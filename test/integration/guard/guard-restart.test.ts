@@ -8,7 +8,10 @@ import {
   ThawGuard,
   type ThawedReply,
 } from "../../../src/guard/thaw-guard.ts";
-import { useLibvirtTestHost, type LibvirtTestHost } from "../../support/libvirt-test-host.ts";
+import {
+  useLibvirtTestHost,
+  type LibvirtTestHost,
+} from "../../support/libvirt/test-driver-host.ts";
 import { GuardLog, hasExited } from "./guard-log.ts";
 import { Guests, until, when } from "./frozen-domain.ts";
 

@@ -6,9 +6,9 @@
 import { expect } from "chai";
 import { setTimeout as sleep } from "node:timers/promises";
 
-import { useLibvirtTestHost } from "../../support/libvirt-test-host.ts";
+import { useLibvirtTestHost } from "../../support/libvirt/test-driver-host.ts";
 import { waitFor } from "../../support/processes.ts";
-import { startScenario, type Scenario } from "../../support/snapshot-scenario.ts";
+import { startScenario, type Scenario } from "../../support/controller/snapshot-scenario.ts";
 import { GuardLog, hasExited } from "./guard-log.ts";
 import { SocketDir, startSidecarGuard, type SidecarGuard } from "./sidecar-guard.ts";
 

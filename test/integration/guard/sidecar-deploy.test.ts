@@ -10,7 +10,7 @@ import { parseAllDocuments } from "yaml";
 import { parseConfig, type AgentConfig } from "../../../src/config.ts";
 import { fromArgv } from "../../../src/guard/guard-args.ts";
 import { DEFAULT_THAW_POLICY } from "../../../src/hypervisor/thaw.ts";
-import { controlPlaneBinDir } from "../../support/control-plane.ts";
+import { controlPlaneBinDir } from "../../support/kube/control-plane.ts";
 import { REPO_ROOT, run } from "../operate/run.ts";
 
 interface Container {

@@ -15,8 +15,8 @@ import {
   uniqueTestDomainName,
   useLibvirtTestHost,
   type LibvirtTestHost,
-} from "../../support/libvirt-test-host.ts";
-import { virsh } from "../../support/libvirtd-virsh.ts";
+} from "../../support/libvirt/test-driver-host.ts";
+import { virsh } from "../../support/libvirt/virsh.ts";
 import { hasExited } from "./guard-log.ts";
 import { when } from "./frozen-domain.ts";
 

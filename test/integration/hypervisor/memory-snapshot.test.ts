@@ -1,5 +1,6 @@
 // saveMemory/removeMemory through the real addon on libvirt's test driver, which accepts an
-// external memory snapshot only when every disk says snapshot='no' and writes no file (FACTS.md):
+// external memory snapshot only when every disk says snapshot='no' and writes no file
+// (docs/libvirt-facts.md):
 // so these tests check the XML we send is acceptable, the bookkeeping, and idempotency.
 import { expect } from "chai";
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";

@@ -4,7 +4,7 @@
 import { expect } from "chai";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import { getControlPlane, type ControlPlane } from "../../support/control-plane.ts";
+import { getControlPlane, type ControlPlane } from "../../support/kube/control-plane.ts";
 import { REPO_ROOT } from "./run.ts";
 
 const AGENT = "system:serviceaccount:vmsnap-system:vmsnap-controller";

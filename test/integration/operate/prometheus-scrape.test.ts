@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { VMSnapshot } from "../../../src/api/types.ts";
 import { freePort, startDaemon, waitFor, type Daemon } from "../../support/processes.ts";
-import { startScenario, type Scenario } from "../../support/snapshot-scenario.ts";
+import { startScenario, type Scenario } from "../../support/controller/snapshot-scenario.ts";
 import { REPO_ROOT, run } from "./run.ts";
 
 const PROMETHEUS = "/usr/bin/prometheus";

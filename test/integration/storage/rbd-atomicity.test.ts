@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { expect } from "chai";
 import { RbdBackend } from "../../../src/storage/rbd/backend.ts";
-import { getCephCluster, type CephCluster } from "../../support/ceph.ts";
+import { getCephCluster, type CephCluster } from "../../support/ceph/cluster.ts";
 import {
   createImage,
   purgeImage,
@@ -15,7 +15,7 @@ import {
   rbdDisk,
   readCounter,
   uniqueName,
-} from "../../support/ceph-fixtures.ts";
+} from "../../support/ceph/fixtures.ts";
 
 const WRITER = fileURLToPath(new URL("./lockstep-writer.py", import.meta.url));
 // Debian's interpreter, which has python3-rbd (installed with ceph-common); a pyenv shim earlier

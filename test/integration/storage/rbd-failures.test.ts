@@ -13,7 +13,7 @@ import {
 } from "../../../src/storage/rbd/image-snapshots.ts";
 import { rollbackGroupSnapshot } from "../../../src/storage/rbd/group-snapshots.ts";
 import { createRbdRunner, type RbdRunner } from "../../../src/storage/rbd/runner.ts";
-import { getCephCluster, type CephCluster } from "../../support/ceph.ts";
+import { getCephCluster, type CephCluster } from "../../support/ceph/cluster.ts";
 import {
   createImage,
   ok,
@@ -21,7 +21,7 @@ import {
   rbdConfigFor,
   rbdDisk,
   uniqueName,
-} from "../../support/ceph-fixtures.ts";
+} from "../../support/ceph/fixtures.ts";
 
 async function failure(promise: Promise<unknown>): Promise<StorageError> {
   const outcome = await promise.then(

@@ -16,7 +16,7 @@ import { listImageSnapshots } from "../../../src/storage/rbd/image-snapshots.ts"
 import { groupNameForDomain } from "../../../src/storage/rbd/names.ts";
 import { createRbdRunner, type RbdRunner } from "../../../src/storage/rbd/runner.ts";
 import type { SnapshotRequest } from "../../../src/storage/backend.ts";
-import { getCephCluster, type CephCluster } from "../../support/ceph.ts";
+import { getCephCluster, type CephCluster } from "../../support/ceph/cluster.ts";
 import {
   checksum,
   createImage,
@@ -26,7 +26,7 @@ import {
   rbdConfigFor,
   rbdDisk,
   uniqueName,
-} from "../../support/ceph-fixtures.ts";
+} from "../../support/ceph/fixtures.ts";
 
 describe("RBD group snapshots (real Ceph)", function () {
   this.timeout(120_000);

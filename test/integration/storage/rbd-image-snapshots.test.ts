@@ -9,7 +9,7 @@ import {
   rollbackImageSnapshot,
 } from "../../../src/storage/rbd/image-snapshots.ts";
 import { createRbdRunner, type RbdRunner } from "../../../src/storage/rbd/runner.ts";
-import { getCephCluster, type CephCluster } from "../../support/ceph.ts";
+import { getCephCluster, type CephCluster } from "../../support/ceph/cluster.ts";
 import {
   checksum,
   createImage,
@@ -19,7 +19,7 @@ import {
   rbdConfigFor,
   rbdDisk,
   uniqueName,
-} from "../../support/ceph-fixtures.ts";
+} from "../../support/ceph/fixtures.ts";
 
 describe("RBD image snapshots (real Ceph)", function () {
   this.timeout(120_000);

@@ -17,7 +17,7 @@ import {
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ensurePackages } from "../libvirtd-apt.ts";
+import { ensurePackages } from "../libvirt/apt.ts";
 import { candidate, kernelPackage, renameOrKeep, unpacked } from "./debs.ts";
 import { pack, sharedLibraries, stage } from "./initramfs.ts";
 import { modulesToLoad } from "./modules.ts";

@@ -5,7 +5,7 @@ import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { aptUpdateOnce } from "../libvirtd-apt.ts";
+import { aptUpdateOnce } from "../libvirt/apt.ts";
 
 const run = promisify(execFile);
 

@@ -10,15 +10,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { onTeardown } from "../teardown.ts";
-import { useLibvirtd } from "../libvirtd.ts";
-import {
-  createDomain,
-  destroyDomain,
-  removeDomain,
-  uniqueDomainName,
-} from "../libvirtd-domains.ts";
-import { agentCommand } from "../libvirtd-agent.ts";
-import { isAlive } from "../libvirtd-lock.ts";
+import { useLibvirtd } from "../libvirt/libvirtd.ts";
+import { createDomain, destroyDomain, removeDomain, uniqueDomainName } from "../libvirt/domains.ts";
+import { agentCommand } from "../libvirt/agent.ts";
+import { isAlive } from "../libvirt/lock.ts";
 import { type GuestImage, guestImage } from "./build.ts";
 import { createExt4Qcow2 } from "./disk.ts";
 import {

@@ -1,12 +1,12 @@
 // An RBD image the tiny guest can mount: filled with an empty ext4 filesystem made on the host
 // (the guest has no mkfs.ext4 and the host has no krbd), plus what the domain XML needs to open
 // it: the monitor address, the cephx user, and a libvirt secret holding that user's key.
-// Takes the cluster as a parameter (test/support/ceph.ts owns its lifecycle).
+// Takes the cluster as a parameter (test/support/ceph/cluster.ts owns its lifecycle).
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { CephCluster } from "../ceph.ts";
-import { defineCephSecret } from "../libvirtd-secrets.ts";
+import type { CephCluster } from "../ceph/cluster.ts";
+import { defineCephSecret } from "../libvirt/secrets.ts";
 import { createExt4Raw } from "./disk.ts";
 import type { RbdDiskSpec } from "./domain-xml.ts";
 

@@ -4,8 +4,9 @@
 // test moves. Each fake keeps a journal so a test asserts the *calls* the controller made.
 import { HypervisorError } from "../../../src/hypervisor/errors.ts";
 import type { VMSnapshot, VMSnapshotStatus } from "../../../src/api/types.ts";
-import { ConflictError } from "../../../src/controller/snapshot-client.ts";
-import { objectKey, Reconciler, type ObjectClient } from "../../../src/controller/reconciler.ts";
+import { ConflictError, type ReconcileClient } from "../../../src/kube/object-client.ts";
+import { objectKey } from "../../../src/kube/resource.ts";
+import { Reconciler } from "../../../src/controller/reconciler.ts";
 import { Admission } from "../../../src/snapshot/admission.ts";
 import { SnapshotEffects } from "../../../src/snapshot/effects.ts";
 import { snapshotKind } from "../../../src/snapshot/kind.ts";
@@ -34,7 +35,7 @@ export function domainXml(name: string, image = `${name}-disk`): string {
 /** A fault the fake API server injects into the next matching call. */
 export type ApiFault = "conflict" | "server-error";
 
-export class FakeApi implements ObjectClient<VMSnapshot> {
+export class FakeApi implements ReconcileClient<VMSnapshot> {
   readonly objects = new Map<string, VMSnapshot>();
   private readonly faults: Array<{ when: (status: VMSnapshotStatus) => boolean; fault: ApiFault }> =
     [];

@@ -2,7 +2,8 @@
 // ports (an API server that answers 409/500, a libvirt and storage that record their calls, a
 // clock the test moves). Each case asserts the calls the controller made, in order.
 import { expect } from "chai";
-import { objectKey, Reconciler } from "../../../src/controller/reconciler.ts";
+import { Reconciler } from "../../../src/controller/reconciler.ts";
+import { objectKey } from "../../../src/kube/resource.ts";
 import type { Kind } from "../../../src/controller/kind.ts";
 import type { VMSnapshot } from "../../../src/api/types.ts";
 import { bed, T0, type Journal } from "./loop-ports.ts";

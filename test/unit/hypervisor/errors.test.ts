@@ -1,4 +1,5 @@
-// The libvirt error contract (FACTS.md): numeric code + error domain + operation → typed reason.
+// The libvirt error contract (docs/libvirt-facts.md): numeric code + error domain + operation →
+// typed reason.
 // Each row is a situation measured on libvirt 9.0 or the test driver; message text plays no part.
 import { expect } from "chai";
 

@@ -2,7 +2,7 @@
 // dashboards built for Go controllers show nothing for vmsnap.
 import { expect } from "chai";
 import { createMetrics } from "../../../src/metrics/index.ts";
-import { bucketBounds, parseExposition, samplesOf, valueOf } from "./exposition.ts";
+import { bucketBounds, parseExposition, samplesOf, valueOf } from "../../support/exposition.ts";
 
 async function scrape(metrics: ReturnType<typeof createMetrics>) {
   return parseExposition(await metrics.registry.metrics());

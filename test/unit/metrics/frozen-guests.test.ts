@@ -2,7 +2,7 @@
 // guests are frozen since when, read at scrape time.
 import { expect } from "chai";
 import { createMetrics } from "../../../src/metrics/index.ts";
-import { parseExposition, valueOf } from "./exposition.ts";
+import { parseExposition, valueOf } from "../../support/exposition.ts";
 
 function withClock(startMs: number) {
   const clock = { ms: startMs };

@@ -3,7 +3,7 @@
 import { expect } from "chai";
 import { register as globalRegistry, Registry } from "prom-client";
 import { createMetrics } from "../../../src/metrics/index.ts";
-import { parseExposition } from "./exposition.ts";
+import { parseExposition } from "../../support/exposition.ts";
 
 describe("metrics registry", () => {
   it("registers nothing in prom-client's global default registry", async () => {

@@ -1,7 +1,7 @@
 // vmsnap's own metrics: what the dashboards and alerts in deploy/ read.
 import { expect } from "chai";
 import { createMetrics } from "../../../src/metrics/index.ts";
-import { bucketBounds, parseExposition, samplesOf, valueOf } from "./exposition.ts";
+import { bucketBounds, parseExposition, samplesOf, valueOf } from "../../support/exposition.ts";
 
 async function scrape(metrics: ReturnType<typeof createMetrics>) {
   return parseExposition(await metrics.registry.metrics());

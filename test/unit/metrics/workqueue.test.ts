@@ -2,7 +2,7 @@
 // and 10 ns … 1000 s buckets.
 import { expect } from "chai";
 import { createMetrics } from "../../../src/metrics/index.ts";
-import { bucketBounds, parseExposition, valueOf } from "./exposition.ts";
+import { bucketBounds, parseExposition, valueOf } from "../../support/exposition.ts";
 
 describe("work queue metrics", () => {
   it("exports each family under client-go's name and type, labelled by queue name and controller", async () => {

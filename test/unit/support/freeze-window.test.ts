@@ -2,7 +2,7 @@
 // uptime stamps around FIFREEZE/FITHAW and each writer record's start/end. The judgement is
 // pure, so its edges are pinned here with hand-written console text.
 import { expect } from "chai";
-import { notHeldByFreeze } from "../../support/e2e-freeze-window.ts";
+import { notHeldByFreeze } from "../../support/e2e/freeze-window.ts";
 import { hookCalls, writerRecords, type HookCall } from "../../support/guest/console.ts";
 
 const CONSOLE = [

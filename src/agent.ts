@@ -1,0 +1,196 @@
+// The per-host agent's wiring: adapters, the thaw guard, the informer and work queue, the
+// reconciler, metrics and signals. SIGTERM drains: no new freeze starts, in-flight snapshots
+// finish or are undone, then the guard thaws what is left and exits. src/main.ts runs it with
+// the production storage backends; bench/lib/bench-main.ts with benchmark-only ones.
+import { mkdirSync } from "node:fs";
+import { snapshotsOnNode, vmsnapshots, type VMSnapshot } from "./api/types.ts";
+import { ConfigError, parseConfig, USAGE, type AgentConfig } from "./config.ts";
+import { Admission } from "./snapshot/admission.ts";
+import { Controller } from "./controller/controller.ts";
+import { SnapshotEffects } from "./snapshot/effects.ts";
+import { snapshotKind } from "./snapshot/kind.ts";
+import { MetricsObserver, timedBackend } from "./snapshot/observe.ts";
+import { Reconciler } from "./controller/reconciler.ts";
+import { Informer } from "./kube/informer.ts";
+import { ConnectionReusingKubeConfig } from "./kube/kube-config.ts";
+import { KubeEventRecorder } from "./kube/recorder.ts";
+import { KubeObjectClient } from "./kube/object-client.ts";
+import { reportUnfinishedWork, WorkQueue, workqueueMetricsHooks } from "./kube/workqueue.ts";
+import { ThawGuard, type ThawedReply } from "./guard/thaw-guard.ts";
+import { Hypervisor } from "./hypervisor/connection.ts";
+import { removeMemory, saveMemory } from "./hypervisor/memory-snapshot.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { createMetrics, MetricsServer, type VmsnapMetrics } from "./metrics/index.ts";
+import { LibvirtFileBackend } from "./storage/libvirt-file/index.ts";
+import { RbdBackend, type RbdConfig } from "./storage/rbd/index.ts";
+import { StorageRegistry } from "./storage/registry.ts";
+
+/** Builds the storage backends the effects snapshot disks with. */
+export type StorageWiring = (
+  config: AgentConfig,
+  hypervisor: Hypervisor,
+  metrics: VmsnapMetrics,
+) => StorageRegistry;
+
+/** Runs the agent until SIGTERM or SIGINT, then drains and closes everything. */
+export async function runAgent(
+  config: AgentConfig,
+  log: Logger,
+  storage: StorageWiring = storageBackends,
+): Promise<void> {
+  const kubeConfig = new ConnectionReusingKubeConfig();
+  if (config.kubeconfig) kubeConfig.loadFromFile(config.kubeconfig);
+  else kubeConfig.loadFromCluster();
+  mkdirSync(config.memoryDir, { recursive: true, mode: 0o700 });
+
+  const metrics = createMetrics();
+  const hypervisor = await Hypervisor.open(config.libvirtUri, {
+    callTimeoutMs: config.callTimeoutMs,
+  });
+  // The guard's reports reach the effects, which need the guard: bound once both exist.
+  // eslint-disable-next-line prefer-const -- assigned below, after the guard it needs
+  let effects: SnapshotEffects | undefined;
+  const guardEvents = {
+    onThawed: (report: ThawedReply) => {
+      log.warn("the thaw guard fired", { ...report });
+      effects?.guardFired(report);
+    },
+    onGuardExit: (pid: number | undefined, how: string) =>
+      log.error("lost the thaw guard; starting or reconnecting to another", { pid, how }),
+  };
+  // In a pod the guard is a sidecar: a guard spawned by a PID 1 controller would die with it.
+  const guard = config.guardSocket
+    ? await ThawGuard.connect({ socketPath: config.guardSocket, ...guardEvents })
+    : await ThawGuard.start({ uri: config.libvirtUri, ...guardEvents });
+  const admission = new Admission(config.maxFrozenGuests);
+  const observer = new MetricsObserver(metrics);
+  let draining = false;
+  effects = new SnapshotEffects({
+    hypervisor,
+    storage: storage(config, hypervisor, metrics),
+    memory: {
+      save: (request) => saveMemory(hypervisor, request),
+      remove: (request) => removeMemory(hypervisor, request),
+    },
+    guard,
+    admission,
+    memoryDir: config.memoryDir,
+    callTimeoutMs: config.callTimeoutMs,
+    isDraining: () => draining,
+    log: (message, fields) => log.warn(message, fields),
+    onError: (err) => observer.error(err),
+  });
+
+  const informer = new Informer<VMSnapshot>({
+    kubeConfig,
+    resource: vmsnapshots,
+    fieldSelector: snapshotsOnNode(config.nodeName),
+    ...(config.namespace ? { namespace: config.namespace } : {}),
+    onEvent: (diagnostic) => log.debug("informer", { ...diagnostic }),
+    onConnectionSuspect: () => kubeConfig.dropConnections(),
+  });
+  const kind = snapshotKind(effects);
+  const queueMetrics = metrics.forWorkqueue(kind.name);
+  const queue = new WorkQueue({ metrics: workqueueMetricsHooks(queueMetrics) });
+  const stopSampling = reportUnfinishedWork(queue, queueMetrics);
+  const events = new KubeEventRecorder(kubeConfig, config.nodeName, (m, f) => log.warn(m, f));
+  const reconciler = new Reconciler({
+    kind,
+    read: (key) => informer.getByKey(key),
+    client: new KubeObjectClient<VMSnapshot>(kubeConfig, vmsnapshots),
+    events,
+    observer,
+    log: (m, f) => log.warn(m, f),
+  });
+  const controller = new Controller({
+    kind,
+    cache: informer,
+    queue,
+    reconciler,
+    workers: config.workers,
+    log,
+    metrics: metrics.forController(kind.name, config.workers),
+    onDraining: () => {
+      draining = true;
+    },
+  });
+
+  const server = new MetricsServer({
+    registry: metrics.registry,
+    ready: () => controller.isReady(),
+  });
+  const address = await server.start(config.metricsHost, config.metricsPort);
+  log.info("serving metrics", { address: `${address.address}:${address.port}` });
+  await controller.start();
+
+  await new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      log.info("shutting down", { signal });
+      resolve();
+    };
+    process.once("SIGTERM", () => shutdown("SIGTERM"));
+    process.once("SIGINT", () => shutdown("SIGINT"));
+  });
+  await controller.stop();
+  await events.flush();
+  stopSampling();
+  await guard.close();
+  await server.close();
+  await hypervisor.close();
+  await kubeConfig.closeConnections();
+}
+
+/** Production storage: RBD group snapshots through Ceph, file disks through libvirt, timed. */
+export function storageBackends(
+  config: AgentConfig,
+  hypervisor: Hypervisor,
+  metrics: VmsnapMetrics,
+): StorageRegistry {
+  return new StorageRegistry([
+    timedBackend(new RbdBackend({ config: rbdConfigOf(config) }), metrics),
+    timedBackend(new LibvirtFileBackend({ hypervisor }), metrics),
+  ]);
+}
+
+/** The Ceph client settings of the configuration. */
+export function rbdConfigOf(config: AgentConfig): RbdConfig {
+  return {
+    confPath: config.cephConf,
+    clientId: config.cephId,
+    keyringPath: config.cephKeyring,
+    opTimeoutSeconds: config.cephOpTimeoutSeconds,
+  };
+}
+
+/**
+ * The agent's command line: parses `argv` (flags, then environment), prints usage or a
+ * configuration error (exit 2), runs the agent with `storage`, and exits when it has stopped.
+ */
+export async function runFromCommandLine(
+  argv: readonly string[],
+  storage: StorageWiring = storageBackends,
+): Promise<void> {
+  let config;
+  try {
+    config = parseConfig(argv, process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`vmsnap-controller: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  if (config === "help") {
+    process.stdout.write(USAGE + "\n");
+    return;
+  }
+  const log = createLogger(config.logLevel);
+  try {
+    await runAgent(config, log, storage);
+    // Abandoned libvirt calls (hung past their deadline) would keep the process alive.
+    process.exit(0);
+  } catch (err) {
+    log.error("fatal", { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    process.exit(1);
+  }
+}
