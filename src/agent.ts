@@ -2,7 +2,6 @@
 // reconciler, metrics and signals. SIGTERM drains: no new freeze starts, in-flight snapshots
 // finish or are undone, then the guard thaws what is left and exits. src/main.ts runs it with
 // the production storage backends; bench/lib/bench-main.ts with benchmark-only ones.
-import { mkdirSync } from "node:fs";
 import { snapshotsOnNode, vmsnapshots, type VMSnapshot } from "./api/types.ts";
 import { ConfigError, parseConfig, USAGE, type AgentConfig } from "./config.ts";
 import { Admission } from "./snapshot/admission.ts";
@@ -18,7 +17,9 @@ import { KubeObjectClient } from "./kube/object-client.ts";
 import { reportUnfinishedWork, WorkQueue, workqueueMetricsHooks } from "./kube/workqueue.ts";
 import { ThawGuard, type ThawedReply } from "./guard/thaw-guard.ts";
 import { Hypervisor } from "./hypervisor/connection.ts";
+import { makePrivateFolder } from "./hypervisor/memory-folder.ts";
 import { removeMemory, saveMemory } from "./hypervisor/memory-snapshot.ts";
+import { NamespaceCap } from "./limits/namespace-cap.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { createMetrics, MetricsServer, type VmsnapMetrics } from "./metrics/index.ts";
 import { LibvirtFileBackend } from "./storage/libvirt-file/index.ts";
@@ -41,7 +42,12 @@ export async function runAgent(
   const kubeConfig = new ConnectionReusingKubeConfig();
   if (config.kubeconfig) kubeConfig.loadFromFile(config.kubeconfig);
   else kubeConfig.loadFromCluster();
-  mkdirSync(config.memoryDir, { recursive: true, mode: 0o700 });
+  const memoryFolder = await makePrivateFolder(config.memoryDir);
+  if (memoryFolder.changed)
+    log.info("made the memory folder private (0700)", {
+      folder: memoryFolder.path,
+      was: memoryFolder.previousMode?.toString(8),
+    });
 
   const metrics = createMetrics();
   const hypervisor = await Hypervisor.open(config.libvirtUri, {
@@ -79,6 +85,14 @@ export async function runAgent(
     isDraining: () => draining,
     log: (message, fields) => log.warn(message, fields),
     onError: (err) => observer.error(err),
+    tenancy: {
+      node: config.nodeName,
+      unownedDomains: config.tenancy.unownedDomains,
+      memoryReserveBytes: config.tenancy.memoryReserveBytes,
+      ...(config.tenancy.maxSnapshotsPerNamespace > 0
+        ? { namespaceCap: new NamespaceCap(config.tenancy.maxSnapshotsPerNamespace) }
+        : {}),
+    },
   });
 
   const informer = new Informer<VMSnapshot>({

@@ -3,6 +3,12 @@
 import { isAbsolute } from "node:path";
 import { parseArgs } from "node:util";
 import { isLogLevel, type LogLevel } from "./log.ts";
+import {
+  parseTenancyOptions,
+  TENANCY_FLAGS,
+  TENANCY_USAGE,
+  type TenancyOptions,
+} from "./tenancy/agent-options.ts";
 
 export interface AgentConfig {
   /** Path of a kubeconfig; undefined means in-cluster (service account). */
@@ -24,6 +30,8 @@ export interface AgentConfig {
   readonly callTimeoutMs: number;
   /** The sidecar thaw guard's socket; undefined spawns a guard of our own (development). */
   readonly guardSocket: string | undefined;
+  /** Who may snapshot unowned domains, the memory reserve, the per-namespace cap. */
+  readonly tenancy: TenancyOptions;
 }
 
 export class ConfigError extends Error {
@@ -46,6 +54,7 @@ const OPTIONS = {
   "log-level": { type: "string" },
   "call-timeout": { type: "string" },
   "guard-socket": { type: "string" },
+  ...TENANCY_FLAGS,
   help: { type: "boolean" },
 } as const;
 
@@ -66,7 +75,8 @@ export const USAGE = `vmsnap-controller: takes consistent snapshots of this host
   --log-level LEVEL             debug|info|warn|error (default info)
   --call-timeout SECONDS        deadline of one libvirt call outside a freeze (default 30)
   --guard-socket PATH           connect to the thaw guard sidecar listening here ($VMSNAP_GUARD_SOCKET;
-                                default: spawn a guard, which dies with us if we are a container's PID 1)`;
+                                default: spawn a guard, which dies with us if we are a container's PID 1)
+${TENANCY_USAGE}`;
 
 /** Parses argv and env into a validated configuration; throws ConfigError naming the flag. */
 export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): AgentConfig | "help" {
@@ -98,6 +108,12 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Ag
     throw new ConfigError(
       `--log-level must be debug, info, warn or error, not ${JSON.stringify(logLevel)}`,
     );
+  let tenancy: TenancyOptions;
+  try {
+    tenancy = parseTenancyOptions(values, env);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
   return {
     kubeconfig: values.kubeconfig ?? env.KUBECONFIG,
     nodeName,
@@ -115,6 +131,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Ag
     logLevel,
     callTimeoutMs: positive("--call-timeout", values["call-timeout"] ?? "30") * 1000,
     guardSocket,
+    tenancy,
   };
 }
 

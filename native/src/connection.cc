@@ -137,6 +137,13 @@ Result Info(virConnectPtr c, virDomainPtr d) {
   };
 }
 
+// virDomainGetMetadata. `uri` names the namespace of a VIR_DOMAIN_METADATA_ELEMENT and must be
+// null for TITLE/DESCRIPTION. Absent metadata rejects with VIR_ERR_NO_DOMAIN_METADATA (80), as
+// every other failure: the adapter decides what "absent" means.
+Result Metadata(virConnectPtr c, virDomainPtr d, int type, const std::optional<std::string>& uri, unsigned flags) {
+  return String(Take(c, virDomainGetMetadata(d, type, uri ? uri->c_str() : nullptr, flags)));
+}
+
 // ---- callbacks from libvirt's event-loop thread --------------------------------------------
 
 void Invoke(Listener* listener, Napi::Env env, const std::initializer_list<napi_value>& args) {
@@ -195,6 +202,8 @@ Napi::Function Connection::Define(Napi::Env env) {
     InstanceMethod<&Connection::Restore>("restore"),
     InstanceMethod<&Connection::RegisterDomainEvent>("registerDomainEvent"),
     InstanceMethod<&Connection::DeregisterDomainEvent>("deregisterDomainEvent"),
+    InstanceMethod<&Connection::DomainMetadata>("domainMetadata"),
+    InstanceMethod<&Connection::DomainMetadataByUUID>("domainMetadataByUUID"),
   });
 }
 
@@ -493,6 +502,26 @@ Napi::Value Connection::DeregisterDomainEvent(const Napi::CallbackInfo& info) {
     std::lock_guard<std::mutex> lock(attachments->mutex);
     std::erase(attachments->eventIds, id);
     return Undefined();
+  });
+}
+
+Napi::Value Connection::DomainMetadata(const Napi::CallbackInfo& info) {
+  auto name = Str(info, 0);
+  int type = Int(info, 1);
+  auto uri = OptStr(info, 2);
+  auto flags = Flags(info, 3);
+  return Call(info, [name, type, uri, flags](virConnectPtr c) {
+    return Metadata(c, Domain::ByName(c, name), type, uri, flags);
+  });
+}
+
+Napi::Value Connection::DomainMetadataByUUID(const Napi::CallbackInfo& info) {
+  auto uuid = Str(info, 0);
+  int type = Int(info, 1);
+  auto uri = OptStr(info, 2);
+  auto flags = Flags(info, 3);
+  return Call(info, [uuid, type, uri, flags](virConnectPtr c) {
+    return Metadata(c, Domain::ByUUID(c, uuid), type, uri, flags);
   });
 }
 

@@ -61,6 +61,8 @@ class Connection : public Napi::ObjectWrap<Connection> {
   Napi::Value Restore(const Napi::CallbackInfo& info);
   Napi::Value RegisterDomainEvent(const Napi::CallbackInfo& info);
   Napi::Value DeregisterDomainEvent(const Napi::CallbackInfo& info);
+  Napi::Value DomainMetadata(const Napi::CallbackInfo& info);
+  Napi::Value DomainMetadataByUUID(const Napi::CallbackInfo& info);
 
   virConnectPtr conn_ = nullptr;  // JS thread only; null once closed
   std::shared_ptr<Attachments> attachments_ = std::make_shared<Attachments>();

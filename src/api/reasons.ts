@@ -16,6 +16,10 @@ export const FailureReason = {
   DeadlineExceeded: "DeadlineExceeded",
   Interrupted: "Interrupted",
   InvalidSpec: "InvalidSpec",
+  /** The namespace does not own the domain (or it does not exist: the same answer, on purpose). */
+  Forbidden: "Forbidden",
+  /** The memory folder has less free space than the guest's RAM plus the reserve. */
+  InsufficientSpace: "InsufficientSpace",
   Internal: "Internal",
 } as const;
 export type FailureReason = (typeof FailureReason)[keyof typeof FailureReason];
@@ -34,6 +38,8 @@ export type UnquiescedReason = (typeof UnquiescedReason)[keyof typeof Unquiesced
 export const WaitReason = {
   WaitingForDomainLock: "WaitingForDomainLock",
   WaitingForFreezeSlot: "WaitingForFreezeSlot",
+  /** The namespace has its cap of snapshots in flight on this node (limits/namespace-cap.ts). */
+  WaitingForNamespaceSlot: "WaitingForNamespaceSlot",
   ShuttingDown: "ShuttingDown",
   WaitingForThawGuard: "WaitingForThawGuard",
 } as const;

@@ -4,7 +4,13 @@
 import { ErrorCode, NOT_LIBVIRT } from "./error-codes.ts";
 import { classify, HypervisorError, type Operation } from "./errors.ts";
 import type { AgentLifecycleEvent, LifecycleEvent } from "./events.ts";
-import { DOMAIN_STATES, nameOf, type DomainState } from "./flags.ts";
+import {
+  DOMAIN_STATES,
+  MetadataType,
+  ModificationImpact,
+  nameOf,
+  type DomainState,
+} from "./flags.ts";
 import { Link, type LinkOptions, type LostReason } from "./link.ts";
 import { loadNative, type NativeBinding, type NativeDomainInfo } from "./native.ts";
 
@@ -45,6 +51,13 @@ export interface SaveRestoreOptions extends CallOptions {
   /** Replacement domain XML (e.g. with disk paths rewritten). */
   readonly xml?: string;
   /** SaveRestoreFlags. */
+  readonly flags?: number;
+}
+
+export interface MetadataOptions extends CallOptions {
+  /** Address the domain by UUID instead of by name (a pinned identity). */
+  readonly byUUID?: boolean;
+  /** ModificationImpact: Current (default), Live or Config. */
   readonly flags?: number;
 }
 
@@ -111,6 +124,33 @@ export class Hypervisor {
     return this.link.call("domainXml", name, options?.timeoutMs, (c) =>
       c.domainXml(name, options?.flags ?? 0),
     );
+  }
+
+  /**
+   * The element of the domain's `<metadata>` in XML namespace `uri`, as libvirt returns it
+   * (the element with its namespace prefix removed), or undefined when the domain has none
+   * (libvirt's code 80). A missing domain still fails, with DomainNotFound.
+   *
+   * @example
+   * await hv.domainMetadata("db-01", "https://vmsnap.io/xmlns/owner/v1")
+   * // "<owner>\n  <namespace>team-a</namespace>\n</owner>" or undefined
+   */
+  async domainMetadata(
+    domain: string,
+    uri: string,
+    options?: MetadataOptions,
+  ): Promise<string | undefined> {
+    const flags = options?.flags ?? ModificationImpact.Current;
+    try {
+      return await this.link.call("domainMetadata", domain, options?.timeoutMs, (c) =>
+        options?.byUUID === true
+          ? c.domainMetadataByUUID(domain, MetadataType.Element, uri, flags)
+          : c.domainMetadata(domain, MetadataType.Element, uri, flags),
+      );
+    } catch (err) {
+      if (err instanceof HypervisorError && err.reason === "MetadataNotFound") return undefined;
+      throw err;
+    }
   }
 
   isActive(name: string, options?: CallOptions): Promise<boolean> {

@@ -18,6 +18,8 @@ export const ErrorCode = {
   OperationTimeout: 68,
   NoDomainSnapshot: 72,
   ArgumentUnsupported: 74,
+  /** virDomainGetMetadata: the domain has no such metadata (no element in that namespace). */
+  NoDomainMetadata: 80,
   OperationUnsupported: 84,
   AgentUnresponsive: 86,
   AgentUnsynced: 97,

@@ -9,6 +9,7 @@ export type Operation =
   | "close"
   | "domainInfo"
   | "domainXml"
+  | "domainMetadata"
   | "isActive"
   | "fsFreeze"
   | "fsThaw"
@@ -43,6 +44,9 @@ export type HypervisorErrorReason =
   | "Unsupported"
   /** No snapshot of that name (72). */
   | "SnapshotNotFound"
+  /** The domain has no metadata of that type or namespace (80); domainMetadata() returns
+   *  undefined for it instead of failing. */
+  | "MetadataNotFound"
   /** An argument libvirt rejected outside the flag refusals above (8). */
   | "InvalidArgument"
   /** The call's deadline passed (vmsnap's own, or libvirt's job timeout 68). */
@@ -127,6 +131,8 @@ export function classify(
         : "InvalidArgument";
     case ErrorCode.NoDomainSnapshot:
       return "SnapshotNotFound";
+    case ErrorCode.NoDomainMetadata:
+      return "MetadataNotFound";
     case ErrorCode.OperationTimeout:
       return "Timeout";
     case ErrorCode.NoConnect:

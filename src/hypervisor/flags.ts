@@ -38,6 +38,22 @@ export const DomainXmlFlags = {
   Migratable: 1 << 3,
 } as const;
 
+/** virDomainMetadataType, for domainMetadata(). */
+export const MetadataType = {
+  Description: 0,
+  Title: 1,
+  /** An element of the domain's <metadata>, addressed by its XML namespace URI. */
+  Element: 2,
+} as const;
+
+/** virDomainModificationImpact: which definition a metadata read addresses. Current is the live
+ *  one of a running domain and the persistent one of a shut-off domain. */
+export const ModificationImpact = {
+  Current: 0,
+  Live: 1 << 0,
+  Config: 1 << 1,
+} as const;
+
 /** virDomainState, indexed by its value. */
 export const DOMAIN_STATES = [
   "nostate",

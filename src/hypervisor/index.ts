@@ -7,6 +7,7 @@ export {
   type FreezeStatus,
   type FsInfo,
   type HypervisorOptions,
+  type MetadataOptions,
   type SaveRestoreOptions,
   type Unsubscribe,
 } from "./connection.ts";
@@ -23,6 +24,8 @@ export { ErrorCode, ErrorDomain } from "./error-codes.ts";
 export {
   AgentTimeout,
   DomainXmlFlags,
+  MetadataType,
+  ModificationImpact,
   SaveRestoreFlags,
   SnapshotCreateFlags,
   SnapshotDeleteFlags,

@@ -63,6 +63,15 @@ export interface NativeConnection {
     callback: (event: NativeDomainEvent) => void,
   ): Promise<number>;
   deregisterDomainEvent(callbackId: number): Promise<void>;
+  /** virDomainGetMetadata (`uri` only for MetadataType.Element, else null); flags are
+   *  ModificationImpact. Absent metadata rejects with code 80. */
+  domainMetadata(name: string, type: number, uri: string | null, flags: number): Promise<string>;
+  domainMetadataByUUID(
+    uuid: string,
+    type: number,
+    uri: string | null,
+    flags: number,
+  ): Promise<string>;
 }
 
 export interface NativeBinding {

@@ -32,6 +32,10 @@ import { isFinal, type MachineState } from "../machine/step.ts";
 import type { DiskSnapshotHandle } from "../storage/backend.ts";
 import type { Outcome as KindOutcome } from "../controller/kind.ts";
 import { objectKey } from "../kube/resource.ts";
+import { checkMemorySpace } from "../limits/check-memory-space.ts";
+import type { NamespaceCap } from "../limits/namespace-cap.ts";
+import { checkOwnership } from "../tenancy/check-ownership.ts";
+import type { UnownedDomainPolicy } from "../tenancy/unowned-policy.ts";
 import type { Admission } from "./admission.ts";
 import { failureFrom, type Failure } from "./failures.ts";
 import type { StorageRegistry } from "../storage/registry.ts";
@@ -55,6 +59,13 @@ export interface EffectsOptions {
   readonly isDraining?: () => boolean;
   /** Every adapter error met, for metrics (libvirt errors by code). */
   readonly onError?: (err: unknown) => void;
+  /** Who may snapshot which domain here, and the per-host limits (src/tenancy, src/limits). */
+  readonly tenancy?: {
+    readonly node: string;
+    readonly unownedDomains: UnownedDomainPolicy;
+    readonly memoryReserveBytes: number;
+    readonly namespaceCap?: NamespaceCap;
+  };
 }
 
 /** What this process knows about an attempt that status cannot say. */
@@ -237,6 +248,9 @@ export class SnapshotEffects {
    * hold that status did not record yet (a create that landed just before a crash).
    */
   async removeArtefacts(snapshot: VMSnapshot, context: SnapshotContext): Promise<void> {
+    // An attempt that never started made nothing; "cleaning up" would call into a domain whose
+    // ownership it may never have passed (a Forbidden snapshot, one deleted before its first look).
+    if (!startedWork(context)) return;
     const session = this.sessions.get(snapshot.metadata.uid!);
     // A storage call that outlived its deadline may still create its snapshot: let it settle
     // (its own process timeout bounds this) so nothing it makes is orphaned.
@@ -284,6 +298,7 @@ export class SnapshotEffects {
   /** Lets go of the domain and freeze slot of a snapshot that vanished without finalize. */
   forget(key: string): void {
     this.o.admission.releaseKey(key);
+    this.o.tenancy?.namespaceCap?.release(key);
   }
 
   /** Forgets the attempt: its domain, freeze slot and session. */
@@ -291,6 +306,7 @@ export class SnapshotEffects {
     this.sessions.delete(snapshot.metadata.uid!);
     this.guardThawedAt.delete(snapshot.metadata.uid!);
     this.o.admission.release(snapshot.spec.source.domain, keyOf(snapshot));
+    this.o.tenancy?.namespaceCap?.release(keyOf(snapshot));
   }
 
   // ---- phases ---------------------------------------------------------------------------
@@ -303,6 +319,17 @@ export class SnapshotEffects {
       return wait(
         WaitReason.ShuttingDown,
         "this host's agent is shutting down; the next one takes over",
+      );
+    }
+    // Ownership before anything else, the domain lock included: its wait message names the
+    // snapshot holding the domain, which a tenant who does not own it must not learn.
+    const refusal = await this.ownershipRefusal(snapshot);
+    if (refusal) return refusal;
+    const cap = this.o.tenancy?.namespaceCap;
+    if (cap && !cap.claim(snapshot.metadata.namespace!, key)) {
+      return wait(
+        WaitReason.WaitingForNamespaceSlot,
+        `namespace ${snapshot.metadata.namespace} has ${cap.limit} snapshots in flight on this node`,
       );
     }
     if (!this.o.admission.claimDomain(domain, key)) {
@@ -320,6 +347,19 @@ export class SnapshotEffects {
     }
     const session = this.sessionFromXml(snapshot, xml);
     if ("reason" in session) return failed(this.now(), session);
+    if (snapshot.spec.memory === true && this.o.tenancy) {
+      try {
+        const space = await checkMemorySpace({
+          domainXml: xml,
+          folder: this.o.memoryDir,
+          reserveBytes: this.o.tenancy.memoryReserveBytes,
+        });
+        if (!space.allowed)
+          return failed(this.now(), { reason: space.reason, message: space.message });
+      } catch (err) {
+        return failed(this.now(), this.failure(err, "measuring room for the memory image"));
+      }
+    }
     this.sessions.set(snapshot.metadata.uid!, session);
 
     const now = this.now();
@@ -374,6 +414,30 @@ export class SnapshotEffects {
     session.armedHere = true;
     const at = this.now();
     return { event: { type: "FREEZE_ARMED", at, freezeDeadline: at + c.freezeTimeoutMs } };
+  }
+
+  /** Forbidden unless this snapshot's namespace owns the domain (tenancy/); undefined if it may go on. */
+  private async ownershipRefusal(snapshot: VMSnapshot): Promise<Outcome | undefined> {
+    const tenancy = this.o.tenancy;
+    if (!tenancy) return undefined;
+    const domain = snapshot.spec.source.domain;
+    const request = { namespace: snapshot.metadata.namespace!, domain, node: tenancy.node };
+    let decision;
+    try {
+      decision = await checkOwnership(this.o.hypervisor, request, tenancy.unownedDomains, {
+        timeoutMs: this.o.callTimeoutMs,
+      });
+    } catch (err) {
+      return failed(this.now(), this.failure(err, `checking who owns domain ${domain}`));
+    }
+    if (decision.allowed) return undefined;
+    // The cause is for operators; the tenant sees the one message that reveals nothing.
+    this.o.log?.("refused: the namespace does not own the domain", {
+      key: keyOf(snapshot),
+      domain,
+      detail: decision.logDetail,
+    });
+    return failed(this.now(), { reason: decision.reason, message: decision.message });
   }
 
   /** The freeze deadline is in status (write-ahead); hand it to the guard, then freeze. */
@@ -745,6 +809,19 @@ function uniqueDisks(disks: readonly Disk[]): Disk[] {
     seen.add(key);
     return true;
   });
+}
+
+/**
+ * Whether this attempt did anything to the domain: a freeze armed, the no-freeze decision made,
+ * a disk or memory snapshot taken. Every one of those comes after the ownership check.
+ */
+function startedWork(context: SnapshotContext): boolean {
+  return (
+    context.freezeDeadline !== undefined ||
+    context.quiesced !== undefined ||
+    context.disks.length > 0 ||
+    context.memoryImage !== undefined
+  );
 }
 
 function tick(at: number): Outcome {

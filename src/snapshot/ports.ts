@@ -5,7 +5,14 @@ import type { Hypervisor } from "../hypervisor/connection.ts";
 
 export type HypervisorPort = Pick<
   Hypervisor,
-  "domainInfo" | "domainXml" | "fsFreeze" | "fsThaw" | "suspend" | "resume"
+  | "domainInfo"
+  | "domainInfoByUUID"
+  | "domainMetadata"
+  | "domainXml"
+  | "fsFreeze"
+  | "fsThaw"
+  | "suspend"
+  | "resume"
 >;
 
 export interface MemoryImagePort {

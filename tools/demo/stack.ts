@@ -86,7 +86,7 @@ async function bootGuest(session: Session, ceph: CephCluster): Promise<Guest> {
   session.check();
   const guest = await step(
     "guest defined",
-    () => launchGuest({ label: "demo", fileDisks: 1, rbdDisks: [disk] }),
+    () => launchGuest({ label: "demo", fileDisks: 1, rbdDisks: [disk], owners: [NAMESPACE] }),
     (g) => `${g.name}: vda qcow2 file, vdb RBD`,
   );
   session.onCleanup("removed the guest and its disks", CLEANUP_ORDER.guest, async () => {
@@ -114,6 +114,8 @@ async function startTheController(
         libvirtUri: SYSTEM_URI,
         ceph: { confPath: ceph.confPath, clientId: ceph.clientId, keyringPath: ceph.keyringPath },
         memoryDir: join(dir, "memory"),
+        // As deployed: deny domains without an owner element; the demo's guest declares its own.
+        unownedDomains: "",
         extraArgs: ["--log-level", "info"],
       }),
     (c) => `pid ${c.pid}, node ${NODE_NAME}, /metrics on 127.0.0.1:${c.metricsPort}`,

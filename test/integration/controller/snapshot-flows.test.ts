@@ -161,11 +161,11 @@ describe("VMSnapshot controller on real parts", function () {
   });
 
   describe("bad runtime input ends Failed with a reason", () => {
-    it("an unknown domain: DomainNotFound", async () => {
+    it("an unknown domain: Forbidden, as a domain of someone else's (tenancy reveals no existence)", async () => {
       await s.apply("no-such-domain", {}, "vmsnap-does-not-exist");
       const done = await s.waitFinal("no-such-domain");
       expect(done.status?.phase).to.equal("Failed");
-      expect(done.status?.error?.reason).to.equal("DomainNotFound");
+      expect(done.status?.error?.reason).to.equal("Forbidden");
     });
 
     const blockDisk = `    <disk type='block' device='disk'><source dev='/dev/vmsnap-none'/><target dev='vdz' bus='virtio'/></disk>`;

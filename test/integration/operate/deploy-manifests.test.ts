@@ -63,17 +63,23 @@ describe("deploy/ manifests", () => {
     const kinds = base.map((m) => `${m.kind}/${m.metadata.name}`).sort();
     expect(kinds).to.deep.equal([
       "ClusterRole/vmsnap-controller",
+      "ClusterRole/vmsnap-edit",
+      "ClusterRole/vmsnap-view",
       "ClusterRoleBinding/vmsnap-controller",
       "CustomResourceDefinition/vmsnapshots.vmsnap.io",
       "DaemonSet/vmsnap-controller",
       "Namespace/vmsnap-system",
       "Service/vmsnap-controller",
       "ServiceAccount/vmsnap-controller",
+      "ValidatingAdmissionPolicy/vmsnap-agent-own-node",
+      "ValidatingAdmissionPolicy/vmsnap-allowed-domains",
+      "ValidatingAdmissionPolicyBinding/vmsnap-agent-own-node",
+      "ValidatingAdmissionPolicyBinding/vmsnap-allowed-domains",
     ]);
     for (const m of base.filter(
       (m) => !["Namespace", "CustomResourceDefinition"].includes(m.kind),
     )) {
-      if (m.kind.startsWith("Cluster")) continue;
+      if (m.kind.startsWith("Cluster") || m.kind.startsWith("ValidatingAdmissionPolicy")) continue;
       expect(m.metadata.namespace, `${m.kind}/${m.metadata.name}`).to.equal("vmsnap-system");
     }
   });

@@ -19,6 +19,11 @@ export interface ControllerProcessOptions {
   readonly memoryDir?: string;
   readonly workers?: number;
   readonly maxFrozenGuests?: number;
+  /**
+   * --allow-unowned-domains: test domains carry no owner element, so by default every namespace
+   * may snapshot them ("*"); "" is the deployed default, deny.
+   */
+  readonly unownedDomains?: string;
   readonly extraArgs?: readonly string[];
   /**
    * The entry point: src/main.ts under tsx by default; another .ts file also runs under tsx
@@ -76,6 +81,7 @@ export async function startController(o: ControllerProcessOptions): Promise<Cont
     `127.0.0.1:${metricsPort}`,
     "--log-level",
     "debug",
+    `--allow-unowned-domains=${o.unownedDomains ?? "*"}`,
     ...(o.namespace ? ["--namespace", o.namespace] : []),
     ...(o.extraArgs ?? []),
   ];

@@ -40,6 +40,8 @@ export interface GuestDomainSpec {
   readonly agent?: AgentMode;
   readonly hook?: HookMode;
   readonly memoryMiB?: number;
+  /** Namespaces the vmsnap owner element in <metadata> names (none: no element). */
+  readonly owners?: readonly string[];
 }
 
 const esc = (s: string) =>
@@ -89,6 +91,13 @@ function diskXml(disk: DiskSpec): string {
   ].join("");
 }
 
+/** The vmsnap owner element, as a provisioner writes it into the domain XML (docs/security.md). */
+export function ownerMetadataXml(owners: readonly string[] | undefined): string {
+  if (owners === undefined) return "";
+  const entries = owners.map((ns) => `<vmsnap:namespace>${esc(ns)}</vmsnap:namespace>`).join("");
+  return `<metadata><vmsnap:owner xmlns:vmsnap='https://vmsnap.io/xmlns/owner/v1'>${entries}</vmsnap:owner></metadata>`;
+}
+
 /** The complete `<domain>` document. */
 export function guestDomainXml(spec: GuestDomainSpec): string {
   const agent = spec.agent ?? "on";
@@ -99,6 +108,7 @@ export function guestDomainXml(spec: GuestDomainSpec): string {
   return [
     `<domain type='qemu'>`,
     `<name>${esc(spec.name)}</name>`,
+    ownerMetadataXml(spec.owners),
     `<memory unit='MiB'>${spec.memoryMiB ?? 128}</memory>`,
     `<vcpu>1</vcpu>`,
     `<os><type arch='x86_64' machine='pc'>hvm</type>`,

@@ -38,6 +38,8 @@ export interface GuestOptions {
   /** RBD disks holding ext4 (from createRbdGuestDisk in rbd-disk.ts), after the file disks. */
   rbdDisks?: ReadonlyArray<Omit<RbdDiskSpec, "kind" | "target">>;
   memoryMiB?: number;
+  /** Namespaces the domain's vmsnap owner element names; none: the domain has no element. */
+  owners?: readonly string[];
   /** Folder for disks and the console log; default a fresh one under the temp folder. */
   workDir?: string;
 }
@@ -114,6 +116,7 @@ export async function launchGuest(options: GuestOptions = {}): Promise<Guest> {
     agent: options.agent ?? "on",
     hook: options.hook ?? "ok",
     memoryMiB: options.memoryMiB ?? 128,
+    owners: options.owners,
   });
 
   let removed = false;

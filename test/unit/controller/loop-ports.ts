@@ -137,6 +137,16 @@ export class FakeHypervisor {
     };
   }
 
+  async domainInfoByUUID(uuid: string) {
+    return this.domainInfo(uuid.replace(/^uuid-/, ""));
+  }
+
+  /** No domain here carries an owner element: ownership is the test's tenancy policy's call. */
+  async domainMetadata(domain: string): Promise<string | undefined> {
+    this.exists(domain);
+    return undefined;
+  }
+
   async domainXml(domain: string): Promise<string> {
     this.exists(domain);
     return domainXml(domain, this.images.get(domain));

@@ -82,6 +82,8 @@ export class FakeConnection {
       snapshotDelete: call("snapshotDelete", undefined),
       save: call("save", undefined),
       restore: call("restore", undefined),
+      domainMetadata: call("domainMetadata", "<owner/>"),
+      domainMetadataByUUID: call("domainMetadataByUUID", "<owner/>"),
       registerDomainEvent: async (eventId, callback) => {
         await this.registerGate();
         const id = this.nextId++;
