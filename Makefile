@@ -40,13 +40,14 @@ APT_PACKAGES := libvirt-dev pkg-config libvirt-daemon libvirt-daemon-driver-qemu
   ceph-mon ceph-osd ceph-common prometheus lua5.4
 
 .PHONY: help deps js-deps apt node control-plane build typecheck lint test test-unit test-integration \
-  test-e2e bench demo clean
+  test-e2e bench demo image clean
 
 help:
 	@echo "make demo      one command: control plane, Ceph, libvirtd, a real guest, two snapshots"
 	@echo "make test      everything (installs what it needs)"
 	@echo "make test-unit fast tests of pure logic only"
 	@echo "make bench     benchmarks; results in bench/results/"
+	@echo "make image     the agent image, with buildah (no Docker daemon; air-gapped base if need be)"
 
 # ---- provisioning --------------------------------------------------------------------------
 apt:
@@ -102,6 +103,13 @@ typecheck: js-deps
 
 lint: js-deps
 	npx eslint . && npx prettier --check .
+
+# ---- the agent image ------------------------------------------------------------------------
+# buildah, no container daemon. The base is the registry's debian:12-slim when that registry
+# answers, else Debian 12 bootstrapped from packages (mmdebstrap) and cached; see tools/image/.
+# IMAGE_BASE=ref picks a base; IMAGE_TAG=name:tag renames the image.
+image:
+	tools/image/build.sh
 
 # ---- tests ---------------------------------------------------------------------------------
 # Suites that start real services (control plane, Ceph, libvirtd, QEMU guests) do so themselves
