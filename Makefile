@@ -35,7 +35,7 @@ export npm_config_update_notifier := false
 export npm_config_fund := false
 export npm_config_audit := false
 
-APT_PACKAGES := libvirt-dev pkg-config libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
+APT_PACKAGES := libvirt-dev librbd-dev librados-dev pkg-config libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
   qemu-system-x86 qemu-utils qemu-block-extra busybox-static cpio e2fsprogs \
   ceph-mon ceph-osd ceph-common prometheus lua5.4
 

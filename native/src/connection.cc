@@ -204,6 +204,12 @@ Napi::Function Connection::Define(Napi::Env env) {
     InstanceMethod<&Connection::DeregisterDomainEvent>("deregisterDomainEvent"),
     InstanceMethod<&Connection::DomainMetadata>("domainMetadata"),
     InstanceMethod<&Connection::DomainMetadataByUUID>("domainMetadataByUUID"),
+    // Restore (VMRestore): appended here so that other additions merge without conflict.
+    InstanceMethod<&Connection::DefineXml>("defineXml"),
+    InstanceMethod<&Connection::Start>("start"),
+    InstanceMethod<&Connection::Destroy>("destroy"),
+    InstanceMethod<&Connection::Undefine>("undefine"),
+    InstanceMethod<&Connection::SaveImageXml>("saveImageXml"),
   });
 }
 
@@ -522,6 +528,59 @@ Napi::Value Connection::DomainMetadataByUUID(const Napi::CallbackInfo& info) {
   auto flags = Flags(info, 3);
   return Call(info, [uuid, type, uri, flags](virConnectPtr c) {
     return Metadata(c, Domain::ByUUID(c, uuid), type, uri, flags);
+  });
+}
+
+}  // namespace vmsnap
+
+// ---- restore (VMRestore) ---------------------------------------------------------------------
+
+namespace vmsnap {
+
+Napi::Value Connection::DefineXml(const Napi::CallbackInfo& info) {
+  auto xml = Str(info, 0);
+  auto flags = Flags(info, 1);
+  return Call(info, [xml, flags](virConnectPtr c) {
+    virDomainPtr d = virDomainDefineXMLFlags(c, xml.c_str(), flags);
+    if (!d) throw LastError(c);
+    std::string name = virDomainGetName(d);
+    virDomainFree(d);
+    return String(name);
+  });
+}
+
+Napi::Value Connection::Start(const Napi::CallbackInfo& info) {
+  auto name = Str(info, 0);
+  auto flags = Flags(info, 1);
+  return Call(info, [name, flags](virConnectPtr c) {
+    Check(c, virDomainCreateWithFlags(Domain::ByName(c, name), flags));
+    return Undefined();
+  });
+}
+
+Napi::Value Connection::Destroy(const Napi::CallbackInfo& info) {
+  auto name = Str(info, 0);
+  auto flags = Flags(info, 1);
+  return Call(info, [name, flags](virConnectPtr c) {
+    Check(c, virDomainDestroyFlags(Domain::ByName(c, name), flags));
+    return Undefined();
+  });
+}
+
+Napi::Value Connection::Undefine(const Napi::CallbackInfo& info) {
+  auto name = Str(info, 0);
+  auto flags = Flags(info, 1);
+  return Call(info, [name, flags](virConnectPtr c) {
+    Check(c, virDomainUndefineFlags(Domain::ByName(c, name), flags));
+    return Undefined();
+  });
+}
+
+Napi::Value Connection::SaveImageXml(const Napi::CallbackInfo& info) {
+  auto path = Str(info, 0);
+  auto flags = Flags(info, 1);
+  return Call(info, [path, flags](virConnectPtr c) {
+    return String(Take(c, virDomainSaveImageGetXMLDesc(c, path.c_str(), flags)));
   });
 }
 

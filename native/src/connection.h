@@ -63,6 +63,12 @@ class Connection : public Napi::ObjectWrap<Connection> {
   Napi::Value DeregisterDomainEvent(const Napi::CallbackInfo& info);
   Napi::Value DomainMetadata(const Napi::CallbackInfo& info);
   Napi::Value DomainMetadataByUUID(const Napi::CallbackInfo& info);
+  // Restore (VMRestore).
+  Napi::Value DefineXml(const Napi::CallbackInfo& info);
+  Napi::Value Start(const Napi::CallbackInfo& info);
+  Napi::Value Destroy(const Napi::CallbackInfo& info);
+  Napi::Value Undefine(const Napi::CallbackInfo& info);
+  Napi::Value SaveImageXml(const Napi::CallbackInfo& info);
 
   virConnectPtr conn_ = nullptr;  // JS thread only; null once closed
   std::shared_ptr<Attachments> attachments_ = std::make_shared<Attachments>();

@@ -270,6 +270,41 @@ export class Hypervisor {
     );
   }
 
+  // ---- restore (VMRestore) ---------------------------------------------------------------
+
+  /** Defines (or redefines) a persistent domain from XML; returns its name. */
+  defineXml(xml: string, options?: CallOptions & { readonly flags?: number }): Promise<string> {
+    return this.link.call("define", "(xml)", options?.timeoutMs, (c) =>
+      c.defineXml(xml, options?.flags ?? 0),
+    );
+  }
+
+  /** Starts a defined domain; `flags` are StartFlags (e.g. Paused). */
+  start(name: string, options?: CallOptions & { readonly flags?: number }): Promise<void> {
+    return this.link.call("start", name, options?.timeoutMs, (c) =>
+      c.start(name, options?.flags ?? 0),
+    );
+  }
+
+  /** Stops a running domain at once, like pulling the plug; the definition stays. */
+  destroy(name: string, options?: CallOptions): Promise<void> {
+    return this.link.call("destroy", name, options?.timeoutMs, (c) => c.destroy(name, 0));
+  }
+
+  /** Removes a domain's persistent definition; `flags` are UndefineFlags. */
+  undefine(name: string, options?: CallOptions & { readonly flags?: number }): Promise<void> {
+    return this.link.call("undefine", name, options?.timeoutMs, (c) =>
+      c.undefine(name, options?.flags ?? 0),
+    );
+  }
+
+  /** The domain XML stored in a save or external memory image (DomainXmlFlags.Secure allowed). */
+  saveImageXml(path: string, options?: CallOptions & { readonly flags?: number }): Promise<string> {
+    return this.link.call("saveImageXml", path, options?.timeoutMs, (c) =>
+      c.saveImageXml(path, options?.flags ?? 0),
+    );
+  }
+
   // ---- events and connection -------------------------------------------------------------
 
   /** Domain lifecycle events of every domain; resolves once libvirt delivers them. Survives

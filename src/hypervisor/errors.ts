@@ -25,7 +25,12 @@ export type Operation =
   | "deleteSnapshot"
   | "save"
   | "restore"
-  | "subscribe";
+  | "subscribe"
+  | "define"
+  | "start"
+  | "destroy"
+  | "undefine"
+  | "saveImageXml";
 
 export type HypervisorErrorReason =
   /** No domain of that name or UUID (42). */

@@ -114,3 +114,21 @@ export const AgentTimeout = {
 export function nameOf<T extends string>(table: readonly T[], value: number): T | "unknown" {
   return table[value] ?? "unknown";
 }
+
+/** virDomainCreateFlags, for start(). */
+export const StartFlags = {
+  Paused: 1 << 0,
+  Autodestroy: 1 << 1,
+  BypassCache: 1 << 2,
+  ForceBoot: 1 << 3,
+  Validate: 1 << 4,
+} as const;
+
+/** virDomainUndefineFlagsValues, for undefine(). */
+export const UndefineFlags = {
+  ManagedSave: 1 << 0,
+  SnapshotsMetadata: 1 << 1,
+  Nvram: 1 << 2,
+  KeepNvram: 1 << 3,
+  CheckpointsMetadata: 1 << 4,
+} as const;

@@ -72,6 +72,17 @@ export interface NativeConnection {
     uri: string | null,
     flags: number,
   ): Promise<string>;
+  // Restore (VMRestore).
+  /** virDomainDefineXMLFlags; returns the defined domain's name. */
+  defineXml(xml: string, flags: number): Promise<string>;
+  /** virDomainCreateWithFlags (e.g. START_PAUSED). */
+  start(name: string, flags: number): Promise<void>;
+  /** virDomainDestroyFlags: stops a running domain at once (its definition stays). */
+  destroy(name: string, flags: number): Promise<void>;
+  /** virDomainUndefineFlags. */
+  undefine(name: string, flags: number): Promise<void>;
+  /** virDomainSaveImageGetXMLDesc: the domain XML inside a save (memory) image. */
+  saveImageXml(path: string, flags: number): Promise<string>;
 }
 
 export interface NativeBinding {

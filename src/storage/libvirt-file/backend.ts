@@ -13,12 +13,19 @@
 // deletes the overlay file; the snapshot metadata goes too. Nothing of the snapshot remains: the
 // original files hold the current data. Works as well for a snapshot below a newer one (the newer
 // overlay is rebased), with a memory snapshot as its child, and on a shut-off domain.
+//
+// After an in-place restore (src/storage/libvirt-file/restore.ts) the domain runs on a new overlay
+// on the snapshot's backing file; then `remove` deletes only the metadata and the stale overlay.
 import { rm, stat } from "node:fs/promises";
 
 import type { Hypervisor } from "../../hypervisor/connection.ts";
 import { parseDisks } from "../../hypervisor/disk-inventory.ts";
 import { HypervisorError } from "../../hypervisor/errors.ts";
-import { DomainXmlFlags, SnapshotCreateFlags } from "../../hypervisor/flags.ts";
+import {
+  DomainXmlFlags,
+  SnapshotCreateFlags,
+  SnapshotDeleteFlags,
+} from "../../hypervisor/flags.ts";
 import { readSnapshot, referencedFiles } from "../../hypervisor/snapshot-read.ts";
 import { assertValid, filePathProblem } from "../../hypervisor/snapshot-name.ts";
 import { diskOnlySnapshotXml, type DiskOverlay } from "../../hypervisor/snapshot-xml.ts";
@@ -155,13 +162,50 @@ export class LibvirtFileBackend implements StorageBackend {
     if (names.has(name)) {
       const record = readSnapshot(await this.hv.snapshotXml(domain, name));
       for (const overlay of record.overlays.values()) candidates.add(overlay);
+      const detached = await this.detachedByRestore(domain, [...record.overlays.values()]);
       try {
-        await this.hv.deleteSnapshot(domain, name, 0, { timeoutMs: this.removeTimeoutMs });
+        await this.hv.deleteSnapshot(
+          domain,
+          name,
+          detached ? SnapshotDeleteFlags.MetadataOnly : 0,
+          { timeoutMs: this.removeTimeoutMs },
+        );
       } catch (err) {
         if (!isReason(err, "SnapshotNotFound")) throw err;
       }
+      // An overlay another snapshot still stands on holds that snapshot's content: keep it.
+      if (detached) for (const f of await this.backingOfOthers(domain, name)) candidates.delete(f);
     }
     await this.removeUnreferenced(domain, [...candidates]);
+  }
+
+  /**
+   * True when the domain no longer uses any of the snapshot's overlays: a restore re-pointed
+   * its disks at new overlays on the snapshot's backing files. libvirt 9.0 then refuses the
+   * delete ("could not find base disk source in disk source chain", measured), and merging would
+   * be wrong anyway: the backing files are what the restored disks stand on. So only the
+   * metadata goes, and the overlays (the writes made after the snapshot) as unreferenced files.
+   */
+  private async detachedByRestore(domain: string, overlays: readonly string[]): Promise<boolean> {
+    if (overlays.length === 0) return false;
+    const live = await this.hv.domainXml(domain, this.createOptions);
+    const persistent = await this.hv.domainXml(domain, {
+      ...this.createOptions,
+      flags: DomainXmlFlags.Inactive,
+    });
+    const used = new Set([...referencedFiles(live), ...referencedFiles(persistent)]);
+    return overlays.every((o) => !used.has(o));
+  }
+
+  /** The files the domain's other snapshots record as their disks' sources (their content). */
+  private async backingOfOthers(domain: string, name: string): Promise<Set<string>> {
+    const files = new Set<string>();
+    for (const other of await this.hv.listSnapshots(domain, this.createOptions)) {
+      if (other === name) continue;
+      const record = readSnapshot(await this.hv.snapshotXml(domain, other, this.createOptions));
+      for (const f of record.sourcesBefore.values()) files.add(f);
+    }
+    return files;
   }
 
   /** Unsupported: libvirt 9.0 cannot revert to an external snapshot (code 67). */

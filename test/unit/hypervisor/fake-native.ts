@@ -84,6 +84,11 @@ export class FakeConnection {
       restore: call("restore", undefined),
       domainMetadata: call("domainMetadata", "<owner/>"),
       domainMetadataByUUID: call("domainMetadataByUUID", "<owner/>"),
+      defineXml: call("defineXml", "vm"),
+      start: call("start", undefined),
+      destroy: call("destroy", undefined),
+      undefine: call("undefine", undefined),
+      saveImageXml: call("saveImageXml", "<domain/>"),
       registerDomainEvent: async (eventId, callback) => {
         await this.registerGate();
         const id = this.nextId++;

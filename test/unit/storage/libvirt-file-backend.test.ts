@@ -9,7 +9,7 @@ import { join } from "node:path";
 
 import type { Disk } from "../../../src/hypervisor/disk.ts";
 import { HypervisorError, type HypervisorErrorReason } from "../../../src/hypervisor/errors.ts";
-import { SnapshotCreateFlags } from "../../../src/hypervisor/flags.ts";
+import { SnapshotCreateFlags, SnapshotDeleteFlags } from "../../../src/hypervisor/flags.ts";
 import { readSnapshot } from "../../../src/hypervisor/snapshot-read.ts";
 import {
   LibvirtFileBackend,
@@ -109,9 +109,12 @@ class FakeLibvirt implements LibvirtFilePort {
     if (this.failDeleteWith) throw fail(this.failDeleteWith);
     const xml = this.snapshots.get(snapshot);
     if (xml === undefined) throw fail("SnapshotNotFound");
-    for (const overlay of readSnapshot(xml).overlays.values()) {
-      for (const disk of this.disks) disk.chain = disk.chain?.filter((f) => f !== overlay);
-      rmSync(overlay, { force: true });
+    // METADATA_ONLY leaves every file and chain as it is.
+    if (!(flags & SnapshotDeleteFlags.MetadataOnly)) {
+      for (const overlay of readSnapshot(xml).overlays.values()) {
+        for (const disk of this.disks) disk.chain = disk.chain?.filter((f) => f !== overlay);
+        rmSync(overlay, { force: true });
+      }
     }
     this.snapshots.delete(snapshot);
   }
@@ -277,6 +280,8 @@ describe("libvirt file-disk backend", () => {
       expect(libvirt.calls).to.deep.equal([
         "listSnapshots web",
         `snapshotXml web ${N}`,
+        "domainXml web", // does the domain still run on the snapshot's overlays?
+        "domainXml web flags=2",
         `deleteSnapshot web ${N} flags=0 timeout=1234`, // merging may take long: its own deadline
       ]);
       expect(libvirt.snapshots.size).to.equal(0);
@@ -311,6 +316,38 @@ describe("libvirt file-disk backend", () => {
       libvirt.exists = false;
       await backend.remove(request());
       expect(existsSync(`${vda}.${N}.qcow2`)).to.equal(true);
+    });
+
+    it("after an in-place restore re-pointed the disks, deletes only the metadata and the stale overlays, never the backing files", async () => {
+      await backend.create(request());
+      const [oldA, oldB] = [`${vda}.${N}.qcow2`, `${vdb}.${N}.qcow2`];
+      // The restore: new overlays on the snapshot's backing files (the originals).
+      const [newA, newB] = [`${vda}.vmrestore-1.qcow2`, `${vdb}.vmrestore-1.qcow2`];
+      for (const f of [newA, newB]) writeFileSync(f, "restored overlay");
+      for (const f of [vda, vdb]) writeFileSync(f, "the snapshot's content");
+      libvirt.disks[0]!.chain = [newA, vda];
+      libvirt.disks[1]!.chain = [newB, vdb];
+      libvirt.calls.length = 0;
+      await backend.remove(request());
+      expect(libvirt.calls).to.include(
+        `deleteSnapshot web ${N} flags=${SnapshotDeleteFlags.MetadataOnly} timeout=1234`,
+      );
+      expect([oldA, oldB].map(existsSync)).to.deep.equal([false, false]);
+      expect([vda, vdb, newA, newB].map(existsSync)).to.deep.equal([true, true, true, true]);
+    });
+
+    it("after a restore, keeps a stale overlay that a later snapshot stands on", async () => {
+      await backend.create(request());
+      const older = `${vda}.${N}.qcow2`;
+      // A later snapshot took the disks from the first snapshot's overlays onwards ...
+      await backend.create(
+        request("vmsnap-later", [fileDisk("vda", older), fileDisk("vdb", `${vdb}.${N}.qcow2`)]),
+      );
+      // ... then a restore of the first re-pointed both disks at new overlays on the originals.
+      libvirt.disks[0]!.chain = [`${vda}.vmrestore-1.qcow2`, vda];
+      libvirt.disks[1]!.chain = [`${vdb}.vmrestore-1.qcow2`, vdb];
+      await backend.remove(request());
+      expect(existsSync(older), "the later snapshot's content").to.equal(true);
     });
 
     it("passes other failures on, typed", async () => {

@@ -1,0 +1,142 @@
+// A restore of a VM snapshot to a NEW domain on a real QEMU guest, done with the restore
+// primitives, while the source keeps running: the RBD disk copied from its snapshot by id
+// (librbd), the qcow2 disk copied from the snapshot's backing file, the domain defined from the
+// memory image's XML with a new name and UUID, and cold-booted. Both then run, each on its own
+// disks, and deleting the VMSnapshot afterwards leaves the copy running.
+//
+// Also pinned: the memory image itself cannot be restored under a new UUID (libvirt 9.0: code 67,
+// "Target domain uuid … does not match source"), so a new domain is always a disks-only restore.
+import { randomUUID } from "node:crypto";
+import { join } from "node:path";
+import { expect } from "chai";
+import type { VMSnapshot } from "../../src/api/types.ts";
+import { Hypervisor } from "../../src/hypervisor/connection.ts";
+import { HypervisorError } from "../../src/hypervisor/errors.ts";
+import { DomainXmlFlags, SaveRestoreFlags } from "../../src/hypervisor/flags.ts";
+import { restoreDomainXml, type RestoredDisk } from "../../src/hypervisor/restore-xml.ts";
+import { copyFileDisk } from "../../src/storage/libvirt-file/restore.ts";
+import { createRbdRunner } from "../../src/storage/rbd/runner.ts";
+import { copyRbdSnapshot, removeRestoredImage } from "../../src/storage/rbd/snapshot-copy.ts";
+import { snapshotRefOf } from "../../src/storage/rbd/snapshot-ref.ts";
+import { rbdConfigFor } from "../support/ceph/fixtures.ts";
+import { useE2eController, type E2eController } from "../support/e2e/controller.ts";
+import { checkSnapshotOfDisk } from "../support/e2e/ext4.ts";
+import { lastSeq, waitForSeq } from "../support/e2e/writer.ts";
+import {
+  createRbdGuestDisk,
+  guestImage,
+  launchGuest,
+  readConsole,
+  writerRecords,
+  type Guest,
+} from "../support/guest/index.ts";
+import { domainState, removeDomain, SYSTEM_URI, virsh } from "../support/libvirt/libvirtd.ts";
+
+const DISKS = ["vda", "vdb"] as const;
+
+describe("restore of a VM snapshot to a new domain while the source runs (qcow2 + RBD disks)", function () {
+  this.timeout(180_000);
+  let e2e: E2eController;
+  let guest: Guest;
+  let hv: Hypervisor;
+  let snapshot: VMSnapshot;
+  let xml: string;
+  const snapshotSeq: Record<string, number> = {};
+  const copies: { pool: string; image: string }[] = [];
+  const copyName = () => `${guest.name}-copy`;
+
+  before(async function () {
+    this.timeout(600_000);
+    await guestImage();
+    e2e = await useE2eController();
+    const rbd = await createRbdGuestDisk(e2e.ceph);
+    guest = await launchGuest({ label: "newdom", fileDisks: 1, rbdDisks: [rbd] });
+    await guest.waitForAgent(120_000);
+    for (const disk of DISKS) await waitForSeq(guest, disk, 3);
+    hv = await Hypervisor.open(SYSTEM_URI, { callTimeoutMs: 60_000 });
+    await e2e.apply("vm-copy", { memory: true, quiesce: "Required" }, guest.name);
+    snapshot = await e2e.waitFinal("vm-copy");
+    expect(snapshot.status?.phase, JSON.stringify(snapshot.status?.error)).to.equal("Succeeded");
+    for (const handle of snapshot.status!.disks!) {
+      const check = await checkSnapshotOfDisk(e2e.ceph, handle, guest.workDir);
+      snapshotSeq[handle.target] = check.writerLog.at(-1)!.seq;
+    }
+  });
+
+  after(async () => {
+    await removeDomain(copyName()).catch(() => undefined);
+    const runner = createRbdRunner(rbdConfigFor(e2e.ceph));
+    for (const image of copies) await removeRestoredImage(runner, image).catch(() => undefined);
+    await hv?.close();
+    await guest?.remove();
+  });
+
+  it("copies both disks from the snapshot while the source writes on", async () => {
+    const config = rbdConfigFor(e2e.ceph);
+    const runner = createRbdRunner(config);
+    const disks: RestoredDisk[] = [];
+    for (const h of snapshot.status!.disks!) {
+      if (h.backend === "rbd") {
+        const ref = snapshotRefOf(h);
+        const dest = { pool: ref.image.pool, image: `${ref.image.image}-copy` };
+        copies.push(dest);
+        const copied = await copyRbdSnapshot(runner, config, ref, dest);
+        console.log(
+          `      ${h.target}: RBD copy of ${(copied.bytesCopied / 1048576).toFixed(0)} MiB in ${copied.elapsedMs.toFixed(0)} ms`,
+        );
+        disks.push({ target: h.target, source: { kind: "rbd", ...dest } });
+      } else {
+        const dest = join(guest.workDir, `${h.target}-copy.qcow2`);
+        const started = Date.now();
+        expect(await copyFileDisk(h.source, dest)).to.equal(true);
+        console.log(`      ${h.target}: qcow2 copy in ${Date.now() - started} ms`);
+        disks.push({ target: h.target, source: { kind: "file", path: dest } });
+      }
+    }
+    const imageXml = await hv.saveImageXml(snapshot.status!.memory!.file, {
+      flags: DomainXmlFlags.Secure,
+    });
+    xml = restoreDomainXml(imageXml, { disks, identity: { name: copyName(), uuid: randomUUID() } });
+    expect(await domainState(guest.name)).to.equal("running");
+  });
+
+  it("cannot restore the memory image under the new UUID (code 67): a new domain boots from its disks", async () => {
+    const err = await hv
+      .restore(snapshot.status!.memory!.file, { xml, flags: SaveRestoreFlags.Paused })
+      .catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(HypervisorError);
+    expect((err as HypervisorError).code, String(err)).to.equal(67);
+    expect(String(err)).to.contain("does not match source");
+  });
+
+  it("defines and boots the copy; both run, each writing on its own disks from where it is", async () => {
+    expect(await hv.defineXml(xml)).to.equal(copyName());
+    await hv.start(copyName());
+    const blk = await virsh(["domblklist", copyName()]);
+    expect(blk).to.contain(`${guest.workDir}/vda-copy.qcow2`).and.contain(`${copies[0]!.image}`);
+    const sourceSeq = Object.fromEntries(DISKS.map((d) => [d, lastSeq(guest, d)]));
+    // The copy's console logs to its own file (restoreDomainXml renames it).
+    const consolePath = `${guest.consoleLog}.${copyName()}`;
+    for (const disk of DISKS) {
+      let records = writerRecords(readConsole(consolePath), disk);
+      for (let i = 0; i < 600 && records.length < 2; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        records = writerRecords(readConsole(consolePath), disk);
+      }
+      // The guest's writer continues the sequence it finds in its log: the snapshot's.
+      expect(records[0]?.seq, `${disk} of the copy`).to.equal(snapshotSeq[disk]! + 1);
+      await waitForSeq(guest, disk, sourceSeq[disk]! + 2);
+      console.log(
+        `      ${disk}: copy continues at seq ${records[0]!.seq} (snapshot ${snapshotSeq[disk]}); source at ${lastSeq(guest, disk)}`,
+      );
+    }
+    expect(await domainState(guest.name)).to.equal("running");
+    expect(await domainState(copyName())).to.equal("running");
+  });
+
+  it("deleting the VMSnapshot afterwards leaves the copy running on its own disks", async () => {
+    await e2e.delete("vm-copy");
+    expect(await domainState(copyName())).to.equal("running");
+    expect(await domainState(guest.name)).to.equal("running");
+  });
+});
