@@ -1,6 +1,9 @@
 // Benchmark: VM downtime of memory snapshots (`memory: true`) on a real guest — the tiny test
-// guest (QEMU TCG, 128 MiB RAM, qemu-ga, one ext4 qcow2 file disk, a writer every 0.2 s) on the
-// machine's shared libvirtd — through the real controller process and API server.
+// guest (QEMU TCG, qemu-ga, one ext4 qcow2 file disk, a writer every 0.2 s) on the machine's
+// shared libvirtd — through the real controller process and API server, for each guest RAM size
+// asked for (default 128 MiB only; `--sizes 128,512,1024,2048`), one guest at a time. With
+// `--dirty`, the guest first fills half its RAM (48 MiB of 128) with random data and keeps
+// rewriting `--churn` MiB of it, so the image is not mostly zero pages.
 //
 // downtimeMs (status) = vCPUs paused (virDomainSuspend returned) → resumed (virDomainResume
 // returned). Inside it: the file disk's external snapshot (vmsnap_storage_operation_seconds
@@ -9,7 +12,7 @@
 // Delete: overlay committed, memory image removed) before the next, so the disk chain and the
 // memory folder stay the same size from run to run.
 //
-// Usage: npx tsx bench/downtime.ts [--runs 5] [--warmup 1]
+// Usage: npx tsx bench/downtime.ts [--runs 5] [--warmup 1] [--sizes 128,512] [--dirty] [--churn 8]
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import { CustomObjectsApi } from "@kubernetes/client-node";
@@ -27,7 +30,14 @@ import { launchGuest } from "../test/support/guest/index.ts";
 import { SYSTEM_URI, useLibvirtd } from "../test/support/libvirt/libvirtd.ts";
 import { waitFor } from "../test/support/processes.ts";
 import { SnapshotDriver, startBenchController } from "./lib/harness.ts";
-import { formatLoad, LoadSampler, machineRecord, type MachineRecord } from "./lib/machine.ts";
+import { dirtyFor } from "./live-memory.ts";
+import {
+  formatLoad,
+  loadAverage1m,
+  LoadSampler,
+  machineRecord,
+  type MachineRecord,
+} from "./lib/machine.ts";
 import { sumOf, type Sample } from "../test/support/exposition.ts";
 import { isMain, log, runBenchmark, writeResult } from "./lib/report.ts";
 import { round, summarize, type Summary } from "./lib/stats.ts";
@@ -36,6 +46,8 @@ export const NAME = "downtime";
 
 interface Run {
   readonly warmup: boolean;
+  readonly guestMemoryMiB: number;
+  readonly load1m: number;
   readonly downtimeMs: number;
   readonly freezeDurationMs: number;
   /** vmsnap_storage_operation_seconds{backend=libvirt-file,operation=create}. */
@@ -63,6 +75,27 @@ export interface DowntimeResult {
   readonly machine: MachineRecord;
   readonly samples: Run[];
   readonly notes: string[];
+  /** One block per guest RAM size; the top-level figures above are the first size's. */
+  readonly sizes?: SizeBlock[];
+  /** Snapshots that did not succeed (not in the figures). */
+  readonly failures?: { guestMemoryMiB: number; name: string; failure: string }[];
+}
+
+export interface SizeBlock {
+  readonly guestMemoryMiB: number;
+  /** MiB of random data the guest wrote into its RAM before the runs (0: none). */
+  readonly dirtiedMiB: number;
+  readonly churnMiB: number;
+  readonly downtimeMs: Summary;
+  readonly freezeDurationMs: Summary;
+  readonly fileSnapshotMs: Summary;
+  readonly disksSnapshottedPhaseMs: Summary;
+  readonly applyToSucceededMs: Summary;
+  readonly memoryMiB: number;
+  readonly guestBootMs: number;
+  readonly load1m: Summary;
+  /** Counted runs that did not succeed. */
+  readonly failed: number;
 }
 
 async function main(): Promise<void> {
@@ -70,17 +103,18 @@ async function main(): Promise<void> {
     options: {
       runs: { type: "string", default: "5" },
       warmup: { type: "string", default: "1" },
+      sizes: { type: "string", default: "128" },
+      dirty: { type: "boolean", default: false },
+      churn: { type: "string", default: "8" },
     },
   });
   const runs = Number(values.runs);
   const warmup = Number(values.warmup);
+  const sizes = values.sizes.split(",").map(Number);
+  const churnMiB = values.dirty ? Number(values.churn) : 0;
   const load = new LoadSampler();
 
   const [cp] = await Promise.all([getControlPlane(), useLibvirtd()]);
-  log("launching the test guest");
-  const guest = await launchGuest({ label: "bench-downtime" });
-  const guestBootMs = await guest.waitForAgent(180_000);
-  log(`guest ${guest.name} answers its agent after ${guestBootMs} ms`);
 
   const namespace = await cp.newNamespace("bench-dt");
   const controller = await startBenchController({
@@ -98,72 +132,124 @@ async function main(): Promise<void> {
   const metric = (m: Sample[], name: string, labels: Record<string, string>) =>
     sumOf(m, name, labels);
   const samples: Run[] = [];
+  const blocks: SizeBlock[] = [];
+  const failures: { guestMemoryMiB: number; name: string; failure: string }[] = [];
   let lastStatus: VMSnapshotStatus | undefined;
-  for (let i = 0; i < warmup + runs; i++) {
-    const name = `mem-${i}`;
-    const before = await controller.metrics();
-    await driver.create(name, {
-      source: { domain: guest.name, node: controller.node },
-      memory: true,
-      quiesce: "Required",
-      deletionPolicy: "Delete",
-    });
-    const finished = await driver.finished(name, 180_000);
-    const after = await controller.metrics();
-    const st = finished.snapshot.status;
-    if (st?.phase !== "Succeeded" || st.downtimeMs === undefined) {
-      throw new Error(`${name}: ${st?.phase} ${JSON.stringify(st?.error ?? st?.conditions)}`);
-    }
-    const d = (name: string, labels: Record<string, string>) =>
-      (metric(after, name, labels) - metric(before, name, labels)) * 1000;
-    const run: Run = {
-      warmup: i < warmup,
-      downtimeMs: st.downtimeMs,
-      freezeDurationMs: st.freezeDurationMs!,
-      fileSnapshotMs: round(
-        d("vmsnap_storage_operation_seconds_sum", { backend: "libvirt-file", operation: "create" }),
-        1,
-      ),
-      disksSnapshottedPhaseMs: round(
-        d("vmsnap_phase_duration_seconds_sum", { phase: "DisksSnapshotted" }),
-        1,
-      ),
-      memoryBytes: st.memory?.bytes ?? 0,
-      applyToSucceededMs: finished.seenAt - driver.appliedAt.get(name)!,
-    };
-    samples.push(run);
-    lastStatus = st;
+  for (const guestMemoryMiB of sizes) {
+    const dirtyMiB = values.dirty ? dirtyFor(guestMemoryMiB) : 0;
     log(
-      `  ${name}${run.warmup ? " (warm-up)" : ""}: downtime ${run.downtimeMs} ms, frozen ${run.freezeDurationMs} ms, file snapshot ${run.fileSnapshotMs} ms`,
+      `launching a ${guestMemoryMiB} MiB test guest (${dirtyMiB} MiB dirtied, ${churnMiB} MiB churned)`,
     );
-    // Delete it (the finalizer commits the overlay and removes the memory image) and wait until
-    // it is gone, so every run starts from the same disk chain.
-    await api.deleteNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace,
-      plural: PLURAL,
-      name,
+    const guest = await launchGuest({
+      label: `bench-downtime-${guestMemoryMiB}`,
+      memoryMiB: guestMemoryMiB,
+      dirtyMiB,
+      churnMiB,
     });
-    await waitFor(
-      `${name} to be deleted`,
-      async () => {
-        try {
-          await api.getNamespacedCustomObject({
-            group: GROUP,
-            version: VERSION,
-            namespace,
-            plural: PLURAL,
-            name,
-          });
-          return false;
-        } catch {
-          return true;
-        }
-      },
-      120_000,
-      200,
+    const guestBootMs = await guest.waitForAgent(600_000);
+    await guest.waitForReady(600_000);
+    const dirtied = dirtyMiB > 0 ? Number(/dirtied (\d+) MiB/.exec(guest.console())?.[1] ?? 0) : 0;
+    log(
+      `guest ${guest.name} answers its agent after ${guestBootMs} ms; ready, ${dirtied} MiB dirtied`,
     );
+    const mine: Run[] = [];
+    for (let i = 0; i < warmup + runs; i++) {
+      const name = `mem-${guestMemoryMiB}-${i}`;
+      const before = await controller.metrics();
+      await driver.create(name, {
+        source: { domain: guest.name, node: controller.node },
+        memory: true,
+        quiesce: "Required",
+        deletionPolicy: "Delete",
+      });
+      const finished = await driver.finished(name, 180_000);
+      const after = await controller.metrics();
+      const st = finished.snapshot.status;
+      if (st?.phase !== "Succeeded" || st.downtimeMs === undefined) {
+        // A failure is a result too (e.g. a RAM save longer than freezeTimeout): counted, shown.
+        const failure = `${st?.phase}: ${JSON.stringify(st?.error ?? st?.conditions)}`;
+        log(`  ${name}: ${failure}`);
+        failures.push({ guestMemoryMiB, name, failure });
+      } else {
+        const d = (name: string, labels: Record<string, string>) =>
+          (metric(after, name, labels) - metric(before, name, labels)) * 1000;
+        const run: Run = {
+          warmup: i < warmup,
+          guestMemoryMiB,
+          load1m: loadAverage1m(),
+          downtimeMs: st.downtimeMs,
+          freezeDurationMs: st.freezeDurationMs!,
+          fileSnapshotMs: round(
+            d("vmsnap_storage_operation_seconds_sum", {
+              backend: "libvirt-file",
+              operation: "create",
+            }),
+            1,
+          ),
+          disksSnapshottedPhaseMs: round(
+            d("vmsnap_phase_duration_seconds_sum", { phase: "DisksSnapshotted" }),
+            1,
+          ),
+          memoryBytes: st.memory?.bytes ?? 0,
+          applyToSucceededMs: finished.seenAt - driver.appliedAt.get(name)!,
+        };
+        samples.push(run);
+        mine.push(run);
+        lastStatus = st;
+        log(
+          `  ${name}${run.warmup ? " (warm-up)" : ""}: downtime ${run.downtimeMs} ms, frozen ${run.freezeDurationMs} ms, file snapshot ${run.fileSnapshotMs} ms, image ${round(run.memoryBytes / 2 ** 20)} MiB, load ${run.load1m}`,
+        );
+      }
+      // Delete it (the finalizer commits the overlay and removes the memory image) and wait until
+      // it is gone, so every run starts from the same disk chain.
+      await api.deleteNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace,
+        plural: PLURAL,
+        name,
+      });
+      await waitFor(
+        `${name} to be deleted`,
+        async () => {
+          try {
+            await api.getNamespacedCustomObject({
+              group: GROUP,
+              version: VERSION,
+              namespace,
+              plural: PLURAL,
+              name,
+            });
+            return false;
+          } catch {
+            return true;
+          }
+        },
+        120_000,
+        200,
+      );
+    }
+    const counted = mine.filter((s) => !s.warmup);
+    blocks.push({
+      guestMemoryMiB,
+      dirtiedMiB: dirtied,
+      churnMiB,
+      downtimeMs: summarize(counted.map((s) => s.downtimeMs)),
+      freezeDurationMs: summarize(counted.map((s) => s.freezeDurationMs)),
+      fileSnapshotMs: summarize(counted.map((s) => s.fileSnapshotMs)),
+      disksSnapshottedPhaseMs: summarize(counted.map((s) => s.disksSnapshottedPhaseMs)),
+      applyToSucceededMs: summarize(counted.map((s) => s.applyToSucceededMs)),
+      memoryMiB: round((counted[0]?.memoryBytes ?? 0) / 2 ** 20, 1),
+      guestBootMs,
+      load1m: summarize(
+        counted.map((s) => s.load1m),
+        2,
+      ),
+      failed: failures.filter((f) => f.guestMemoryMiB === guestMemoryMiB && !f.name.endsWith("-0"))
+        .length,
+    });
+    // One big TCG guest at a time: this one goes before the next boots.
+    await guest.remove();
   }
   driver.stop();
 
@@ -181,27 +267,29 @@ async function main(): Promise<void> {
   }
   await controller.process.stop();
 
-  const counted = samples.filter((s) => !s.warmup);
+  const first = blocks[0]!;
   const result: DowntimeResult = {
     benchmark: NAME,
     date: new Date().toISOString(),
-    setup:
-      "controller process (defaults) → qemu:///system; tiny guest: QEMU 7.2 TCG (no KVM), 128 MiB RAM, qemu-ga, 1 ext4 qcow2 disk with a writer; libvirt 9.0",
+    setup: `controller process (defaults) → qemu:///system; tiny guest: QEMU 7.2 TCG (no KVM), ${sizes.join("/")} MiB RAM${values.dirty ? ` (half filled with random data, ${churnMiB} MiB rewritten 10×/s)` : ""}, qemu-ga, 1 ext4 qcow2 disk with a writer; libvirt 9.0`,
     runs,
-    downtimeMs: summarize(counted.map((s) => s.downtimeMs)),
-    freezeDurationMs: summarize(counted.map((s) => s.freezeDurationMs)),
-    fileSnapshotMs: summarize(counted.map((s) => s.fileSnapshotMs)),
-    disksSnapshottedPhaseMs: summarize(counted.map((s) => s.disksSnapshottedPhaseMs)),
-    applyToSucceededMs: summarize(counted.map((s) => s.applyToSucceededMs)),
-    memoryMiB: round((counted[0]?.memoryBytes ?? 0) / 2 ** 20, 1),
+    downtimeMs: first.downtimeMs,
+    freezeDurationMs: first.freezeDurationMs,
+    fileSnapshotMs: first.fileSnapshotMs,
+    disksSnapshottedPhaseMs: first.disksSnapshottedPhaseMs,
+    applyToSucceededMs: first.applyToSucceededMs,
+    memoryMiB: first.memoryMiB,
     statusWriteRoundTripMs: summarize(writes),
-    guestBootMs,
+    guestBootMs: first.guestBootMs,
     machine: machineRecord(load.stop()),
     samples,
     notes: [
       `${warmup} warm-up snapshot(s) not counted; each snapshot deleted (Delete policy) before the next`,
       "downtime = status.downtimeMs: suspend returned → resume returned; it holds the file-disk snapshot, the DisksSnapshotted status write, the memory image and the resume",
+      "top-level figures are the first size's; `sizes` has one block per guest RAM size, run one guest at a time",
     ],
+    sizes: blocks,
+    failures,
   };
   const path = writeResult(NAME, result);
   console.log(formatTable(result));
@@ -209,12 +297,28 @@ async function main(): Promise<void> {
 }
 
 export function formatTable(r: DowntimeResult): string {
+  if (r.sizes && r.sizes.length > 1) return formatSizes(r, r.sizes);
   return [
     "| runs | downtime p50 / max (ms) | frozen p50 (ms) | file-disk snapshot p50 (ms) | status write + memory image + resume p50 (ms) | memory image (MiB) | one status write p50 (ms) | load avg |",
     "|---:|---:|---:|---:|---:|---:|---:|---:|",
     `| ${r.runs} | ${r.downtimeMs.p50} / ${r.downtimeMs.max} | ${r.freezeDurationMs.p50} | ${r.fileSnapshotMs.p50} | ${r.disksSnapshottedPhaseMs.p50} | ${r.memoryMiB} | ${r.statusWriteRoundTripMs.p50} | ${r.machine.load.mean} |`,
     "",
     `load ${formatLoad(r.machine.load)}; guest boot to agent ${r.guestBootMs} ms`,
+  ].join("\n");
+}
+
+function formatSizes(r: DowntimeResult, sizes: readonly SizeBlock[]): string {
+  return [
+    "| guest RAM (MiB) | dirtied (MiB) | runs (failed) | downtime p50 / max (ms) | frozen p50 / max (ms) | file-disk snapshot p50 (ms) | status write + memory image + resume p50 (ms) | memory image (MiB) | load 1 min p50 (max) |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ...sizes.map(
+      (b) =>
+        `| ${b.guestMemoryMiB} | ${b.dirtiedMiB} | ${r.runs} (${b.failed}) | ${b.downtimeMs.p50} / ${b.downtimeMs.max} | ${b.freezeDurationMs.p50} / ${b.freezeDurationMs.max} | ${b.fileSnapshotMs.p50} | ${b.disksSnapshottedPhaseMs.p50} | ${b.memoryMiB} | ${b.load1m.p50} (${b.load1m.max}) |`,
+    ),
+    "",
+    ...(r.failures ?? []).map((f) => `- ${f.guestMemoryMiB} MiB, ${f.name}: ${f.failure}`),
+    "",
+    `load ${formatLoad(r.machine.load)}; one status write p50 ${r.statusWriteRoundTripMs.p50} ms; ${sizes.map((b) => `${b.guestMemoryMiB} MiB guest boot to agent ${b.guestBootMs} ms`).join(", ")}`,
   ].join("\n");
 }
 

@@ -51,6 +51,7 @@ class Connection : public Napi::ObjectWrap<Connection> {
   Napi::Value FSInfo(const Napi::CallbackInfo& info);
   Napi::Value AgentSetResponseTimeout(const Napi::CallbackInfo& info);
   Napi::Value QemuAgentCommand(const Napi::CallbackInfo& info);
+  Napi::Value QemuMonitorCommand(const Napi::CallbackInfo& info);
   Napi::Value Suspend(const Napi::CallbackInfo& info);
   Napi::Value Resume(const Napi::CallbackInfo& info);
   Napi::Value SnapshotCreate(const Napi::CallbackInfo& info);

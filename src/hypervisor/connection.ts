@@ -244,6 +244,40 @@ export class Hypervisor {
     );
   }
 
+  /**
+   * One QMP command sent to QEMU through libvirt (for what libvirt 9.0 has no API for); resolves
+   * with QMP's `return` value, rejects with QMP's error. `fds` go along with it (see
+   * NativeConnection.qemuMonitorCommand). libvirt marks the domain tainted "custom-monitor".
+   */
+  async qmp(
+    name: string,
+    execute: string,
+    args?: Record<string, unknown>,
+    options?: CallOptions & { readonly fds?: readonly number[] },
+  ): Promise<unknown> {
+    const command = JSON.stringify(args === undefined ? { execute } : { execute, arguments: args });
+    const raw = await this.link.call("monitorCommand", name, options?.timeoutMs, (c) =>
+      c.qemuMonitorCommand(name, command, options?.fds ?? []),
+    );
+    let reply: { return?: unknown; error?: { class?: string; desc?: string } };
+    try {
+      reply = JSON.parse(raw) as typeof reply;
+    } catch {
+      throw new HypervisorError(`monitorCommand(${name}): ${execute}: unreadable reply ${raw}`, {
+        reason: "Unknown",
+        operation: "monitorCommand",
+        target: name,
+      });
+    }
+    if (reply.error) {
+      throw new HypervisorError(
+        `monitorCommand(${name}): ${execute}: ${reply.error.class ?? "Error"}: ${reply.error.desc ?? raw}`,
+        { reason: "Unknown", operation: "monitorCommand", target: name },
+      );
+    }
+    return reply.return;
+  }
+
   // ---- snapshots -------------------------------------------------------------------------
 
   /** virDomainSnapshotCreateXML with SnapshotCreateFlags; returns the snapshot's name. */

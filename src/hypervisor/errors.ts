@@ -26,6 +26,7 @@ export type Operation =
   | "save"
   | "restore"
   | "subscribe"
+  | "monitorCommand"
   | "define"
   | "start"
   | "destroy"

@@ -48,6 +48,12 @@ export interface NativeConnection {
   agentSetResponseTimeout(name: string, seconds: number): Promise<void>;
   /** virDomainQemuAgentCommand: a JSON command, the raw JSON reply. */
   qemuAgentCommand(name: string, command: string, timeoutSeconds: number): Promise<string>;
+  /**
+   * virDomainQemuMonitorCommandWithFiles: one QMP command (JSON), the raw JSON reply. `fds` are
+   * this process's open descriptors passed along (QMP `getfd` names them in QEMU); the caller
+   * keeps and closes them. Taints the domain ("custom-monitor") for its QEMU process's life.
+   */
+  qemuMonitorCommand(name: string, command: string, fds?: readonly number[]): Promise<string>;
   suspend(name: string): Promise<void>;
   resume(name: string): Promise<void>;
   /** Returns the new snapshot's name. */

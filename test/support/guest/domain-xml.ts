@@ -42,6 +42,10 @@ export interface GuestDomainSpec {
   readonly memoryMiB?: number;
   /** Namespaces the vmsnap owner element in <metadata> names (none: no element). */
   readonly owners?: readonly string[];
+  /** MiB of RAM the guest fills with random data before "ready" (init.sh's vmsnap.dirty). */
+  readonly dirtyMiB?: number;
+  /** MiB of that fill rewritten 10 times a second afterwards (init.sh's vmsnap.churn). */
+  readonly churnMiB?: number;
 }
 
 const esc = (s: string) =>
@@ -61,10 +65,18 @@ const esc = (s: string) =>
 const FAST_BOOT = "mitigations=off tsc=reliable no_timer_check 8250.nr_uarts=1";
 
 /** Kernel command line: serial console, quiet fast boot, and the init's variant knobs. */
-export function kernelCmdline(agent: AgentMode, hook: HookMode): string {
+export function kernelCmdline(
+  agent: AgentMode,
+  hook: HookMode,
+  ram: { readonly dirtyMiB?: number; readonly churnMiB?: number } = {},
+): string {
   // panic=-1 + on_reboot=destroy: a guest whose init dies stops instead of boot-looping.
   const agentKnob = agent === "none" ? "on" : agent;
-  return `console=ttyS0 quiet ${FAST_BOOT} panic=-1 rdinit=/init vmsnap.agent=${agentKnob} vmsnap.hook=${hook}`;
+  const ramKnobs =
+    (ram.dirtyMiB ?? 0) > 0
+      ? ` vmsnap.dirty=${Math.floor(ram.dirtyMiB!)} vmsnap.churn=${Math.floor(ram.churnMiB ?? 0)}`
+      : "";
+  return `console=ttyS0 quiet ${FAST_BOOT} panic=-1 rdinit=/init vmsnap.agent=${agentKnob} vmsnap.hook=${hook}${ramKnobs}`;
 }
 
 function diskXml(disk: DiskSpec): string {
@@ -113,7 +125,7 @@ export function guestDomainXml(spec: GuestDomainSpec): string {
     `<vcpu>1</vcpu>`,
     `<os><type arch='x86_64' machine='pc'>hvm</type>`,
     `<kernel>${esc(spec.kernel)}</kernel><initrd>${esc(spec.initrd)}</initrd>`,
-    `<cmdline>${esc(kernelCmdline(agent, spec.hook ?? "ok"))}</cmdline></os>`,
+    `<cmdline>${esc(kernelCmdline(agent, spec.hook ?? "ok", spec))}</cmdline></os>`,
     `<clock offset='utc'/>`,
     `<on_poweroff>destroy</on_poweroff><on_reboot>destroy</on_reboot><on_crash>destroy</on_crash>`,
     `<devices>`,

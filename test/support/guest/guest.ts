@@ -40,6 +40,10 @@ export interface GuestOptions {
   memoryMiB?: number;
   /** Namespaces the domain's vmsnap owner element names; none: the domain has no element. */
   owners?: readonly string[];
+  /** RAM the guest fills with random data before "ready" (MiB; default none). */
+  dirtyMiB?: number;
+  /** Of that, MiB rewritten 10 times a second afterwards (default none). */
+  churnMiB?: number;
   /** Folder for disks and the console log; default a fresh one under the temp folder. */
   workDir?: string;
 }
@@ -117,6 +121,8 @@ export async function launchGuest(options: GuestOptions = {}): Promise<Guest> {
     hook: options.hook ?? "ok",
     memoryMiB: options.memoryMiB ?? 128,
     owners: options.owners,
+    dirtyMiB: options.dirtyMiB,
+    churnMiB: options.churnMiB,
   });
 
   let removed = false;

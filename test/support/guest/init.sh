@@ -8,6 +8,10 @@
 # Kernel command line knobs (set by the host's domain XML builder):
 #   vmsnap.agent=on|hang|off   hang: SIGSTOP qemu-ga once it is up (an agent that stops answering)
 #   vmsnap.hook=ok|fail|hang   what the fsfreeze hook does on "freeze" (see fsfreeze-hook.sh)
+#   vmsnap.dirty=<MiB>         fill that much RAM (a tmpfs) with random data before "ready", so a
+#                              RAM image is not mostly zero pages (0: none)
+#   vmsnap.churn=<MiB>         then keep rewriting that much of it in place, 10 times a second, so
+#                              live RAM copies see pages dirtied while they run (0: none)
 # Every line the host waits for starts with "vmsnap-"; the formats are parsed by console.ts.
 
 /bin/busybox mkdir -p /proc /sys /dev /run /tmp /mnt /bin /sbin /usr/bin /usr/sbin
@@ -26,10 +30,14 @@ say() {
 
 agent=on
 hook=ok
+dirty=0
+churn=0
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     vmsnap.agent=*) agent="${arg#vmsnap.agent=}" ;;
     vmsnap.hook=*) hook="${arg#vmsnap.hook=}" ;;
+    vmsnap.dirty=*) dirty="${arg#vmsnap.dirty=}" ;;
+    vmsnap.churn=*) churn="${arg#vmsnap.churn=}" ;;
   esac
 done
 echo "$hook" >/run/vmsnap-hook-mode
@@ -113,6 +121,35 @@ writer() {
 for d in $disks; do
   writer "$d" &
 done
+
+# RAM dirtier: one 4 MiB block from the kernel's RNG (urandom is slow under TCG), copied into a
+# tmpfs until <dirty> MiB are filled. Nothing between the guest's RAM and the image compresses or
+# deduplicates pages, so copies cost the image as much as fresh random data would.
+if [ "$dirty" -gt 0 ]; then
+  mkdir -p /run/dirty
+  mount -t tmpfs -o "size=$((dirty + 8))m" tmpfs /run/dirty
+  dd if=/dev/urandom of=/run/dirty/seed bs=1M count=4 2>/dev/null
+  n=4
+  while [ $n -lt "$dirty" ]; do
+    cat /run/dirty/seed >"/run/dirty/fill-$n"
+    n=$((n + 4))
+  done
+  set -- $(grep -E '^(MemTotal|MemAvailable):' /proc/meminfo)
+  say "dirtied ${n} MiB total=$(($2 / 1024)) available=$(($5 / 1024))"
+  if [ "$churn" -gt 0 ]; then
+    (
+      while :; do
+        c=4
+        while [ $c -le "$churn" ] && [ -e "/run/dirty/fill-$c" ]; do
+          dd if=/run/dirty/seed of="/run/dirty/fill-$c" bs=1M conv=notrunc 2>/dev/null
+          c=$((c + 4))
+        done
+        sleep 0.1
+      done
+    ) &
+    say "churning ${churn} MiB every 0.1 s"
+  fi
+fi
 
 disk_list="$(echo $disks | tr ' ' ',')"
 say "ready disks=${disk_list:-none} agent=$agent_state hook=$hook"

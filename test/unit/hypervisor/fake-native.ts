@@ -74,6 +74,7 @@ export class FakeConnection {
       fsInfo: call("fsInfo", []),
       agentSetResponseTimeout: call("agentSetResponseTimeout", undefined),
       qemuAgentCommand: call("qemuAgentCommand", '{"return":{}}'),
+      qemuMonitorCommand: call("qemuMonitorCommand", '{"return":{}}'),
       suspend: call("suspend", undefined),
       resume: call("resume", undefined),
       snapshotCreate: call("snapshotCreate", "snap"),

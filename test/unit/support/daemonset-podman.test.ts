@@ -131,7 +131,8 @@ describe("refusing what the translation cannot honour", () => {
   });
 
   it("refuses a hostPath type it does not check (Socket)", () => {
-    expect(withController((t) => (t.spec.volumes![0]!.hostPath!.type = "Socket"))).to.throw(
+    const firstHostPath = (t: PodTemplate) => t.spec.volumes!.find((v) => v.hostPath)!.hostPath!;
+    expect(withController((t) => (firstHostPath(t).type = "Socket"))).to.throw(
       /hostPath type Socket/,
     );
   });
@@ -152,27 +153,14 @@ describe("refusing what the translation cannot honour", () => {
     ).to.throw(/container controller: lifecycle not translated/);
   });
 
-  it("projects a service-account token volume as the kubelet would: token, cluster CA, namespace", () => {
-    const t = deployed();
-    t.spec.volumes!.push({
-      name: "token",
-      projected: {
-        sources: [
-          { serviceAccountToken: { path: "token", expirationSeconds: 3607 } },
-          { configMap: { name: "kube-root-ca.crt", items: [{ key: "ca.crt", path: "ca.crt" }] } },
-          {
-            downwardAPI: {
-              items: [{ path: "namespace", fieldRef: { fieldPath: "metadata.namespace" } }],
-            },
-          },
-        ],
-      },
-    });
-    const files = planPod(t, NODE).files.filter((f) => f.path.startsWith("/pods/p/projected/"));
+  it("projects the deployed service-account token volume as the kubelet would: token, cluster CA, namespace", () => {
+    const files = planPod(deployed(), NODE).files.filter((f) =>
+      f.path.startsWith("/pods/p/projected/"),
+    );
     expect(files.map((f) => [f.path, f.content])).to.deep.equal([
-      ["/pods/p/projected/token/token", "tok"],
-      ["/pods/p/projected/token/ca.crt", "ca"],
-      ["/pods/p/projected/token/namespace", "ns"],
+      ["/pods/p/projected/api-token/token", "tok"],
+      ["/pods/p/projected/api-token/ca.crt", "ca"],
+      ["/pods/p/projected/api-token/namespace", "ns"],
     ]);
   });
 
