@@ -25,6 +25,9 @@ import { createMetrics, MetricsServer, type VmsnapMetrics } from "./metrics/inde
 import { LibvirtFileBackend } from "./storage/libvirt-file/index.ts";
 import { RbdBackend, type RbdConfig } from "./storage/rbd/index.ts";
 import { StorageRegistry } from "./storage/registry.ts";
+import { vmrestores, type VMRestore } from "./api/restore-types.ts";
+import { RestoreEffects } from "./restore/effects.ts";
+import { restoreKind } from "./restore/kind.ts";
 
 /** Builds the storage backends the effects snapshot disks with. */
 export type StorageWiring = (
@@ -71,9 +74,10 @@ export async function runAgent(
   const admission = new Admission(config.maxFrozenGuests);
   const observer = new MetricsObserver(metrics);
   let draining = false;
+  const backends = storage(config, hypervisor, metrics);
   effects = new SnapshotEffects({
     hypervisor,
-    storage: storage(config, hypervisor, metrics),
+    storage: backends,
     memory: {
       save: (request) => saveMemory(hypervisor, request),
       remove: (request) => removeMemory(hypervisor, request),
@@ -129,13 +133,58 @@ export async function runAgent(
     },
   });
 
+  // Restores: every agent watches them all (a restore names a snapshot, not a node) and works
+  // on those of its own node's snapshots; they share the domain locks with the snapshots.
+  const snapshotClient = new KubeObjectClient<VMSnapshot>(kubeConfig, vmsnapshots);
+  const restoreEffects = new RestoreEffects({
+    node: config.nodeName,
+    hypervisor,
+    storage: backends,
+    snapshots: {
+      cached: (namespace, name) => informer.getByKey(`${namespace}/${name}`),
+      client: snapshotClient,
+    },
+    guard,
+    admission,
+    callTimeoutMs: config.callTimeoutMs,
+    tenancy: { unownedDomains: config.tenancy.unownedDomains },
+    log: (message, fields) => log.warn(message, fields),
+  });
+  const restores = new Informer<VMRestore>({
+    kubeConfig,
+    resource: vmrestores,
+    ...(config.namespace ? { namespace: config.namespace } : {}),
+    onEvent: (diagnostic) => log.debug("restore informer", { ...diagnostic }),
+    onConnectionSuspect: () => kubeConfig.dropConnections(),
+  });
+  const rKind = restoreKind(restoreEffects);
+  const restoreQueue = new WorkQueue({
+    metrics: workqueueMetricsHooks(metrics.forWorkqueue(rKind.name)),
+  });
+  const restoreController = new Controller({
+    kind: rKind,
+    cache: restores,
+    queue: restoreQueue,
+    reconciler: new Reconciler({
+      kind: rKind,
+      read: (key) => restores.getByKey(key),
+      client: new KubeObjectClient<VMRestore>(kubeConfig, vmrestores),
+      events,
+      log: (m, f) => log.warn(m, f),
+    }),
+    workers: 2,
+    log,
+    metrics: metrics.forController(rKind.name, 2),
+  });
+
   const server = new MetricsServer({
     registry: metrics.registry,
-    ready: () => controller.isReady(),
+    ready: () => controller.isReady() && restoreController.isReady(),
   });
   const address = await server.start(config.metricsHost, config.metricsPort);
   log.info("serving metrics", { address: `${address.address}:${address.port}` });
   await controller.start();
+  await restoreController.start();
 
   await new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
@@ -145,6 +194,7 @@ export async function runAgent(
     process.once("SIGTERM", () => shutdown("SIGTERM"));
     process.once("SIGINT", () => shutdown("SIGINT"));
   });
+  await restoreController.stop();
   await controller.stop();
   await events.flush();
   stopSampling();

@@ -2,10 +2,20 @@
 // (status), and the typed reasons a restore fails with. crds/vmsnap.io_vmrestores.yaml is the
 // schema the API server enforces.
 import type { V1ObjectMeta } from "@kubernetes/client-node";
-import type { Condition } from "./types.ts";
+import type { ResourceDescriptor } from "../kube/resource.ts";
+import { GROUP, VERSION, type Condition } from "./types.ts";
 
 export const RESTORE_PLURAL = "vmrestores";
 export const RESTORE_KIND = "VMRestore";
+
+/** The VMRestore resource, for the informer, the object client and Events of src/kube. */
+export const vmrestores: ResourceDescriptor = {
+  group: GROUP,
+  version: VERSION,
+  plural: RESTORE_PLURAL,
+  kind: RESTORE_KIND,
+  namespaced: true,
+};
 
 /** Phases in order; a restore claims only those that happened (no memory: no MemoryRestored). */
 export const RESTORE_PHASES = [
@@ -66,6 +76,8 @@ export interface VMRestoreStatus {
   targetDomain?: string;
   targetUUID?: string;
   restoredDisks?: RestoredDiskStatus[];
+  /** Decided when the restore starts: spec.memory is Restore and the snapshot has RAM. */
+  restoresMemory?: boolean;
   memoryRestored?: boolean;
   consistency?: Consistency;
   startTime?: string;
@@ -94,6 +106,10 @@ export const RestoreFailureReason = {
   TargetRunning: "TargetRunning",
   TargetExists: "TargetExists",
   TargetBusy: "TargetBusy",
+  /** An in-place target with no persistent definition: stopping it would delete it. */
+  TargetTransient: "TargetTransient",
+  /** The namespace does not own the domain (or it does not exist: the same answer, on purpose). */
+  Forbidden: "Forbidden",
   NoMemoryImage: "NoMemoryImage",
   StorageError: "StorageError",
   StorageTimeout: "StorageTimeout",
@@ -109,4 +125,17 @@ export type RestoreFailureReason = (typeof RestoreFailureReason)[keyof typeof Re
 export function consistencyOf(snapshotConditions: readonly Condition[] | undefined): Consistency {
   const quiesced = snapshotConditions?.find((c) => c.type === "Quiesced");
   return quiesced?.status === "True" ? "ApplicationConsistent" : "CrashConsistent";
+}
+
+/**
+ * The finalizer a restore puts on its VMSnapshot while it uses it: the snapshot's deletion (and
+ * the removal of its artefacts) waits until the restore has finished with it.
+ */
+export function inUseFinalizer(restore: { metadata: V1ObjectMeta }): string {
+  return `vmsnap.io/restore-${restore.metadata.uid}`;
+}
+
+/** Whether a VMSnapshot is held by a restore. */
+export function inUseByRestore(snapshot: { metadata: V1ObjectMeta }): boolean {
+  return (snapshot.metadata.finalizers ?? []).some((f) => f.startsWith("vmsnap.io/restore-"));
 }

@@ -44,6 +44,12 @@ export interface Kind<T extends KubeObject, S extends KindState, E, C> {
   /** Held while backend artefacts may exist, so none outlives a deleted resource. */
   readonly finalizer: string;
 
+  /**
+   * Whether this agent works on the object at all (several agents watch a kind that is not
+   * sharded by node). Absent: every object the informer delivers is this agent's.
+   */
+  handles?(object: T): Promise<boolean>;
+
   // ---- the machine (pure) ----
   /** The state recorded in the object's status, or a fresh one starting now. */
   stateOf(object: T, now: number): S;
@@ -60,10 +66,13 @@ export interface Kind<T extends KubeObject, S extends KindState, E, C> {
   run(object: T, state: S): Promise<Outcome<E>>;
   /** Runs the compensations a failure asked for; returns `next` with what they did recorded. */
   compensate(object: T, state: S, next: S, actions: readonly C[]): Promise<S>;
-  /** Deletion: undo what an unfinished attempt did, or remove a finished one's artefacts. */
-  finalize(object: T, state: S): Promise<void>;
+  /**
+   * Deletion: undo what an unfinished attempt did, or remove a finished one's artefacts. A
+   * `retryAfterMs` answer holds the deletion (something still uses the object): come back then.
+   */
+  finalize(object: T, state: S): Promise<void | { readonly retryAfterMs: number }>;
   /** Forgets everything this process holds for the object (locks, slots, sessions). */
-  finish(object: T): void;
+  finish(object: T): void | Promise<void>;
   /**
    * The object left the cache without being finalized (its finalizer was force-removed, etcd
    * was restored): let go of whatever this process held for its key.

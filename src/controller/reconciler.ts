@@ -72,13 +72,14 @@ export class Reconciler<T extends KubeObject, S extends KindState, E extends { t
       this.kind.forget(key);
       return {};
     }
+    if (this.kind.handles && !(await this.kind.handles(object))) return {};
     this.uids.set(key, uidOf(object));
     if (object.metadata.deletionTimestamp) return this.finalize(object);
     if (
       this.kind.isFinal(this.kind.stateOf(object, this.now())) &&
       !this.states.has(uidOf(object))
     ) {
-      this.kind.finish(object);
+      await this.kind.finish(object);
       return {};
     }
     const finalizers = object.metadata.finalizers ?? [];
@@ -112,7 +113,7 @@ export class Reconciler<T extends KubeObject, S extends KindState, E extends { t
         // Finished in this process, but status did not get it yet: only the write is left.
         current = await this.write(current, state);
         this.states.delete(uid);
-        this.kind.finish(current);
+        await this.kind.finish(current);
         return {};
       }
       const overdue = this.kind.overdue(state, this.now());
@@ -151,7 +152,7 @@ export class Reconciler<T extends KubeObject, S extends KindState, E extends { t
       inFlight = undefined;
       if (this.kind.isFinal(next)) {
         this.states.delete(uid);
-        this.kind.finish(current);
+        await this.kind.finish(current);
         return {};
       }
     }
@@ -161,8 +162,9 @@ export class Reconciler<T extends KubeObject, S extends KindState, E extends { t
   private async finalize(object: T): Promise<ReconcileResult> {
     const finalizers = object.metadata.finalizers ?? [];
     if (!finalizers.includes(this.kind.finalizer)) return {};
-    await this.kind.finalize(object, this.stateOf(object));
-    this.kind.finish(object);
+    const held = await this.kind.finalize(object, this.stateOf(object));
+    if (held) return { requeueAfterMs: held.retryAfterMs };
+    await this.kind.finish(object);
     this.states.delete(uidOf(object));
     await this.o.client.setFinalizers(
       object,

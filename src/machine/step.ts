@@ -1,7 +1,8 @@
 // The only way the controller drives the phase machine: restore the persisted phase and context,
 // apply one event with xstate's pure transition(), and get back the next state, its context and
 // the compensations to run. No actor is ever started, so nothing is re-run or re-armed on restart.
-import { initialTransition, transition, type StateValue } from "xstate";
+import { initialTransition, transition } from "xstate";
+import { phaseAndStep, stateValueOf } from "./state-value.ts";
 import type { Phase } from "../api/types.ts";
 import type { SnapshotContext, SnapshotInput } from "./context.ts";
 import type { SnapshotEvent } from "./events.ts";
@@ -25,20 +26,8 @@ export interface Step extends MachineState {
 type Snapshot = ReturnType<typeof snapshotMachine.resolveState>;
 
 function toState(snapshot: Snapshot): MachineState {
-  const [phase, step] = leaf(snapshot.value);
+  const [phase, step] = phaseAndStep(snapshot.value);
   return { phase: phase as Phase, step, context: snapshot.context };
-}
-
-/** `{ Pending: "Armed" }` → ["Pending", "Pending.Armed"]; `"Frozen"` → ["Frozen", "Frozen"]. */
-function leaf(value: StateValue): [string, string] {
-  if (typeof value === "string") return [value, value];
-  const [phase, inner] = Object.entries(value)[0]!;
-  return [phase, `${phase}.${leaf(inner!)[1]}`];
-}
-
-function valueOf(step: string): StateValue {
-  const [head, ...rest] = step.split(".");
-  return rest.length === 0 ? head! : { [head!]: valueOf(rest.join(".")) };
 }
 
 /** The machine state of a snapshot nobody has worked on yet. */
@@ -60,7 +49,7 @@ export function restore(phase: Phase, context: SnapshotContext): MachineState {
 /** Applies one event to a state. Pure: same inputs, same result. */
 export function step(state: MachineState, event: SnapshotEvent): Step {
   const current = snapshotMachine.resolveState({
-    value: valueOf(state.step),
+    value: stateValueOf(state.step),
     context: state.context,
   });
   const [next, actions] = transition(snapshotMachine, current, event);

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { monotonicNow } from "../clock.ts";
 import { FailureReason, UnquiescedReason, WaitReason } from "../api/reasons.ts";
 import type { VMSnapshot } from "../api/types.ts";
+import { inUseByRestore } from "../api/restore-types.ts";
 import type { Hypervisor } from "../hypervisor/connection.ts";
 import type { Disk } from "../hypervisor/disk.ts";
 import { parseDisks } from "../hypervisor/disk-inventory.ts";
@@ -110,6 +111,9 @@ const EFFECTS: Record<string, Effect> = {
   "MemorySaved.Completing": (e) => e.complete(),
   Thawed: (e) => e.complete(),
 };
+
+/** How often a deleted snapshot still used by a restore looks again (the restore's end wakes it). */
+const IN_USE_RETRY_MS = 10_000;
 
 /** A thaw inside the reconcile: a few quick tries; the guard stays armed if they all fail. */
 const EFFECT_THAW_ATTEMPTS = 3;
@@ -232,7 +236,13 @@ export class SnapshotEffects {
    * thaws or resumes the guest another snapshot froze); a finished one's artefacts go under
    * deletionPolicy Delete and stay under Retain.
    */
-  async finalize(snapshot: VMSnapshot, state: MachineState): Promise<void> {
+  async finalize(
+    snapshot: VMSnapshot,
+    state: MachineState,
+  ): Promise<void | { retryAfterMs: number }> {
+    // A restore reads this snapshot's disks and memory image: they stay until it is done (it
+    // removes its finalizer then, which brings the snapshot back here).
+    if (inUseByRestore(snapshot)) return { retryAfterMs: IN_USE_RETRY_MS };
     if (!isFinal(state.phase)) {
       await this.compensate(snapshot, state, state, compensationsFor(state.context));
     } else if ((snapshot.spec.deletionPolicy ?? "Delete") === "Delete") {

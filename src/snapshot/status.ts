@@ -14,6 +14,7 @@ import type {
 import type { SnapshotContext, SnapshotInput } from "../machine/context.ts";
 import { isFinal, restore, start, type MachineState } from "../machine/step.ts";
 import type { Waiting } from "../controller/kind.ts";
+import { defined, iso, toMs, withTransitionTimes } from "../controller/conditions.ts";
 
 const DEFAULT_FREEZE_TIMEOUT = "10s";
 const DEFAULT_FAILURE_DEADLINE = "5m";
@@ -150,15 +151,7 @@ function conditionsOf(
     },
     quiescedCondition(context),
   ];
-  return wanted.map((c) => {
-    const before = previous.find((p) => p.type === c.type);
-    const unchanged = before && before.status === c.status;
-    return {
-      ...c,
-      ...(generation !== undefined ? { observedGeneration: generation } : {}),
-      lastTransitionTime: unchanged ? before.lastTransitionTime : new Date(now).toISOString(),
-    };
-  });
+  return withTransitionTimes(wanted, previous, now, generation);
 }
 
 function quiescedCondition(context: SnapshotContext): Omit<Condition, "lastTransitionTime"> {
@@ -203,17 +196,4 @@ export function indicationsOf(context: SnapshotContext): Indication[] {
   if (context.quiesced === true) out.push("Quiesced");
   if (context.quiesced === false) out.push("Unquiesced");
   return out;
-}
-
-function iso(ms: number | undefined): string | undefined {
-  return ms === undefined ? undefined : new Date(ms).toISOString();
-}
-
-function toMs(text: string | undefined): number | undefined {
-  return text === undefined ? undefined : Date.parse(text);
-}
-
-/** `{ [key]: value }` when value is defined, else `{}`: keeps absent fields absent in status. */
-function defined<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
-  return value === undefined ? {} : ({ [key]: value } as { [P in K]: V });
 }

@@ -25,6 +25,25 @@ export interface SnapshotRequest {
   readonly disks: readonly Disk[];
 }
 
+/** Where a restored disk lives now, and how it got there (a VMRestore's `restoredDisks`). */
+export interface RestoredDiskHandle {
+  readonly target: string;
+  readonly backend: string;
+  /** The disk as the restored domain uses it: `pool[/namespace]/image` or a file path. */
+  readonly source: string;
+  /** The snapshot handle's `snapshot` it came from. */
+  readonly from: string;
+  /** Rollback (RBD in place), Overlay (a new qcow2 on the snapshot's file), Copy (new domain). */
+  readonly method: "Rollback" | "Overlay" | "Copy";
+}
+
+export interface RestoreRequest {
+  /** The restore's own name (from the VMRestore UID): the idempotency key of what it makes. */
+  readonly name: string;
+  /** The snapshot's recorded handles of this backend. */
+  readonly handles: readonly DiskSnapshotHandle[];
+}
+
 export interface StorageBackend {
   /** Matches the inventory's `disk.plan.backend` for the disks this backend snapshots. */
   readonly kind: string;
@@ -38,4 +57,15 @@ export interface StorageBackend {
   diskOf(handle: DiskSnapshotHandle): Disk;
   /** Reverts the disks to the snapshot (the domain must not be using them). */
   rollback(request: SnapshotRequest): Promise<void>;
+  /**
+   * A restore in place: the domain's disks brought back to the snapshot's content, the domain
+   * stopped. Idempotent. Returns where each disk lives now (an RBD image is itself again; a file
+   * disk gets a new overlay on the snapshot's file).
+   */
+  revert?(request: RestoreRequest): Promise<RestoredDiskHandle[]>;
+  /**
+   * A restore to a new domain: self-contained copies of the snapshot's disks named after
+   * `newDomain`, the source left alone. Idempotent: a finished copy is kept, a partial one redone.
+   */
+  copy?(request: RestoreRequest & { readonly newDomain: string }): Promise<RestoredDiskHandle[]>;
 }

@@ -3,7 +3,12 @@
 // own disks. The controller asks the registry, never a backend by name, so a third backend is
 // a new StorageBackend handed to the registry in main.ts.
 import type { Disk } from "../hypervisor/disk.ts";
-import type { DiskSnapshotHandle, SnapshotRequest, StorageBackend } from "./backend.ts";
+import type {
+  DiskSnapshotHandle,
+  RestoredDiskHandle,
+  SnapshotRequest,
+  StorageBackend,
+} from "./backend.ts";
 
 export class StorageRegistry {
   constructor(readonly backends: readonly StorageBackend[]) {}
@@ -36,11 +41,53 @@ export class StorageRegistry {
 
   /** The disks recorded handles stand for, by the backend that made each. */
   disksOf(handles: readonly DiskSnapshotHandle[]): Disk[] {
-    return handles.map((handle) => {
-      const backend = this.backends.find((b) => b.kind === handle.backend);
-      if (!backend) throw new Error(`no storage backend "${handle.backend}" in this agent`);
-      return backend.diskOf(handle);
-    });
+    return handles.map((handle) => this.backendOf(handle).diskOf(handle));
+  }
+
+  /** Reverts every recorded disk in place, backend by backend (the domain is stopped). */
+  async revert(
+    name: string,
+    handles: readonly DiskSnapshotHandle[],
+  ): Promise<RestoredDiskHandle[]> {
+    const restored: RestoredDiskHandle[] = [];
+    for (const [backend, mine] of this.byBackend(handles)) {
+      if (!backend.revert)
+        throw new Error(`storage backend "${backend.kind}" cannot restore in place`);
+      restored.push(...(await backend.revert({ name, handles: mine })));
+    }
+    return restored;
+  }
+
+  /** Copies every recorded disk for the new domain `newDomain`, backend by backend. */
+  async copy(
+    name: string,
+    handles: readonly DiskSnapshotHandle[],
+    newDomain: string,
+  ): Promise<RestoredDiskHandle[]> {
+    const restored: RestoredDiskHandle[] = [];
+    for (const [backend, mine] of this.byBackend(handles)) {
+      if (!backend.copy) throw new Error(`storage backend "${backend.kind}" cannot copy disks`);
+      restored.push(...(await backend.copy({ name, handles: mine, newDomain })));
+    }
+    return restored;
+  }
+
+  private byBackend(
+    handles: readonly DiskSnapshotHandle[],
+  ): Array<[StorageBackend, DiskSnapshotHandle[]]> {
+    for (const handle of handles) this.backendOf(handle);
+    return this.backends
+      .map((b): [StorageBackend, DiskSnapshotHandle[]] => [
+        b,
+        handles.filter((h) => h.backend === b.kind),
+      ])
+      .filter(([, mine]) => mine.length > 0);
+  }
+
+  private backendOf(handle: DiskSnapshotHandle): StorageBackend {
+    const backend = this.backends.find((b) => b.kind === handle.backend);
+    if (!backend) throw new Error(`no storage backend "${handle.backend}" in this agent`);
+    return backend;
   }
 
   private requests(

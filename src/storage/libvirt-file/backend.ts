@@ -17,6 +17,7 @@
 // After an in-place restore (src/storage/libvirt-file/restore.ts) the domain runs on a new overlay
 // on the snapshot's backing file; then `remove` deletes only the metadata and the stale overlay.
 import { rm, stat } from "node:fs/promises";
+import { dirname, join } from "node:path";
 
 import type { Hypervisor } from "../../hypervisor/connection.ts";
 import { parseDisks } from "../../hypervisor/disk-inventory.ts";
@@ -30,7 +31,14 @@ import { readSnapshot, referencedFiles } from "../../hypervisor/snapshot-read.ts
 import { assertValid, filePathProblem } from "../../hypervisor/snapshot-name.ts";
 import { diskOnlySnapshotXml, type DiskOverlay } from "../../hypervisor/snapshot-xml.ts";
 import type { Disk } from "../../hypervisor/disk.ts";
-import type { DiskSnapshotHandle, SnapshotRequest, StorageBackend } from "../backend.ts";
+import type {
+  DiskSnapshotHandle,
+  RestoredDiskHandle,
+  RestoreRequest,
+  SnapshotRequest,
+  StorageBackend,
+} from "../backend.ts";
+import { copyFileDisk, createRevertOverlay, revertOverlayPath } from "./restore.ts";
 import {
   assertOverlaysUsable,
   overlayPath,
@@ -209,6 +217,48 @@ export class LibvirtFileBackend implements StorageBackend {
   }
 
   /** Unsupported: libvirt 9.0 cannot revert to an external snapshot (code 67). */
+  /**
+   * In place: libvirt 9.0 cannot revert an external snapshot (code 67), so each disk gets a new
+   * overlay on the snapshot's file (the handle's source), named after the restore; the snapshot's
+   * own overlay and later snapshots' files stay valid.
+   */
+  async revert(request: RestoreRequest): Promise<RestoredDiskHandle[]> {
+    const restored: RestoredDiskHandle[] = [];
+    for (const h of request.handles) {
+      const overlay = revertOverlayPath(h.source, request.name);
+      await createRevertOverlay(h.source, overlay);
+      restored.push({
+        target: h.target,
+        backend: this.kind,
+        source: overlay,
+        from: h.snapshot,
+        method: "Overlay",
+      });
+    }
+    return restored;
+  }
+
+  /**
+   * A new domain: a self-contained qcow2 copy of the snapshot's file next to it, named
+   * `<newDomain>-<target>.qcow2` (an overlay sharing the backing file would break when the
+   * snapshot's deletion commits into that file).
+   */
+  async copy(request: RestoreRequest & { newDomain: string }): Promise<RestoredDiskHandle[]> {
+    const restored: RestoredDiskHandle[] = [];
+    for (const h of request.handles) {
+      const dest = join(dirname(h.source), `${request.newDomain}-${h.target}.qcow2`);
+      await copyFileDisk(h.source, dest);
+      restored.push({
+        target: h.target,
+        backend: this.kind,
+        source: dest,
+        from: h.snapshot,
+        method: "Copy",
+      });
+    }
+    return restored;
+  }
+
   async rollback(request: SnapshotRequest): Promise<void> {
     const plan = planFileSnapshot(request, "restore");
     throw new HypervisorError(

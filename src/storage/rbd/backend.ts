@@ -6,7 +6,13 @@
 // Callers must serialise operations per domain (vmsnap runs one snapshot operation per domain
 // at a time): `remove` deletes the domain's group once it holds no snapshot.
 import type { Disk } from "../../hypervisor/disk.ts";
-import type { DiskSnapshotHandle, SnapshotRequest, StorageBackend } from "../backend.ts";
+import type {
+  DiskSnapshotHandle,
+  RestoredDiskHandle,
+  RestoreRequest,
+  SnapshotRequest,
+  StorageBackend,
+} from "../backend.ts";
 import type { RbdConfig } from "./config.ts";
 import {
   createGroupSnapshot,
@@ -20,6 +26,8 @@ import {
   rollbackImageSnapshot,
 } from "./image-snapshots.ts";
 import { planRbdSnapshot, type RbdPlan } from "./plan.ts";
+import { copyRbdSnapshot, revertRbdSnapshots } from "./snapshot-copy.ts";
+import { snapshotRefOf } from "./snapshot-ref.ts";
 import { createRbdRunner, type RbdRunner } from "./runner.ts";
 import {
   groupPath,
@@ -44,6 +52,7 @@ export interface RbdBackendOptions {
 export class RbdBackend implements StorageBackend {
   readonly kind = "rbd" as const;
   private readonly runner: RbdRunner;
+  private readonly config: RbdConfig;
   private readonly sequential: boolean;
   /**
    * Group memberships `prepare` just made equal to a request's images, by request name, so the
@@ -54,6 +63,7 @@ export class RbdBackend implements StorageBackend {
 
   constructor(options: RbdBackendOptions) {
     this.runner = options.runner ?? createRbdRunner(options.config);
+    this.config = options.config;
     this.sequential = options.sequentialImageSnapshots ?? false;
   }
 
@@ -131,6 +141,39 @@ export class RbdBackend implements StorageBackend {
         await removeGroupIfUnused(this.runner, plan.group);
         return;
     }
+  }
+
+  /** In place: the group (or image) snapshot rolled back; each image is the disk again. */
+  async revert(request: RestoreRequest): Promise<RestoredDiskHandle[]> {
+    await revertRbdSnapshots(this.runner, request.handles.map(snapshotRefOf));
+    return request.handles.map((h) => ({
+      target: h.target,
+      backend: this.kind,
+      source: h.source,
+      from: h.snapshot,
+      method: "Rollback",
+    }));
+  }
+
+  /**
+   * A new domain: each image copied from its snapshot (by id: Ceph 16's CLI cannot read a group
+   * snapshot's members) to `<newDomain>-<target>` in the source image's pool.
+   */
+  async copy(request: RestoreRequest & { newDomain: string }): Promise<RestoredDiskHandle[]> {
+    const restored: RestoredDiskHandle[] = [];
+    for (const h of request.handles) {
+      const ref = snapshotRefOf(h);
+      const dest: ImageSpec = { ...ref.image, image: `${request.newDomain}-${h.target}` };
+      await copyRbdSnapshot(this.runner, this.config, ref, dest);
+      restored.push({
+        target: h.target,
+        backend: this.kind,
+        source: imagePath(dest),
+        from: h.snapshot,
+        method: "Copy",
+      });
+    }
+    return restored;
   }
 
   async rollback(request: SnapshotRequest): Promise<void> {

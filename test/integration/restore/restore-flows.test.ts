@@ -1,0 +1,215 @@
+// VMRestore end to end on real parts: kube-apiserver + etcd, the real Ceph cluster and the
+// libvirt test driver hosted by a daemon, with the agent as it ships. The disks-only restores run
+// here (the test driver cannot load a QEMU memory image: test/e2e/restore-controller covers RAM).
+import { createHash } from "node:crypto";
+import { expect } from "chai";
+import type { VMRestore } from "../../../src/api/restore-types.ts";
+import { startScenario, type Scenario } from "../../support/controller/snapshot-scenario.ts";
+import { vmrestoresIn, type VMRestores } from "../../support/kube/vmrestores.ts";
+
+describe("VMRestore controller on real parts (test-driver libvirt, Ceph)", function () {
+  this.timeout(180_000);
+  let s: Scenario;
+  let restores: VMRestores;
+
+  before(async () => {
+    s = await startScenario();
+    restores = vmrestoresIn({
+      cp: s.cp,
+      namespace: s.namespace,
+      controllerLog: () => s.controller.log(),
+    });
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  /** A digest of the image's whole content, as `rbd export` reads it. */
+  async function contentOf(image: string): Promise<string> {
+    const r = await s.ceph.rbd(["export", `${s.ceph.pool}/${image}`, "-"]);
+    if (r.code !== 0) throw new Error(`rbd export ${image}: ${r.stderr}`);
+    return createHash("sha256").update(r.stdout).digest("hex");
+  }
+
+  async function scribble(image: string): Promise<void> {
+    const r = await s.ceph.rbd([
+      "bench",
+      "--io-type",
+      "write",
+      "--io-size",
+      "4K",
+      "--io-total",
+      "256K",
+      "--io-pattern",
+      "rand",
+      `${s.ceph.pool}/${image}`,
+    ]);
+    if (r.code !== 0) throw new Error(`rbd bench ${image}: ${r.stderr}`);
+  }
+
+  async function snapshotOf(domain: string, name: string) {
+    await s.apply(name, {}, domain);
+    const done = await s.waitFinal(name);
+    expect(done.status?.phase, JSON.stringify(done.status?.error)).to.equal("Succeeded");
+    return done;
+  }
+
+  const failure = (r: VMRestore) => r.status?.error;
+  const ready = (r: VMRestore) => r.status?.conditions?.find((c) => c.type === "Ready");
+
+  /** A persistent running domain, as real VMs are (the scenario's running ones are transient). */
+  async function persistentDomain(rbdDisks: number) {
+    const domain = await s.newDomain({ rbdDisks, state: "shutoff" });
+    await s.host.hypervisor().start(domain.name);
+    return domain;
+  }
+
+  it("in place, disks only: stops the running domain, rolls both RBD disks back, starts it again", async () => {
+    const domain = await persistentDomain(2);
+    const before = await Promise.all(domain.images.map(contentOf));
+    const snapshot = await snapshotOf(domain.name, "inplace-snap");
+    for (const image of domain.images) await scribble(image);
+    const scribbled = await Promise.all(domain.images.map(contentOf));
+    expect(scribbled, "the writes changed the disks").to.not.deep.equal(before);
+
+    const watch = await restores.watchPhases("inplace");
+    await restores.apply("inplace", {
+      snapshotName: "inplace-snap",
+      target: { inPlace: {} },
+      stopRunningTarget: true,
+    });
+    const done = await restores.waitFinal("inplace");
+    watch.stop();
+    expect(done.status?.phase, JSON.stringify(done.status?.error)).to.equal("Succeeded");
+    expect(watch.phases).to.deep.equal(["Pending", "TargetStopped", "DisksRestored", "Succeeded"]);
+    expect(
+      await Promise.all(domain.images.map(contentOf)),
+      "the disks hold the snapshot",
+    ).to.deep.equal(before);
+    const st = done.status!;
+    expect(st).to.include({
+      targetDomain: domain.name,
+      node: s.nodeName,
+      restoresMemory: false,
+      memoryRestored: false,
+      consistency: "ApplicationConsistent",
+    });
+    expect(st.restoredDisks!.map((d) => [d.target, d.method, d.from])).to.deep.equal(
+      snapshot.status!.disks!.map((d) => [d.target, "Rollback", d.snapshot]),
+    );
+    expect(ready(done)?.status).to.equal("True");
+    expect((await s.host.hypervisor().domainInfo(domain.name)).state).to.equal("running");
+    // Done with it: the snapshot is no longer pinned and can go.
+    expect((await s.get("inplace-snap")).metadata.finalizers ?? []).to.not.include(
+      `vmsnap.io/restore-${done.metadata.uid}`,
+    );
+    await s.delete("inplace-snap");
+  });
+
+  it("to a new domain: copies the disks by snapshot id and defines a new domain; the source runs on untouched", async () => {
+    const domain = await s.newDomain({ rbdDisks: 2 });
+    const before = await Promise.all(domain.images.map(contentOf));
+    await snapshotOf(domain.name, "copy-snap");
+    for (const image of domain.images) await scribble(image);
+    const sourceAfter = await Promise.all(domain.images.map(contentOf));
+
+    const name = `${domain.name}-copy`;
+    await restores.apply("copy", {
+      snapshotName: "copy-snap",
+      target: { newDomain: { name } },
+      memory: "Skip",
+    });
+    const done = await restores.waitFinal("copy");
+    expect(done.status?.phase, JSON.stringify(done.status?.error)).to.equal("Succeeded");
+    const st = done.status!;
+    expect(st.targetUUID).to.equal(done.metadata.uid);
+    expect(st.restoredDisks!.map((d) => [d.method, d.source])).to.deep.equal(
+      ["vda", "vdb"].map((t) => ["Copy", `${s.ceph.pool}/${name}-${t}`]),
+    );
+    const copies = st.restoredDisks!.map((d) => d.source.split("/")[1]!);
+    expect(await Promise.all(copies.map(contentOf)), "the copies hold the snapshot").to.deep.equal(
+      before,
+    );
+    expect(
+      await Promise.all(domain.images.map(contentOf)),
+      "the source is untouched",
+    ).to.deep.equal(sourceAfter);
+    const info = await s.host.hypervisor().domainInfo(name);
+    expect(info.state).to.equal("running");
+    expect(info.uuid).to.equal(done.metadata.uid);
+    expect((await s.host.hypervisor().domainInfo(domain.name)).state).to.equal("running");
+  });
+
+  describe("bad input: a clear Failed reason and nothing changed", () => {
+    it("an unknown snapshot: SnapshotNotFound", async () => {
+      await restores.apply("unknown", { snapshotName: "no-such-snap", target: { inPlace: {} } });
+      const done = await restores.waitFinal("unknown");
+      expect(done.status?.phase).to.equal("Failed");
+      expect(failure(done)?.reason).to.equal("SnapshotNotFound");
+      expect(failure(done)?.message).to.contain("no-such-snap");
+      expect(ready(done)).to.include({ status: "False", reason: "SnapshotNotFound" });
+    });
+
+    it("a snapshot that failed: SnapshotNotReady", async () => {
+      await s.apply("failed-snap", { quiesce: "Required" }, "vmsnap-no-such-domain");
+      expect((await s.waitFinal("failed-snap")).status?.phase).to.equal("Failed");
+      await restores.apply("not-ready", { snapshotName: "failed-snap", target: { inPlace: {} } });
+      const done = await restores.waitFinal("not-ready");
+      expect(failure(done)?.reason).to.equal("SnapshotNotReady");
+    });
+
+    it("a running target without permission to stop it: TargetRunning, the domain keeps running and its disks", async () => {
+      const domain = await persistentDomain(1);
+      await snapshotOf(domain.name, "running-snap");
+      await scribble(domain.images[0]!);
+      const current = await contentOf(domain.images[0]!);
+      await restores.apply("running", { snapshotName: "running-snap", target: { inPlace: {} } });
+      const done = await restores.waitFinal("running");
+      expect(failure(done)?.reason).to.equal("TargetRunning");
+      expect(failure(done)?.message).to.contain("stopRunningTarget");
+      expect((await s.host.hypervisor().domainInfo(domain.name)).state).to.equal("running");
+      expect(await contentOf(domain.images[0]!)).to.equal(current);
+      // A failed restore lets go of its snapshot too.
+      await s.delete("running-snap");
+    });
+
+    it("a transient target in place: TargetTransient (stopping it would delete it), left running", async () => {
+      const domain = await s.newDomain({ rbdDisks: 1 });
+      await snapshotOf(domain.name, "transient-snap");
+      await restores.apply("transient", {
+        snapshotName: "transient-snap",
+        target: { inPlace: {} },
+        stopRunningTarget: true,
+      });
+      const done = await restores.waitFinal("transient");
+      expect(failure(done)?.reason).to.equal("TargetTransient");
+      expect((await s.host.hypervisor().domainInfo(domain.name)).state).to.equal("running");
+    });
+
+    it("a new domain whose name is taken: TargetExists, the other domain untouched", async () => {
+      const domain = await s.newDomain({ rbdDisks: 1 });
+      const other = await s.newDomain({ rbdDisks: 1, label: "taken" });
+      await snapshotOf(domain.name, "taken-snap");
+      await restores.apply("taken", {
+        snapshotName: "taken-snap",
+        target: { newDomain: { name: other.name } },
+        memory: "Skip",
+      });
+      const done = await restores.waitFinal("taken");
+      expect(failure(done)?.reason).to.equal("TargetExists");
+      expect((await s.host.hypervisor().domainInfo(other.name)).state).to.equal("running");
+    });
+  });
+
+  it("the API server refuses a new-domain restore with memory, naming the field", async () => {
+    const manifest = {
+      apiVersion: "vmsnap.io/v1alpha1",
+      kind: "VMRestore",
+      metadata: { name: "bad-memory", namespace: s.namespace },
+      spec: { snapshotName: "x", target: { newDomain: { name: "y" } }, memory: "Restore" },
+    };
+    const r = await s.cp.kubectl(["apply", "-f", "-"], JSON.stringify(manifest));
+    expect(r.code).to.not.equal(0);
+    expect(r.stderr).to.contain("spec.memory");
+  });
+});

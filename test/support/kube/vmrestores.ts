@@ -1,0 +1,79 @@
+// VMRestores in one namespace as a user drives them: kubectl apply, get, wait until final, and
+// the phases a watch saw on the way.
+import { Watch } from "@kubernetes/client-node";
+import type { RestorePhase, VMRestore, VMRestoreSpec } from "../../../src/api/restore-types.ts";
+import { GROUP, VERSION } from "../../../src/api/types.ts";
+import { waitFor } from "../processes.ts";
+import type { ControlPlane } from "./control-plane.ts";
+
+export interface VMRestores {
+  apply(name: string, spec: VMRestoreSpec): Promise<void>;
+  get(name: string): Promise<VMRestore>;
+  waitFinal(name: string, timeoutMs?: number): Promise<VMRestore>;
+  /** Starts recording the phases of `name` before it is applied. */
+  watchPhases(name: string): Promise<{ phases: RestorePhase[]; stop(): void }>;
+}
+
+export function vmrestoresIn(o: {
+  cp: ControlPlane;
+  namespace: string;
+  controllerLog?: () => string;
+}): VMRestores {
+  const { cp, namespace } = o;
+  const restores: VMRestores = {
+    async apply(name, spec) {
+      const manifest = {
+        apiVersion: `${GROUP}/${VERSION}`,
+        kind: "VMRestore",
+        metadata: { name, namespace },
+        spec,
+      };
+      const result = await cp.kubectl(["apply", "-f", "-"], JSON.stringify(manifest));
+      if (result.code !== 0) throw new Error(`kubectl apply ${name}: ${result.stderr}`);
+    },
+    async get(name) {
+      const result = await cp.kubectl(["get", "vmrestore", name, "-n", namespace, "-o", "json"]);
+      if (result.code !== 0) throw new Error(`kubectl get vmrestore ${name}: ${result.stderr}`);
+      return JSON.parse(result.stdout) as VMRestore;
+    },
+    async waitFinal(name, timeoutMs = 60_000) {
+      let last: VMRestore | undefined;
+      try {
+        await waitFor(
+          `VMRestore ${name} to finish`,
+          async () => {
+            last = await restores.get(name);
+            return last.status?.phase === "Succeeded" || last.status?.phase === "Failed";
+          },
+          timeoutMs,
+          100,
+        );
+      } catch (err) {
+        const log = o.controllerLog
+          ? `\n--- controller log ---\n${o.controllerLog().slice(-6000)}`
+          : "";
+        throw new Error(
+          `${(err as Error).message}\nlast status: ${JSON.stringify(last?.status)}${log}`,
+          {
+            cause: err,
+          },
+        );
+      }
+      return last!;
+    },
+    async watchPhases(name) {
+      const phases: RestorePhase[] = [];
+      const request = await new Watch(cp.kubeConfig()).watch(
+        `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/vmrestores`,
+        { fieldSelector: `metadata.name=${name}` },
+        (_type: string, object: VMRestore) => {
+          const phase = object.status?.phase;
+          if (phase && phases.at(-1) !== phase) phases.push(phase);
+        },
+        () => undefined,
+      );
+      return { phases, stop: () => request.abort() };
+    },
+  };
+  return restores;
+}
