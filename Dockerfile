@@ -37,10 +37,14 @@ FROM ${BASE} AS build
 # libvirt-dev here and libvirt0 in the runtime stage are the same version (one ARG): the addon
 # is compiled against exactly the library it loads. A glob keeps the upstream release fixed and
 # takes Debian's security revisions of it; a Debian release that moves on fails the build.
+# librbd-dev/librados-dev: the restore's librbd module (vmsnap_rbd.node), built against the Ceph
+# release whose libraries ceph-common brings into the runtime stage.
 ARG LIBVIRT_VERSION=9.0.0-4*
+ARG CEPH_VERSION=16.2.15+ds-0*
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      "libvirt-dev=${LIBVIRT_VERSION}" pkg-config python3 g++ make \
+      "libvirt-dev=${LIBVIRT_VERSION}" "librbd-dev=${CEPH_VERSION}" "librados-dev=${CEPH_VERSION}" \
+      pkg-config python3 g++ make \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=toolchain /opt/node/ /opt/node/
 WORKDIR /app
@@ -75,7 +79,8 @@ LABEL org.opencontainers.image.title="vmsnap-controller" \
       org.opencontainers.image.description="Consistent live snapshots of libvirt/QEMU VMs, driven by the VMSnapshot resource" \
       org.opencontainers.image.licenses="Apache-2.0"
 # libvirt0: the client library the addon links (libvirt.so.0, libvirt-qemu.so.0).
-# ceph-common: the rbd CLI and its libraries (Ceph 16, Debian 12's).
+# ceph-common: the rbd CLI and its libraries (Ceph 16, Debian 12's), librbd1 and librados2 among
+# them, which the restore's librbd module loads.
 ARG LIBVIRT_VERSION=9.0.0-4*
 ARG CEPH_VERSION=16.2.15+ds-0*
 RUN apt-get update \
@@ -89,7 +94,8 @@ ENV NODE_ENV=production
 # The bundles (with their own package.json marking them ES modules); no node_modules needed.
 COPY --from=build /app/dist/bundle/ dist/bundle/
 # The addon is found by walking up from dist/bundle to native/build/Release.
-COPY --from=build /app/native/build/Release/vmsnap_libvirt.node native/build/Release/
+COPY --from=build /app/native/build/Release/vmsnap_libvirt.node \
+     /app/native/build/Release/vmsnap_rbd.node native/build/Release/
 # Root, because libvirtd's socket is root-owned; the DaemonSet drops every capability and makes
 # the root filesystem read-only, so this root cannot do more than open files root owns.
 USER 0

@@ -86,6 +86,8 @@ export interface VMRestoreStatus {
   resumedAt?: string;
   thawedAt?: string;
   resumeToThawMs?: number;
+  /** Filesystems the thaw after the resume found frozen (a RAM image taken while frozen). */
+  thawedFilesystems?: number;
   completionTime?: string;
   error?: { reason: RestoreFailureReason; message: string };
 }

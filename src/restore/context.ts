@@ -43,6 +43,8 @@ export interface RestoreContext extends RestoreInput {
   readonly thawDeadline?: number;
   readonly resumedAt?: number;
   readonly thawedAt?: number;
+  /** Filesystems the thaw found frozen: more than 0 when the RAM image was taken frozen. */
+  readonly thawedFilesystems?: number;
   readonly completedAt?: number;
   readonly error?: { readonly reason: RestoreFailureReason; readonly message: string };
 }

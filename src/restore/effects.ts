@@ -276,7 +276,7 @@ export class RestoreEffects {
       const thawed = await thawConfirmed(this.o.hypervisor, c.targetDomain!, c.thawDeadline!, {
         now: this.now,
       });
-      return event({ type: "THAWED", at: thawed.at });
+      return event({ type: "THAWED", at: thawed.at, filesystems: thawed.filesystems });
     } catch (err) {
       return this.fail(
         "ThawFailed",

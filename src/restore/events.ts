@@ -26,7 +26,8 @@ export type RestoreEvent =
   /** The RAM image is loaded, vCPUs paused; the guest must be thawed by `thawDeadline`. */
   | { readonly type: "MEMORY_RESTORED"; readonly at: number; readonly thawDeadline: number }
   | { readonly type: "RESUMED"; readonly at: number }
-  | { readonly type: "THAWED"; readonly at: number }
+  /** The agent confirmed the guest thawed; `filesystems` were frozen (a frozen RAM image). */
+  | { readonly type: "THAWED"; readonly at: number; readonly filesystems: number }
   | { readonly type: "COMPLETED"; readonly at: number }
   | {
       readonly type: "FAILED";

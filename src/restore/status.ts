@@ -46,6 +46,7 @@ export function restoreStateFromStatus(restore: VMRestore, now: number): Restore
     ...defined("thawDeadline", toMs(status.thawDeadline)),
     ...defined("resumedAt", toMs(status.resumedAt)),
     ...defined("thawedAt", toMs(status.thawedAt)),
+    ...defined("thawedFilesystems", status.thawedFilesystems),
     ...defined("completedAt", toMs(status.completionTime)),
     ...defined(
       "error",
@@ -79,6 +80,7 @@ export function restoreStatusFromState(
     ...defined("thawDeadline", iso(c.thawDeadline)),
     ...defined("resumedAt", iso(c.resumedAt)),
     ...defined("thawedAt", iso(c.thawedAt)),
+    ...defined("thawedFilesystems", c.thawedFilesystems),
     ...defined(
       "resumeToThawMs",
       c.resumedAt !== undefined && c.thawedAt !== undefined ? c.thawedAt - c.resumedAt : undefined,

@@ -1,9 +1,8 @@
-// An in-place restore of a VM snapshot on a real QEMU guest, done with the restore primitives
-// (the VMRestore machine will drive the same steps): the controller takes a memory snapshot of a
-// guest whose writers append numbered records to a qcow2 disk (vda) and an RBD disk (vdb); the
-// writers go on; then the domain is stopped, the RBD disk rolled back, the file disk given a new
-// overlay on the snapshot's backing file, the RAM restored paused with an XML whose disks point at
-// the restored images, resumed, and thawed at once.
+// An in-place restore of a VM snapshot on a real QEMU guest, as a user asks for it: the agent
+// takes a memory snapshot of a guest whose writers append numbered records to a qcow2 disk (vda)
+// and an RBD disk (vdb); the writers go on; then a VMRestore makes the agent stop the domain, roll
+// the RBD disk back, give the file disk a new overlay on the snapshot's backing file, restore the
+// RAM paused with an XML whose disks point at the restored images, resume, and thaw at once.
 //
 // What it proves: the restored guest is thawed (guest-fsfreeze-status), it woke up frozen (the
 // thaw thawed filesystems), and on both disks the writer continues from exactly the snapshot's
@@ -11,19 +10,9 @@
 // after the snapshot survives.
 import { existsSync } from "node:fs";
 import { expect } from "chai";
+import type { VMRestore } from "../../src/api/restore-types.ts";
 import type { VMSnapshot } from "../../src/api/types.ts";
-import { Hypervisor } from "../../src/hypervisor/connection.ts";
-import { DomainXmlFlags } from "../../src/hypervisor/flags.ts";
-import {
-  restoreMemoryAndThaw,
-  type MemoryRestoreTimings,
-} from "../../src/hypervisor/memory-restore.ts";
-import { restoreDomainXml, type RestoredDisk } from "../../src/hypervisor/restore-xml.ts";
-import { createRevertOverlay, revertOverlayPath } from "../../src/storage/libvirt-file/restore.ts";
-import { createRbdRunner } from "../../src/storage/rbd/runner.ts";
-import { revertRbdSnapshots } from "../../src/storage/rbd/snapshot-copy.ts";
-import { snapshotRefOf } from "../../src/storage/rbd/snapshot-ref.ts";
-import { rbdConfigFor } from "../support/ceph/fixtures.ts";
+import { vmrestoresIn, type VMRestores } from "../support/kube/vmrestores.ts";
 import { useE2eController, type E2eController } from "../support/e2e/controller.ts";
 import { checkSnapshotOfDisk } from "../support/e2e/ext4.ts";
 import { guestWriterLog, lastSeq, waitForSeq } from "../support/e2e/writer.ts";
@@ -36,7 +25,7 @@ import {
   type Guest,
   type WriterFileRecord,
 } from "../support/guest/index.ts";
-import { domainState, freezeStatus, SYSTEM_URI } from "../support/libvirt/libvirtd.ts";
+import { domainState, freezeStatus } from "../support/libvirt/libvirtd.ts";
 
 const DISKS = ["vda", "vdb"] as const;
 
@@ -44,11 +33,11 @@ describe("in-place restore of a VM snapshot on a real QEMU guest (qcow2 + RBD di
   this.timeout(180_000);
   let e2e: E2eController;
   let guest: Guest;
-  let hv: Hypervisor;
+  let restores: VMRestores;
+  let restored: VMRestore;
   let snapshot: VMSnapshot;
   const atSnapshot: Record<string, WriterFileRecord[]> = {};
   const beforeRestore: Record<string, number> = {};
-  let timings: MemoryRestoreTimings;
 
   before(async function () {
     this.timeout(600_000);
@@ -58,10 +47,14 @@ describe("in-place restore of a VM snapshot on a real QEMU guest (qcow2 + RBD di
     guest = await launchGuest({ label: "restore", fileDisks: 1, rbdDisks: [rbd] });
     await guest.waitForAgent(120_000);
     for (const disk of DISKS) await waitForSeq(guest, disk, 3);
-    hv = await Hypervisor.open(SYSTEM_URI, { callTimeoutMs: 30_000 });
+    restores = vmrestoresIn({
+      cp: e2e.cp,
+      namespace: e2e.namespace,
+      controllerLog: () => e2e.controller.log(),
+    });
 
-    await e2e.apply("vm", { memory: true, quiesce: "Required" }, guest.name);
-    snapshot = await e2e.waitFinal("vm");
+    await e2e.apply("restore-src", { memory: true, quiesce: "Required" }, guest.name);
+    snapshot = await e2e.waitFinal("restore-src");
     expect(snapshot.status?.phase, JSON.stringify(snapshot.status?.error)).to.equal("Succeeded");
     // What the snapshot holds on each disk (the RBD snapshot, the overlay's backing file).
     for (const handle of snapshot.status!.disks!)
@@ -77,53 +70,55 @@ describe("in-place restore of a VM snapshot on a real QEMU guest (qcow2 + RBD di
   });
 
   after(async () => {
-    await hv?.close();
     await guest?.remove();
   });
 
   const status = () => snapshot.status!;
 
-  it("restores in place: stop, revert both disks, restore RAM paused, resume, thaw at once", async () => {
-    const status = snapshot.status!;
-    const restoreName = `vmrestore-${snapshot.metadata.uid!.slice(0, 8)}`;
-    await hv.destroy(guest.name);
-
-    const restored: RestoredDisk[] = [];
-    const rbdRefs = status.disks!.filter((h) => h.backend === "rbd").map(snapshotRefOf);
-    await revertRbdSnapshots(createRbdRunner(rbdConfigFor(e2e.ceph)), rbdRefs);
-    for (const ref of rbdRefs)
-      restored.push({ target: ref.target, source: { kind: "rbd", ...ref.image } });
-    for (const h of status.disks!.filter((d) => d.backend === "libvirt-file")) {
-      const overlay = revertOverlayPath(h.source, restoreName);
-      await createRevertOverlay(h.source, overlay);
-      restored.push({ target: h.target, source: { kind: "file", path: overlay } });
-    }
-
-    // The memory image carries the domain XML of its instant; Secure keeps the RBD auth block.
-    const imageXml = await hv.saveImageXml(status.memory!.file, { flags: DomainXmlFlags.Secure });
-    const xml = restoreDomainXml(imageXml, { disks: restored });
-    const persistent = await hv.domainXml(guest.name, {
-      flags: DomainXmlFlags.Inactive | DomainXmlFlags.Secure,
+  it("restores in place through a VMRestore: stop, revert both disks, RAM paused, resume, thaw at once", async () => {
+    const watch = await restores.watchPhases("vm-back");
+    await restores.apply("vm-back", {
+      snapshotName: "restore-src",
+      target: { inPlace: {} },
+      stopRunningTarget: true,
+      thawTimeout: "20s",
     });
-    timings = await restoreMemoryAndThaw(hv, {
-      domain: guest.name,
-      file: status.memory!.file,
-      xml,
-      thawTimeoutMs: 10_000,
+    restored = await restores.waitFinal("vm-back", 120_000);
+    watch.stop();
+    expect(restored.status?.phase, JSON.stringify(restored.status?.error)).to.equal("Succeeded");
+    expect(watch.phases).to.deep.equal([
+      "Pending",
+      "TargetStopped",
+      "DisksRestored",
+      "MemoryRestored",
+      "Resumed",
+      "Thawed",
+      "Succeeded",
+    ]);
+    const st = restored.status!;
+    expect(st).to.include({
+      restoresMemory: true,
+      memoryRestored: true,
+      consistency: "ApplicationConsistent",
     });
+    expect(st.restoredDisks!.map((d) => [d.target, d.method]).sort()).to.deep.equal([
+      ["vda", "Overlay"],
+      ["vdb", "Rollback"],
+    ]);
+    expect(Date.parse(st.thawedAt!) - Date.parse(st.resumedAt!)).to.equal(st.resumeToThawMs);
+    expect(Date.parse(st.thawedAt!)).to.be.at.most(Date.parse(st.thawDeadline!));
     console.log(
-      `      restore ${timings.restoreMs} ms; resume -> thaw confirmed ${timings.resumeToThawMs} ms ` +
-        `(${timings.thawAttempts} thaw attempt(s), ${timings.thawedFilesystems} filesystem(s) thawed; ` +
-        `FSThaw call ${timings.thawCallMs} ms, guest-fsfreeze-status ${timings.statusCallMs} ms)`,
+      `      VMRestore: resume -> thaw confirmed ${st.resumeToThawMs} ms; ` +
+        `start -> Succeeded ${Date.parse(st.completionTime!) - Date.parse(st.startTime!)} ms`,
     );
     expect(await domainState(guest.name)).to.equal("running");
-    // The restore changed the running definition only; the persistent one must follow, or a
-    // cold boot (and the snapshot's deletion) would still see the old overlay.
-    await hv.defineXml(restoreDomainXml(persistent, { disks: restored }));
   });
 
   it("the guest woke up frozen and is thawed now (guest-fsfreeze-status)", async () => {
-    expect(timings.thawedFilesystems, "the thaw found frozen filesystems").to.be.greaterThan(0);
+    expect(
+      restored.status!.thawedFilesystems,
+      "the thaw found frozen filesystems",
+    ).to.be.greaterThan(0);
     expect(await freezeStatus(guest.name)).to.equal("thawed");
     // On the guest's own clock: the first write after the resume was blocked by the frozen
     // filesystems until the thaw. Its w - t also counts the part of the snapshot's frozen window
@@ -176,7 +171,7 @@ describe("in-place restore of a VM snapshot on a real QEMU guest (qcow2 + RBD di
     const stale = status().disks!.find((d) => d.backend === "libvirt-file")!;
     const oldOverlay = `${stale.source}.vmsnap-${snapshot.metadata.uid}.qcow2`;
     expect(existsSync(oldOverlay), "the snapshot's overlay before").to.equal(true);
-    await e2e.delete("vm");
+    await e2e.delete("restore-src");
     expect(existsSync(oldOverlay), "the snapshot's overlay after").to.equal(false);
     expect(existsSync(stale.source), "the backing file the restored disk stands on").to.equal(true);
     expect(await domainState(guest.name)).to.equal("running");

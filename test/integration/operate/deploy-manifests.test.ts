@@ -59,14 +59,16 @@ describe("deploy/ manifests", () => {
     base = await render("deploy");
   });
 
-  it("render the CRD, namespace, RBAC, agent DaemonSet and metrics Service", () => {
+  it("render the CRDs, namespace, RBAC, agent DaemonSet and metrics Service", () => {
     const kinds = base.map((m) => `${m.kind}/${m.metadata.name}`).sort();
     expect(kinds).to.deep.equal([
       "ClusterRole/vmsnap-controller",
       "ClusterRole/vmsnap-edit",
       "ClusterRole/vmsnap-view",
       "ClusterRoleBinding/vmsnap-controller",
+      "CustomResourceDefinition/vmrestores.vmsnap.io",
       "CustomResourceDefinition/vmsnapshots.vmsnap.io",
+      "CustomResourceDefinition/vmsnapshotschedules.vmsnap.io",
       "DaemonSet/vmsnap-controller",
       "Namespace/vmsnap-system",
       "Service/vmsnap-controller",

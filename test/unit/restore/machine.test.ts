@@ -58,7 +58,7 @@ describe("VMRestore machine", () => {
       { type: "DISKS_RESTORED", at: 1_300, disks: [disk] },
       { type: "MEMORY_RESTORED", at: 1_400, thawDeadline: 11_400 },
       { type: "RESUMED", at: 1_500 },
-      { type: "THAWED", at: 1_600 },
+      { type: "THAWED", at: 1_600, filesystems: 2 },
       { type: "COMPLETED", at: 1_700 },
     ]);
     expect(steps).to.deep.equal([
@@ -84,6 +84,7 @@ describe("VMRestore machine", () => {
       memoryRestored: true,
       thawDeadline: 11_400,
       thawedAt: 1_600,
+      thawedFilesystems: 2,
     });
   });
 
