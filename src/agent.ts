@@ -28,6 +28,7 @@ import { StorageRegistry } from "./storage/registry.ts";
 import { vmrestores, type VMRestore } from "./api/restore-types.ts";
 import { RestoreEffects } from "./restore/effects.ts";
 import { restoreKind } from "./restore/kind.ts";
+import { RestoreMetricsObserver } from "./restore/observe.ts";
 
 /** Builds the storage backends the effects snapshot disks with. */
 export type StorageWiring = (
@@ -170,6 +171,7 @@ export async function runAgent(
       read: (key) => restores.getByKey(key),
       client: new KubeObjectClient<VMRestore>(kubeConfig, vmrestores),
       events,
+      observer: new RestoreMetricsObserver(metrics),
       log: (m, f) => log.warn(m, f),
     }),
     workers: 2,

@@ -9,6 +9,7 @@ import {
   type ControllerRuntimeMetrics,
 } from "./controller-runtime.ts";
 import { registerFrozenGuests, type FrozenGuests } from "./frozen-guests.ts";
+import { registerRestoreMetrics, type RestoreMetrics } from "./restore.ts";
 import { registerSnapshotMetrics, type SnapshotMetrics } from "./snapshot.ts";
 import {
   bindWorkqueue,
@@ -24,7 +25,7 @@ export type { WorkqueueMetrics } from "./workqueue.ts";
 export { MetricsServer, type MetricsServerOptions, type ReadinessCheck } from "./server.ts";
 
 export interface VmsnapMetrics
-  extends ControllerRuntimeMetrics, WorkqueueMetricSet, SnapshotMetrics {
+  extends ControllerRuntimeMetrics, WorkqueueMetricSet, SnapshotMetrics, RestoreMetrics {
   readonly registry: Registry;
   /** Backs `vmsnap_guests_frozen` and `vmsnap_longest_frozen_guest_seconds`. */
   readonly frozenGuests: FrozenGuests;
@@ -63,6 +64,7 @@ export function createMetrics(
     ...controllerRuntime,
     ...workqueue,
     ...registerSnapshotMetrics(registry),
+    ...registerRestoreMetrics(registry),
     frozenGuests: registerFrozenGuests(registry, options.now ?? Date.now),
     forController: (controller, max) => bindController(controllerRuntime, controller, max),
     forWorkqueue: (name) => bindWorkqueue(workqueue, name),

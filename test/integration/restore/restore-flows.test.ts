@@ -6,6 +6,7 @@ import { expect } from "chai";
 import type { VMRestore } from "../../../src/api/restore-types.ts";
 import { startScenario, type Scenario } from "../../support/controller/snapshot-scenario.ts";
 import { vmrestoresIn, type VMRestores } from "../../support/kube/vmrestores.ts";
+import { scrape, sumOf } from "../../support/exposition.ts";
 
 describe("VMRestore controller on real parts (test-driver libvirt, Ceph)", function () {
   this.timeout(180_000);
@@ -211,5 +212,24 @@ describe("VMRestore controller on real parts (test-driver libvirt, Ceph)", funct
     const r = await s.cp.kubectl(["apply", "-f", "-"], JSON.stringify(manifest));
     expect(r.code).to.not.equal(0);
     expect(r.stderr).to.contain("spec.memory");
+  });
+  // Last (mocha runs a suite's own tests before its nested suites): counts everything above.
+  describe("metrics", () => {
+    it("counts every finished restore by result and reason in its metrics", async () => {
+      const samples = await scrape(`http://127.0.0.1:${s.controller.metricsPort}/metrics`);
+      const count = (result: string, reason: string) =>
+        sumOf(samples, "vmsnap_restores_total", { result, reason });
+      // The tests above, in order: two restores succeeded, five were refused.
+      expect(count("succeeded", "Succeeded")).to.equal(2);
+      for (const reason of [
+        "SnapshotNotFound",
+        "SnapshotNotReady",
+        "TargetRunning",
+        "TargetTransient",
+        "TargetExists",
+      ])
+        expect(count("failed", reason), reason).to.equal(1);
+      expect(sumOf(samples, "vmsnap_restore_duration_seconds_count")).to.equal(2);
+    });
   });
 });
