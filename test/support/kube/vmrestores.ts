@@ -12,6 +12,12 @@ export interface VMRestores {
   waitFinal(name: string, timeoutMs?: number): Promise<VMRestore>;
   /** Starts recording the phases of `name` before it is applied. */
   watchPhases(name: string): Promise<{ phases: RestorePhase[]; stop(): void }>;
+  /** Calls `react` once, from the watch, the first time `name` matches `predicate`. */
+  watchFor(
+    name: string,
+    predicate: (restore: VMRestore) => boolean,
+    react: (restore: VMRestore) => void,
+  ): Promise<{ stop(): void }>;
 }
 
 export function vmrestoresIn(o: {
@@ -20,6 +26,13 @@ export function vmrestoresIn(o: {
   controllerLog?: () => string;
 }): VMRestores {
   const { cp, namespace } = o;
+  const watch = (name: string, onObject: (object: VMRestore) => void) =>
+    new Watch(cp.kubeConfig()).watch(
+      `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/vmrestores`,
+      { fieldSelector: `metadata.name=${name}` },
+      (_type: string, object: VMRestore) => onObject(object),
+      () => undefined,
+    );
   const restores: VMRestores = {
     async apply(name, spec) {
       const manifest = {
@@ -63,16 +76,20 @@ export function vmrestoresIn(o: {
     },
     async watchPhases(name) {
       const phases: RestorePhase[] = [];
-      const request = await new Watch(cp.kubeConfig()).watch(
-        `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/vmrestores`,
-        { fieldSelector: `metadata.name=${name}` },
-        (_type: string, object: VMRestore) => {
-          const phase = object.status?.phase;
-          if (phase && phases.at(-1) !== phase) phases.push(phase);
-        },
-        () => undefined,
-      );
+      const request = await watch(name, (object) => {
+        const phase = object.status?.phase;
+        if (phase && phases.at(-1) !== phase) phases.push(phase);
+      });
       return { phases, stop: () => request.abort() };
+    },
+    async watchFor(name, predicate, react) {
+      let fired = false;
+      const request = await watch(name, (object) => {
+        if (fired || !predicate(object)) return;
+        fired = true;
+        react(object);
+      });
+      return { stop: () => request.abort() };
     },
   };
   return restores;
