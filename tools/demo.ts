@@ -18,6 +18,7 @@ import { printTryIt, waitForEnter } from "./demo/interactive.ts";
 import { DEMO_USAGE, parseDemoOptions, UsageError, type DemoOptions } from "./demo/options.ts";
 import { PhaseWatch } from "./demo/phases.ts";
 import { printFinalStatus, printMetrics } from "./demo/report.ts";
+import { restoreVmSnapshot } from "./demo/restore.ts";
 import { block, elapsed, event, heading, line, seconds } from "./demo/say.ts";
 import { CLEANUP_ORDER, Interrupted, Session } from "./demo/session.ts";
 import { bringUp, NAMESPACE, NODE_NAME, type DemoStack } from "./demo/stack.ts";
@@ -74,6 +75,8 @@ async function demo(options: DemoOptions, session: Session): Promise<void> {
   }
 
   await printFinalStatus(stack.cp, NAMESPACE, applied);
+  session.check();
+  await restoreVmSnapshot(stack, session, "vm-snapshot");
   await printMetrics(stack.controller.metricsPort);
   if (options.interactive) {
     printTryIt(stack);
