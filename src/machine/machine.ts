@@ -119,6 +119,28 @@ function decideUnquiesced(): [] {
   ] as unknown as []; // typed as deadline() is, for the same reason
 }
 
+/**
+ * The last steps once disks (and memory) are taken, shared by DisksSnapshotted and MemorySaved:
+ * thaw the guest if this attempt froze it, then complete.
+ */
+function finishingSteps() {
+  return {
+    Thawing: {
+      on: {
+        THAWED: [...deadline(), { target: "#vmsnapshot.Thawed", actions: "recordThaw" as const }],
+      },
+    },
+    Completing: {
+      on: {
+        COMPLETED: [
+          ...deadline(),
+          { target: "#vmsnapshot.Succeeded", actions: "recordCompletion" as const },
+        ],
+      },
+    },
+  };
+}
+
 export const snapshotMachine = setup({
   types: {
     context: {} as SnapshotContext,
@@ -249,19 +271,7 @@ export const snapshotMachine = setup({
             ],
           },
         },
-        Thawing: {
-          on: {
-            THAWED: [...deadline(), { target: "#vmsnapshot.Thawed", actions: "recordThaw" }],
-          },
-        },
-        Completing: {
-          on: {
-            COMPLETED: [
-              ...deadline(),
-              { target: "#vmsnapshot.Succeeded", actions: "recordCompletion" },
-            ],
-          },
-        },
+        ...finishingSteps(),
       },
     },
     MemorySaved: {
@@ -271,19 +281,7 @@ export const snapshotMachine = setup({
         Route: {
           always: [{ guard: "frozenByUs", target: "Thawing" }, { target: "Completing" }],
         },
-        Thawing: {
-          on: {
-            THAWED: [...deadline(), { target: "#vmsnapshot.Thawed", actions: "recordThaw" }],
-          },
-        },
-        Completing: {
-          on: {
-            COMPLETED: [
-              ...deadline(),
-              { target: "#vmsnapshot.Succeeded", actions: "recordCompletion" },
-            ],
-          },
-        },
+        ...finishingSteps(),
       },
     },
     Thawed: {
