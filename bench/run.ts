@@ -15,6 +15,7 @@ import * as frozenWindow from "./frozen-window.ts";
 import { loadAverage1m } from "./lib/machine.ts";
 import { resultPath, RESULTS_DIR } from "./lib/report.ts";
 import * as memory from "./memory.ts";
+import * as restoreThaw from "./restore-thaw.ts";
 import * as throughput from "./throughput.ts";
 
 interface Bench {
@@ -71,6 +72,7 @@ const BENCHES: readonly Bench[] = [
     ],
   },
   { name: "memory", file: "memory.ts", args: [], quickArgs: ["--objects", "500", "--settle", "5"] },
+  { name: "restore-thaw", file: "restore-thaw.ts", args: [], quickArgs: ["--runs", "2"] },
 ];
 
 const README = `${RESULTS_DIR}README.md`;
@@ -189,6 +191,16 @@ export function summaryRows(): Row[] {
       target: "≤ 150 MB",
       verdict: verdict((m.rssMiB * 2 ** 20) / 1e6 <= 150),
       load: loadOf(mem!.machine.load),
+    });
+  }
+  const rs = read<restoreThaw.RestoreThawResult>(restoreThaw.NAME);
+  if (rs) {
+    rows.push({
+      measure: `Restored guest frozen after its resume (in-place VMRestore of a frozen RAM image, TCG guest), ${rs.runs} runs`,
+      value: `p50 ${rs.resumeToThawMs.p50} ms, max ${rs.resumeToThawMs.max} ms; whole restore p50 ${rs.restoreTotalMs.p50} ms`,
+      target: "≤ 100 ms",
+      verdict: verdict(rs.resumeToThawMs.p50 <= 100),
+      load: loadOf(rs.machine.load),
     });
   }
   return rows;
