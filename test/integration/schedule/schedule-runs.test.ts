@@ -104,17 +104,25 @@ describe("VMSnapshotSchedule run by the agents on real parts", function () {
     expect(Date.now(), "set-up finished before T1").to.be.below(t1.getTime());
   });
 
-  after(async () => {
-    if (process.env.DEBUG_SCHEDULE_TEST) {
-      console.log(
-        s.controller
-          .log()
-          .split("\n")
-          .filter((l) => /schedul/i.test(l))
-          .slice(-60)
-          .join("\n"),
-      );
+  afterEach(function () {
+    // What the agents said about schedules is the first thing anyone debugging a failure needs.
+    if (this.currentTest?.state !== "failed") return;
+    for (const [agent, controller] of [
+      ["A", s?.controller],
+      ["B", agentB],
+    ] as const) {
+      let log = "";
+      try {
+        log = controller?.log() ?? "";
+      } catch {
+        // A stopped agent's log went with its run folder.
+      }
+      const lines = log.split("\n").filter((l) => /schedul/i.test(l));
+      console.log(`--- agent ${agent}, schedule lines ---\n${lines.slice(-30).join("\n")}`);
     }
+  });
+
+  after(async () => {
     arrivals?.stop();
     await agentB?.stop();
     await s?.stop();
