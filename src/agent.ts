@@ -3,6 +3,12 @@
 // finish or are undone, then the guard thaws what is left and exits. src/main.ts runs it with
 // the production storage backends; bench/lib/bench-main.ts with benchmark-only ones.
 import { snapshotsOnNode, vmsnapshots, type VMSnapshot } from "./api/types.ts";
+import {
+  SCHEDULE_LABEL,
+  schedulesOnNode,
+  vmsnapshotschedules,
+  type VMSnapshotSchedule,
+} from "./api/schedule-types.ts";
 import { ConfigError, parseConfig, USAGE, type AgentConfig } from "./config.ts";
 import { Admission } from "./snapshot/admission.ts";
 import { Controller } from "./controller/controller.ts";
@@ -29,6 +35,8 @@ import { vmrestores, type VMRestore } from "./api/restore-types.ts";
 import { RestoreEffects } from "./restore/effects.ts";
 import { restoreKind } from "./restore/kind.ts";
 import { RestoreMetricsObserver } from "./restore/observe.ts";
+import { ScheduleReconciler } from "./schedule/reconciler.ts";
+import { RunOwners } from "./schedule/run-owners.ts";
 
 /** Builds the storage backends the effects snapshot disks with. */
 export type StorageWiring = (
@@ -179,14 +187,25 @@ export async function runAgent(
     metrics: metrics.forController(rKind.name, 2),
   });
 
+  const schedules = scheduleController({
+    config,
+    kubeConfig,
+    snapshots: informer,
+    events,
+    metrics,
+    log,
+  });
+
   const server = new MetricsServer({
     registry: metrics.registry,
-    ready: () => controller.isReady() && restoreController.isReady(),
+    ready: () => controller.isReady() && restoreController.isReady() && schedules.isReady(),
   });
   const address = await server.start(config.metricsHost, config.metricsPort);
   log.info("serving metrics", { address: `${address.address}:${address.port}` });
   await controller.start();
   await restoreController.start();
+  // After the snapshot cache has synced: a schedule's decisions need its runs in view.
+  await schedules.start();
 
   await new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
@@ -196,6 +215,8 @@ export async function runAgent(
     process.once("SIGTERM", () => shutdown("SIGTERM"));
     process.once("SIGINT", () => shutdown("SIGINT"));
   });
+  // Schedules first: no new run is created while the others drain.
+  await schedules.stop();
   await restoreController.stop();
   await controller.stop();
   await events.flush();
@@ -204,6 +225,63 @@ export async function runAgent(
   await server.close();
   await hypervisor.close();
   await kubeConfig.closeConnections();
+}
+
+/**
+ * The controller of this node's VMSnapshotSchedules: its own informer and queue, the same
+ * workers' loop, and a wake-up whenever one of their runs changes in the snapshot cache.
+ */
+function scheduleController(o: {
+  config: AgentConfig;
+  kubeConfig: ConnectionReusingKubeConfig;
+  snapshots: Informer<VMSnapshot>;
+  events: KubeEventRecorder;
+  metrics: VmsnapMetrics;
+  log: Logger;
+}): Controller<VMSnapshotSchedule> {
+  const { config, kubeConfig, snapshots, metrics, log } = o;
+  const kind = { name: "vmsnapshotschedule" };
+  const informer = new Informer<VMSnapshotSchedule>({
+    kubeConfig,
+    resource: vmsnapshotschedules,
+    fieldSelector: schedulesOnNode(config.nodeName),
+    ...(config.namespace ? { namespace: config.namespace } : {}),
+    onEvent: (diagnostic) => log.debug("schedule informer", { ...diagnostic }),
+    onConnectionSuspect: () => kubeConfig.dropConnections(),
+  });
+  const queueMetrics = metrics.forWorkqueue(kind.name);
+  const queue = new WorkQueue({ metrics: workqueueMetricsHooks(queueMetrics) });
+  const owners = new RunOwners();
+  snapshots.onChange((key) => {
+    const schedule = owners.changed(key, snapshots.getByKey(key));
+    if (schedule !== undefined) queue.add(schedule);
+  });
+  const reconciler = new ScheduleReconciler({
+    read: (key) => informer.getByKey(key),
+    // A schedule's runs are on its node, so this node's snapshot cache holds them all.
+    runs: (namespace, labelValue) =>
+      snapshots
+        .list()
+        .filter(
+          (s) =>
+            s.metadata.namespace === namespace &&
+            s.metadata.labels?.[SCHEDULE_LABEL] === labelValue,
+        ),
+    schedules: new KubeObjectClient<VMSnapshotSchedule>(kubeConfig, vmsnapshotschedules),
+    snapshots: new KubeObjectClient<VMSnapshot>(kubeConfig, vmsnapshots),
+    events: o.events,
+    metrics,
+    log: (m, f) => log.info(m, f),
+  });
+  return new Controller({
+    kind,
+    cache: informer,
+    queue,
+    reconciler,
+    workers: config.workers,
+    log,
+    metrics: metrics.forController(kind.name, config.workers),
+  });
 }
 
 /** Production storage: RBD group snapshots through Ceph, file disks through libvirt, timed. */

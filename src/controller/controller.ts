@@ -3,12 +3,11 @@
 // requeues, and metrics follow controller-runtime's names. Start-up and shutdown keep the thaw
 // guarantee: before any worker runs, the kind recovers what a previous instance left (guests
 // left frozen or paused are thawed and resumed); on shutdown no new freeze starts and work in
-// flight finishes or is undone.
+// flight finishes or is undone. Nothing here depends on how a kind reconciles: a VMSnapshot's
+// phase machine (reconciler.ts) and a schedule's planner (src/schedule/) run on the same workers.
 import type { Logger } from "../log.ts";
 import type { ControllerMetrics } from "../metrics/index.ts";
-import type { Kind, KindState, KubeObject } from "./kind.ts";
-import type { Reconciler } from "./reconciler.ts";
-import { objectKey } from "../kube/resource.ts";
+import { objectKey, type KubeObject } from "../kube/resource.ts";
 import type { WorkQueue } from "../kube/workqueue.ts";
 
 /** What the controller needs of the informer: a synced cache and change notifications. */
@@ -20,16 +19,24 @@ export interface ObjectCache<T> {
   stop(): void | Promise<void>;
 }
 
-export interface ControllerOptions<
-  T extends KubeObject,
-  S extends KindState,
-  E extends { type: string },
-  C,
-> {
-  readonly kind: Kind<T, S, E, C>;
+/** What the workers need of a kind: its name, and what to undo before any worker runs. */
+export interface ControlledKind<T> {
+  /** The controller's name in metrics and logs (controller-runtime's `controller` label). */
+  readonly name: string;
+  /** At start-up, before any worker: undo what a previous process left in the world. */
+  recover?(objects: readonly T[]): Promise<void>;
+}
+
+/** The sync function of one key: the workers turn its result into a requeue, its throw into a retry. */
+export interface KeyReconciler {
+  reconcile(key: string): Promise<{ readonly requeueAfterMs?: number }>;
+}
+
+export interface ControllerOptions<T extends KubeObject> {
+  readonly kind: ControlledKind<T>;
   readonly cache: ObjectCache<T>;
   readonly queue: WorkQueue;
-  readonly reconciler: Reconciler<T, S, E, C>;
+  readonly reconciler: KeyReconciler;
   readonly workers: number;
   readonly log: Logger;
   readonly metrics?: ControllerMetrics;
@@ -37,11 +44,11 @@ export interface ControllerOptions<
   readonly onDraining?: () => void;
 }
 
-export class Controller<T extends KubeObject, S extends KindState, E extends { type: string }, C> {
+export class Controller<T extends KubeObject> {
   private workersDone: Promise<void>[] = [];
   private ready = false;
 
-  constructor(private readonly o: ControllerOptions<T, S, E, C>) {}
+  constructor(private readonly o: ControllerOptions<T>) {}
 
   /** True once the first list is cached, leftovers are recovered and workers run. */
   isReady(): boolean {

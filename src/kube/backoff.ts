@@ -24,11 +24,18 @@ export interface Clock {
   setTimer(fn: () => void, ms: number): ClockTimer;
 }
 
+/**
+ * Node's longest timer: a longer delay (a monthly schedule's next run is ~30 days away) is taken
+ * as 1 ms, so a caller re-arming until its time comes would spin. Clamped, it wakes early once
+ * in ~24.8 days and re-arms.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Wall time from `performance.now()`: immune to the system clock being set back or forward. */
 export const realClock: Clock = {
   now: () => performance.now(),
   setTimer(fn, ms) {
-    const timer = setTimeout(fn, Math.max(0, ms));
+    const timer = setTimeout(fn, Math.min(MAX_TIMER_MS, Math.max(0, ms)));
     return { cancel: () => clearTimeout(timer) };
   },
 };

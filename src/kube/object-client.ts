@@ -18,6 +18,11 @@ export class ConflictError extends Error {
   override readonly name = "ConflictError";
 }
 
+/** The create was refused because an object of that name exists (HTTP 409 on create). */
+export class AlreadyExistsError extends Error {
+  override readonly name = "AlreadyExistsError";
+}
+
 /** What a reconciler needs: read one object, write its status and its finalizers. */
 export interface ReconcileClient<T extends KubeObject> {
   /** The object as the server has it now; undefined when it does not exist. */
@@ -35,7 +40,7 @@ export interface ObjectClient<T extends KubeObject> extends ReconcileClient<T> {
     namespace?: string,
     selectors?: { fieldSelector?: string; labelSelector?: string },
   ): Promise<T[]>;
-  /** Creates `obj` (its namespace from metadata); the object as stored. */
+  /** Creates `obj` (its namespace from metadata); the object as stored. AlreadyExistsError on 409. */
   create(obj: T): Promise<T>;
   /** Deletes the object; succeeds when it is already gone. */
   delete(namespace: string, name: string): Promise<void>;
@@ -96,9 +101,14 @@ export class KubeObjectClient<T extends KubeObject> implements ObjectClient<T> {
 
   async create(obj: T): Promise<T> {
     const request = { ...this.kind(), body: obj, fieldManager: FIELD_MANAGER };
-    return (await (this.resource.namespaced
-      ? this.api.createNamespacedCustomObject({ ...request, namespace: obj.metadata.namespace! })
-      : this.api.createClusterCustomObject(request))) as T;
+    try {
+      return (await (this.resource.namespaced
+        ? this.api.createNamespacedCustomObject({ ...request, namespace: obj.metadata.namespace! })
+        : this.api.createClusterCustomObject(request))) as T;
+    } catch (err) {
+      if (isStatus(err, 409)) throw new AlreadyExistsError(`${objectKey(obj)} already exists`);
+      throw err;
+    }
   }
 
   async delete(namespace: string, name: string): Promise<void> {

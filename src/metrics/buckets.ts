@@ -43,3 +43,11 @@ export const PHASE_DURATION_BUCKETS: readonly number[] = [
 export const STORAGE_OPERATION_BUCKETS: readonly number[] = [
   0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
 ];
+
+/**
+ * How late a scheduled run was created after its instant: milliseconds when the agent is up (a
+ * timer and one API write), up to the 10 min a typical `startingDeadline` allows after an outage.
+ */
+export const SCHEDULE_LATENESS_BUCKETS: readonly number[] = [
+  0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
+];

@@ -10,6 +10,7 @@ import {
 } from "./controller-runtime.ts";
 import { registerFrozenGuests, type FrozenGuests } from "./frozen-guests.ts";
 import { registerRestoreMetrics, type RestoreMetrics } from "./restore.ts";
+import { registerScheduleMetrics, type ScheduleMetrics } from "./schedule.ts";
 import { registerSnapshotMetrics, type SnapshotMetrics } from "./snapshot.ts";
 import {
   bindWorkqueue,
@@ -20,12 +21,18 @@ import {
 
 export type { ControllerMetrics, ReconcileResult } from "./controller-runtime.ts";
 export type { FrozenGuests } from "./frozen-guests.ts";
+export type { ScheduleMetrics, ScheduleRunResult } from "./schedule.ts";
 export type { SnapshotResult, StorageOperation, StorageOperationResult } from "./snapshot.ts";
 export type { WorkqueueMetrics } from "./workqueue.ts";
 export { MetricsServer, type MetricsServerOptions, type ReadinessCheck } from "./server.ts";
 
 export interface VmsnapMetrics
-  extends ControllerRuntimeMetrics, WorkqueueMetricSet, SnapshotMetrics, RestoreMetrics {
+  extends
+    ControllerRuntimeMetrics,
+    WorkqueueMetricSet,
+    SnapshotMetrics,
+    RestoreMetrics,
+    ScheduleMetrics {
   readonly registry: Registry;
   /** Backs `vmsnap_guests_frozen` and `vmsnap_longest_frozen_guest_seconds`. */
   readonly frozenGuests: FrozenGuests;
@@ -65,6 +72,7 @@ export function createMetrics(
     ...workqueue,
     ...registerSnapshotMetrics(registry),
     ...registerRestoreMetrics(registry),
+    ...registerScheduleMetrics(registry),
     frozenGuests: registerFrozenGuests(registry, options.now ?? Date.now),
     forController: (controller, max) => bindController(controllerRuntime, controller, max),
     forWorkqueue: (name) => bindWorkqueue(workqueue, name),

@@ -31,15 +31,40 @@ const ALLOWED: Check[] = [
   { verb: "patch", resource: "vmsnapshots.vmsnap.io", subresource: "status", where: "theirs" },
   { verb: "update", resource: "vmsnapshots.vmsnap.io", subresource: "status", where: "theirs" },
   { verb: "update", resource: "vmsnapshots.vmsnap.io", subresource: "finalizers", where: "theirs" },
+  // A schedule's runs: created at their time, deleted by retention and with their schedule.
+  { verb: "create", resource: "vmsnapshots.vmsnap.io", where: "theirs" },
+  { verb: "delete", resource: "vmsnapshots.vmsnap.io", where: "theirs" },
+  ...["get", "list", "watch", "update", "patch"].map((verb): Check => ({
+    verb,
+    resource: "vmsnapshotschedules.vmsnap.io",
+    where: "theirs",
+  })),
+  { verb: "list", resource: "vmsnapshotschedules.vmsnap.io", where: "all" },
+  { verb: "watch", resource: "vmsnapshotschedules.vmsnap.io", where: "all" },
+  {
+    verb: "patch",
+    resource: "vmsnapshotschedules.vmsnap.io",
+    subresource: "status",
+    where: "theirs",
+  },
+  {
+    verb: "update",
+    resource: "vmsnapshotschedules.vmsnap.io",
+    subresource: "finalizers",
+    where: "theirs",
+  },
   { verb: "create", resource: "events.events.k8s.io", where: "theirs" },
   { verb: "patch", resource: "events.events.k8s.io", where: "theirs" },
 ];
 
 const DENIED: Check[] = [
-  // Its own resource, beyond what reconciling needs.
-  { verb: "create", resource: "vmsnapshots.vmsnap.io", where: "theirs" },
-  { verb: "delete", resource: "vmsnapshots.vmsnap.io", where: "theirs" },
+  // Its own resources, beyond what reconciling needs: schedules are the users'.
   { verb: "deletecollection", resource: "vmsnapshots.vmsnap.io", where: "theirs" },
+  { verb: "create", resource: "vmsnapshotschedules.vmsnap.io", where: "theirs" },
+  { verb: "delete", resource: "vmsnapshotschedules.vmsnap.io", where: "theirs" },
+  { verb: "deletecollection", resource: "vmsnapshotschedules.vmsnap.io", where: "theirs" },
+  // Restores are not the agent's yet.
+  { verb: "create", resource: "vmrestores.vmsnap.io", where: "theirs" },
   // Secrets anywhere: the Ceph keyring is a kubelet-mounted volume, not an API read.
   { verb: "get", resource: "secrets", where: "theirs" },
   { verb: "list", resource: "secrets", where: "all" },

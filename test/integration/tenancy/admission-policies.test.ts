@@ -366,6 +366,84 @@ describe("tenancy admission policies on a real apiserver", function () {
       );
     });
 
+    it("admits the agent creating and deleting a schedule's runs on its own node only", async () => {
+      const run = (name: string, node: string) => snapshot(tenant, name, "vm-1", node);
+      await ok(
+        asAgent(
+          tokens["node-a"]!,
+          ["create", "--dry-run=server", "-f", "-"],
+          run("run-a", "node-a"),
+        ),
+      );
+      const created = await asAgent(
+        tokens["node-a"]!,
+        ["create", "--dry-run=server", "-f", "-"],
+        run("run-b", "node-b"),
+      );
+      expect(created.code).to.not.equal(0);
+      expect(created.stderr).to.include(
+        "spec.source.node: the vmsnap agent on node node-a may not write objects of node node-b",
+      );
+      const deleted = await asAgent(tokens["node-a"]!, [
+        "delete",
+        "vmsnapshot",
+        "on-b",
+        "-n",
+        tenant,
+        "--dry-run=server",
+      ]);
+      expect(deleted.code).to.not.equal(0);
+      expect(deleted.stderr).to.include("may not change objects of node node-b");
+      await ok(
+        asAgent(tokens["node-b"]!, [
+          "delete",
+          "vmsnapshot",
+          "on-b",
+          "-n",
+          tenant,
+          "--dry-run=server",
+        ]),
+      );
+    });
+
+    it("holds schedules to their node too, naming spec.template.source.node", async () => {
+      await ok(
+        cp.kubectl(
+          ["create", "-f", "-"],
+          JSON.stringify({
+            apiVersion: "vmsnap.io/v1alpha1",
+            kind: "VMSnapshotSchedule",
+            metadata: {
+              name: "sched-b",
+              namespace: tenant,
+              finalizers: ["vmsnap.io/schedule-runs"],
+            },
+            spec: {
+              schedule: "0 * * * *",
+              template: { source: { domain: "vm-1", node: "node-b" } },
+            },
+          }),
+        ),
+      );
+      const strip = (token: string) =>
+        asAgent(token, [
+          "patch",
+          "vmsnapshotschedule",
+          "sched-b",
+          "-n",
+          tenant,
+          "--type=json",
+          "-p",
+          '[{"op":"remove","path":"/metadata/finalizers"}]',
+        ]);
+      const r = await strip(tokens["node-a"]!);
+      expect(r.code).to.not.equal(0);
+      expect(r.stderr).to.include(
+        "spec.template.source.node: the vmsnap agent on node node-a may not write objects of node node-b",
+      );
+      await ok(strip(tokens["node-b"]!));
+    });
+
     it("does not judge anyone but the agent: the admin writes any node's status", async () => {
       await ok(
         cp.kubectl([

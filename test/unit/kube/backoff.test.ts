@@ -1,7 +1,7 @@
 // Reconnect backoff: doubles from the first delay to the cap, jitter only ever shortens a delay
 // (never past half), and a reset starts over.
 import { expect } from "chai";
-import { ExponentialBackoff } from "../../../src/kube/backoff.ts";
+import { ExponentialBackoff, realClock } from "../../../src/kube/backoff.ts";
 
 describe("ExponentialBackoff", () => {
   it("doubles from 100 ms and stays at 30 s", () => {
@@ -30,5 +30,15 @@ describe("ExponentialBackoff", () => {
     backoff.reset();
     expect(backoff.attempts).to.equal(0);
     expect(backoff.next()).to.equal(100);
+  });
+});
+
+describe("realClock timers", () => {
+  it("a delay past Node's longest timer (a monthly schedule's ~30 days) waits instead of firing at once", async () => {
+    let fired = false;
+    const timer = realClock.setTimer(() => (fired = true), 30 * 24 * 3600_000);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    timer.cancel();
+    expect(fired).to.equal(false);
   });
 });
