@@ -49,8 +49,9 @@ export interface RejectedReply {
   readonly error: string;
 }
 
-/** How a fired entry ended: thawed (`thawed` filesystems, 0 when nothing was frozen); gone (no
- *  such domain, or not running: nothing left frozen); failed (every attempt failed). */
+/** How a fired entry ended: thawed (`thawed` filesystems, 0 when nothing was frozen); stopped
+ *  (shut off: nothing left frozen); lost (no such domain here any more: it may still be frozen
+ *  elsewhere, so not done); failed (a failure no retry cures). See thawGuest. */
 import type { ThawOutcome } from "../hypervisor/thaw.ts";
 export type { ThawOutcome };
 
@@ -122,7 +123,7 @@ export function decodeReply(line: string): Reply {
         domain: text(o, "domain", MAX_DOMAIN),
         deadline: epochMs(o, "deadline"),
         cause: oneOf(o, "cause", ["deadline", "orphaned", "terminated"]),
-        outcome: oneOf(o, "outcome", ["thawed", "gone", "failed"]),
+        outcome: oneOf(o, "outcome", ["thawed", "stopped", "lost", "failed"]),
         thawed: count(o, "thawed"),
         resumed: bool(o, "resumed"),
         attempts: count(o, "attempts"),

@@ -15,7 +15,7 @@ import type { GuardLink, LinkHandlers } from "./guard-link.ts";
 import { GuardProcess } from "./guard-process.ts";
 import { PendingCall } from "./pending-call.ts";
 import { decodeCommand, encode, type ArmCommand, type Command, type Reply } from "./protocol.ts";
-import { DEFAULT_THAW_POLICY } from "../hypervisor/thaw.ts";
+import { GUARD_THAW_POLICY } from "../hypervisor/thaw.ts";
 import {
   CONNECT_DEFAULTS,
   definedOnly,
@@ -94,7 +94,7 @@ export class ThawGuard {
    */
   static async start(options: ThawGuardOptions): Promise<ThawGuard> {
     const config: GuardConfig = {
-      ...DEFAULT_THAW_POLICY,
+      ...GUARD_THAW_POLICY,
       ...definedOnly(options.policy ?? {}),
       uri: options.uri,
     };

@@ -17,7 +17,12 @@ import type { Disk } from "../hypervisor/disk.ts";
 import { parseDisks } from "../hypervisor/disk-inventory.ts";
 import { HypervisorError } from "../hypervisor/errors.ts";
 import { hasGuestAgentChannel } from "../hypervisor/guest-agent-channel.ts";
-import { DEFAULT_THAW_POLICY, thawGuest, type ThawPolicy } from "../hypervisor/thaw.ts";
+import {
+  DEFAULT_THAW_POLICY,
+  thawConfirmed,
+  thawGuest,
+  type ThawPolicy,
+} from "../hypervisor/thaw.ts";
 import { compensationsFor, type Compensation } from "../machine/machine.ts";
 import {
   inFrozenWindow,
@@ -287,8 +292,8 @@ export class SnapshotEffects {
       }
       const result = await thawGuest(this.o.hypervisor, domain, resume, this.recoveryPolicy);
       this.o.log?.(
-        result.outcome === "failed"
-          ? "could not thaw a guest left by a previous instance"
+        !thawConfirmed(result.outcome)
+          ? "could not confirm the thaw of a guest left by a previous instance"
           : "thawed a guest left frozen by a previous instance",
         { key: keyOf(snapshot), domain, phase, ...result, lastError: undefined },
       );
@@ -696,9 +701,12 @@ export class SnapshotEffects {
     const domain = snapshot.spec.source.domain;
     const result = await thawGuest(this.o.hypervisor, domain, resumeIfPaused, this.thawPolicy);
     if (result.lastError !== undefined) this.o.onError?.(result.lastError);
-    if (result.outcome === "failed") {
-      this.o.log?.("thaw failed; the guard will retry at the deadline", {
+    // "lost" too: a domain not found may be frozen elsewhere; the guard stays armed, and its
+    // report at the deadline is the final word.
+    if (!thawConfirmed(result.outcome)) {
+      this.o.log?.("thaw not confirmed; the guard will retry at the deadline", {
         domain,
+        outcome: result.outcome,
         attempts: result.attempts,
         error: result.error,
       });
