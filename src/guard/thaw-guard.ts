@@ -26,7 +26,7 @@ import {
 } from "./thaw-guard-options.ts";
 
 export type { GuardStderr } from "./guard-process.ts";
-export type { ThawedReply } from "./protocol.ts";
+export type { StateReply, ThawedReply } from "./protocol.ts";
 export type {
   ThawGuardClientOptions,
   ThawGuardConnectOptions,
@@ -309,6 +309,10 @@ export class ThawGuard {
     if (reply.type === "thawed") {
       if (this.live.get(reply.id)?.deadline === reply.deadline) this.live.delete(reply.id);
       this.options.onThawed?.(reply);
+      return;
+    }
+    if (reply.type === "state") {
+      this.options.onState?.(reply, link.pid);
       return;
     }
     // Once closed, answers to calls already failed by close() are expected and meaningless.

@@ -6,7 +6,11 @@ import { isUnbounded, retryDelayMs } from "../../../src/hypervisor/thaw-backoff.
 import { GUARD_THAW_POLICY } from "../../../src/hypervisor/thaw.ts";
 
 describe("thaw retry backoff", () => {
-  const unbounded = { attempts: Number.POSITIVE_INFINITY, retryDelayMs: 100, maxRetryDelayMs: 1_000 };
+  const unbounded = {
+    attempts: Number.POSITIVE_INFINITY,
+    retryDelayMs: 100,
+    maxRetryDelayMs: 1_000,
+  };
 
   it("doubles from the first delay up to the cap, then stays there", () => {
     const delays = [1, 2, 3, 4, 5, 6, 7].map((a) => retryDelayMs(unbounded, a));

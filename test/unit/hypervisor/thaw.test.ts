@@ -97,7 +97,9 @@ describe("thawing one guest", () => {
       "Timeout",
       "GuestAgentUnresponsive",
     ]);
-    const { lastError, ...result } = await thawGuest(target, "vm", false, POLICY, { sleep: fakeSleep });
+    const { lastError, ...result } = await thawGuest(target, "vm", false, POLICY, {
+      sleep: fakeSleep,
+    });
     expect(String(lastError)).to.contain("GuestAgentUnresponsive");
     expect(result).to.deep.equal({
       outcome: "failed",
