@@ -41,7 +41,12 @@ async function main(): Promise<void> {
   }
   let hv: Hypervisor;
   try {
-    hv = await Hypervisor.open(config.uri, { callTimeoutMs: config.callTimeoutMs });
+    // One call at a time: a thaw retried against a hung libvirtd must not pile calls up on
+    // its connection (link.ts, oneCallAtATime).
+    hv = await Hypervisor.open(config.uri, {
+      callTimeoutMs: config.callTimeoutMs,
+      oneCallAtATime: true,
+    });
   } catch (err) {
     log("error", "cannot connect to libvirt", { uri: config.uri, error: String(err) });
     process.exit(1);
