@@ -21,7 +21,7 @@ import { ConnectionReusingKubeConfig } from "./kube/kube-config.ts";
 import { KubeEventRecorder } from "./kube/recorder.ts";
 import { KubeObjectClient } from "./kube/object-client.ts";
 import { reportUnfinishedWork, WorkQueue, workqueueMetricsHooks } from "./kube/workqueue.ts";
-import { ThawGuard, type ThawedReply } from "./guard/thaw-guard.ts";
+import { ThawGuard, type StateReply, type ThawedReply } from "./guard/thaw-guard.ts";
 import { Hypervisor } from "./hypervisor/connection.ts";
 import { makePrivateFolder } from "./hypervisor/memory-folder.ts";
 import { removeMemory, saveMemory } from "./hypervisor/memory-snapshot.ts";
@@ -68,11 +68,14 @@ export async function runAgent(
   // The guard's reports reach the effects, which need the guard: bound once both exist.
   // eslint-disable-next-line prefer-const -- assigned below, after the guard it needs
   let effects: SnapshotEffects | undefined;
+  const observer = new MetricsObserver(metrics);
   const guardEvents = {
     onThawed: (report: ThawedReply) => {
       log.warn("the thaw guard fired", { ...report });
       effects?.guardFired(report);
+      observer.guardFired(report);
     },
+    onState: (state: StateReply, pid: number | undefined) => metrics.guard.guardState(state, pid),
     onGuardExit: (pid: number | undefined, how: string) =>
       log.error("lost the thaw guard; starting or reconnecting to another", { pid, how }),
   };
@@ -81,7 +84,6 @@ export async function runAgent(
     ? await ThawGuard.connect({ socketPath: config.guardSocket, ...guardEvents })
     : await ThawGuard.start({ uri: config.libvirtUri, ...guardEvents });
   const admission = new Admission(config.maxFrozenGuests);
-  const observer = new MetricsObserver(metrics);
   let draining = false;
   const backends = storage(config, hypervisor, metrics);
   effects = new SnapshotEffects({

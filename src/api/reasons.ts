@@ -34,6 +34,9 @@ export const UnquiescedReason = {
 } as const;
 export type UnquiescedReason = (typeof UnquiescedReason)[keyof typeof UnquiescedReason];
 
+/** The `Thawed` condition's reason when, after a freeze, no thaw could be confirmed. */
+export const ThawUnconfirmedReason = "ThawUnconfirmed";
+
 /** Reasons the snapshot waits without failing (Reconciling condition, Events). */
 export const WaitReason = {
   WaitingForDomainLock: "WaitingForDomainLock",

@@ -54,7 +54,7 @@ export interface VMSnapshotSpec {
 export type ConditionStatus = "True" | "False" | "Unknown";
 
 export interface Condition {
-  type: "Ready" | "Reconciling" | "Stalled" | "Quiesced";
+  type: "Ready" | "Reconciling" | "Stalled" | "Quiesced" | "Thawed";
   status: ConditionStatus;
   reason: string;
   message: string;

@@ -110,6 +110,10 @@ export class Reconciler<T extends KubeObject, S extends KindState, E extends { t
         inFlight = undefined;
       }
       if (this.kind.isFinal(state)) {
+        // A final state can still be urgent (a failure whose thaw was not confirmed leaves the
+        // guest possibly frozen): its write may be in flight, and writing again from the object
+        // before it would conflict with it.
+        if (inFlight) current = await inFlight;
         // Finished in this process, but status did not get it yet: only the write is left.
         current = await this.write(current, state);
         this.states.delete(uid);

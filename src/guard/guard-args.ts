@@ -2,7 +2,8 @@
 // so the two cannot drift apart.
 import { isAbsolute } from "node:path";
 import { parseArgs } from "node:util";
-import { DEFAULT_THAW_POLICY, type ThawPolicy } from "../hypervisor/thaw.ts";
+import { isUnbounded } from "../hypervisor/thaw-backoff.ts";
+import { GUARD_THAW_POLICY, type ThawPolicy } from "../hypervisor/thaw.ts";
 
 export interface GuardConfig extends ThawPolicy {
   /** libvirt URI the guard opens its own connection to. */
@@ -31,7 +32,7 @@ export function toArgv(config: GuardConfig): string[] {
     config.uri,
     ...(config.listen === undefined ? [] : ["--listen", config.listen]),
     "--attempts",
-    String(config.attempts),
+    isUnbounded(config) ? UNBOUNDED : String(config.attempts),
     "--retry-delay-ms",
     String(config.retryDelayMs),
     "--max-retry-delay-ms",
@@ -41,7 +42,10 @@ export function toArgv(config: GuardConfig): string[] {
   ];
 }
 
-/** The guard's arguments; omitted numbers take DEFAULT_THAW_POLICY's. Throws on bad input. */
+/** `--attempts unbounded`: retry a thaw until it is confirmed (the default). */
+const UNBOUNDED = "unbounded";
+
+/** The guard's arguments; omitted numbers take GUARD_THAW_POLICY's. Throws on bad input. */
 export function fromArgv(argv: readonly string[]): GuardConfig {
   const { values } = parseArgs({
     args: [...argv],
@@ -56,11 +60,14 @@ export function fromArgv(argv: readonly string[]): GuardConfig {
     },
   });
   if (!values.uri) throw new Error("--uri is required");
-  const d = DEFAULT_THAW_POLICY;
+  const d = GUARD_THAW_POLICY;
   return {
     uri: values.uri,
     ...(values.listen === undefined ? {} : { listen: checkSocketPath(values.listen) }),
-    attempts: positive("attempts", values.attempts, d.attempts),
+    attempts:
+      values.attempts === UNBOUNDED
+        ? Number.POSITIVE_INFINITY
+        : positive("attempts", values.attempts, d.attempts),
     retryDelayMs: positive("retry-delay-ms", values["retry-delay-ms"], d.retryDelayMs),
     maxRetryDelayMs: positive(
       "max-retry-delay-ms",

@@ -41,7 +41,12 @@ async function main(): Promise<void> {
   }
   let hv: Hypervisor;
   try {
-    hv = await Hypervisor.open(config.uri, { callTimeoutMs: config.callTimeoutMs });
+    // One call at a time: a thaw retried against a hung libvirtd must not pile calls up on
+    // its connection (link.ts, oneCallAtATime).
+    hv = await Hypervisor.open(config.uri, {
+      callTimeoutMs: config.callTimeoutMs,
+      oneCallAtATime: true,
+    });
   } catch (err) {
     log("error", "cannot connect to libvirt", { uri: config.uri, error: String(err) });
     process.exit(1);
@@ -49,8 +54,10 @@ async function main(): Promise<void> {
 
   let stopping = false;
   const common = {
-    thaw: (entry: { domain: string; resumeIfPaused: boolean }) =>
-      thawGuest(hv, entry.domain, entry.resumeIfPaused, config),
+    // Its own connection reconnects on demand (link.ts): each try of a thaw that waits out a
+    // libvirtd outage opens a new one, so the first try after libvirtd is back succeeds.
+    thaw: (entry: { domain: string; resumeIfPaused: boolean }, onRetry: () => void) =>
+      thawGuest(hv, entry.domain, entry.resumeIfPaused, config, { onRetry }),
     log,
     stopping: () => stopping,
   };
@@ -93,6 +100,7 @@ async function main(): Promise<void> {
     // EOF: the controller closed us or died. Either way nobody else will thaw these guests.
     lines.on("close", () => void stop("orphaned", "stdin closed", 0));
     send({ type: "ready", pid: process.pid });
+    session.sendState();
   }
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const)
     process.on(signal, () => void stop("terminated", signal, 0));

@@ -11,6 +11,7 @@ import { chmodSync, lstatSync, unlinkSync } from "node:fs";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 
 import { GuardSession, type SessionOptions } from "./guard-session.ts";
+import { GuardState } from "./guard-state.ts";
 import type { Log } from "./log.ts";
 import { encode, MAX_LINE_LENGTH, type FireCause } from "./protocol.ts";
 
@@ -23,6 +24,9 @@ export interface GuardServerOptions extends Pick<SessionOptions, "thaw" | "stopp
 export class GuardServer {
   private readonly sessions = new Map<GuardSession, Socket>();
   private connections = 0;
+  /** Shared by every connection: a controller that reconnects still sees the thaws a lost
+   *  connection left under way. */
+  private readonly state = new GuardState();
 
   private constructor(
     private readonly server: Server,
@@ -82,13 +86,14 @@ export class GuardServer {
     const send = (reply: Parameters<SessionOptions["send"]>[0]) => {
       if (socket.writable) socket.write(encode(reply));
     };
-    const session = new GuardSession({ ...this.o, send, fields });
+    const session = new GuardSession({ ...this.o, send, fields, state: this.state });
     this.sessions.set(session, socket);
     log(this.sessions.size > 1 ? "warn" : "info", "client connected", {
       ...fields,
       clients: this.sessions.size,
     });
     send({ type: "ready", pid: process.pid });
+    session.sendState();
 
     let buffered = "";
     socket.on("data", (chunk: string) => {
@@ -109,6 +114,7 @@ export class GuardServer {
     const orphaned = (why: string) => {
       if (gone) return;
       gone = true;
+      session.close();
       const armed = session.armed;
       void session.drain("orphaned").then(() => {
         this.sessions.delete(session);

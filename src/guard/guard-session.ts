@@ -2,6 +2,7 @@
 // or one connection to its socket) and the entries they armed. Entries belong to the stream
 // that armed them, so when that stream ends — its controller died — exactly its guests are
 // thawed, and another controller's are left alone.
+import { GuardState } from "./guard-state.ts";
 import type { Level, Log } from "./log.ts";
 import {
   decodeCommand,
@@ -11,11 +12,12 @@ import {
   type Reply,
 } from "./protocol.ts";
 import { ThawScheduler } from "./scheduler.ts";
-import type { ThawResult } from "../hypervisor/thaw.ts";
+import { thawConfirmed, type ThawResult } from "../hypervisor/thaw.ts";
 
 export interface SessionOptions {
-  /** Thaws the entry's guest (resuming it first when the entry asks). */
-  readonly thaw: (entry: ArmCommand) => Promise<ThawResult>;
+  /** Thaws the entry's guest (resuming it first when the entry asks); calls `onRetry` after
+   *  each failed try it will try again. */
+  readonly thaw: (entry: ArmCommand, onRetry: () => void) => Promise<ThawResult>;
   /** Sends a reply to this session's controller; never throws (a reader that is gone misses it). */
   readonly send: (reply: Reply) => void;
   readonly log: Log;
@@ -23,13 +25,33 @@ export interface SessionOptions {
   readonly stopping: () => boolean;
   /** Added to every log line of this session, e.g. its connection number. */
   readonly fields?: Readonly<Record<string, unknown>>;
+  /** The guard-wide state this session counts in and reports; default one of its own. */
+  readonly state?: GuardState;
 }
 
 export class GuardSession {
   private readonly scheduler: ThawScheduler;
+  private readonly state: GuardState;
+  private readonly unsubscribe: Array<() => void>;
 
   constructor(private readonly o: SessionOptions) {
     this.scheduler = new ThawScheduler((entry, cause) => this.fire(entry, cause));
+    this.state = o.state ?? new GuardState();
+    this.unsubscribe = [
+      this.state.register(this, () => this.scheduler.size),
+      this.state.subscribe(() => this.sendState()),
+    ];
+  }
+
+  /** Tells this session's controller the guard's state (after `ready`, and on every change). */
+  sendState(): void {
+    this.o.send(this.state.report());
+  }
+
+  /** Stops reporting to this session's controller (its connection is gone). Its thaws under
+   *  way go on and stay counted. */
+  close(): void {
+    for (const unsubscribe of this.unsubscribe.splice(0)) unsubscribe();
   }
 
   /** Entries armed and not yet fired or disarmed. */
@@ -55,6 +77,7 @@ export class GuardSession {
       this.o.send({ type: "ack", op: "disarm", id: command.id });
       this.log("info", "disarmed", { id: command.id, wasArmed });
     }
+    this.state.changed();
   }
 
   /** Fires every entry of this session now; resolves when all are thawed (or failed). */
@@ -73,6 +96,14 @@ export class GuardSession {
       this.log("warn", "refused an arm while stopping; thawing its guest now", { id, domain });
       return;
     }
+    if (this.state.thawing(domain)) {
+      // The guard has not confirmed its thaw of this domain yet (libvirtd down, say) and keeps
+      // trying: a freeze now would be undone by that thaw's next try, mid-snapshot. Refused,
+      // the controller does not freeze, and waits.
+      this.o.send({ type: "rejected", error: `the thaw guard is still thawing ${domain}` });
+      this.log("warn", "refused an arm: a thaw of its domain is not confirmed yet", { id, domain });
+      return;
+    }
     this.scheduler.arm(command);
     this.o.send({ type: "ack", op: "arm", id });
     this.log("info", "armed", {
@@ -86,10 +117,30 @@ export class GuardSession {
 
   private async fire(entry: ArmCommand, cause: FireCause): Promise<void> {
     const started = Date.now();
+    const token = {};
+    this.state.thawStarted(token, entry);
+    let tries = 1;
+    const onRetry = () => {
+      this.state.thawRetried(token);
+      // Logged at tries 2, 4, 8, ...: a long libvirtd outage stays visible without flooding.
+      if ((++tries & (tries - 1)) === 0)
+        this.log("warn", "thaw not confirmed yet; still trying", {
+          id: entry.id,
+          domain: entry.domain,
+          tries,
+          overdueMs: Date.now() - entry.deadline,
+        });
+    };
+    let thaw: ThawResult;
+    try {
+      thaw = await this.o.thaw(entry, onRetry);
+    } finally {
+      this.state.thawEnded(token);
+    }
     // The error object itself stays here: the reply and the log carry its typed reason.
-    const { lastError: _lastError, ...result } = await this.o.thaw(entry);
+    const { lastError: _lastError, ...result } = thaw;
     const at = Date.now();
-    this.log(result.outcome === "failed" ? "error" : "info", "fired", {
+    this.log(thawConfirmed(result.outcome) ? "info" : "error", "fired", {
       id: entry.id,
       domain: entry.domain,
       cause,

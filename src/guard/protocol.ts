@@ -6,7 +6,8 @@
 // controller → guard: `arm` (thaw `domain` at `deadline` unless disarmed first), `disarm`.
 // guard → controller: `ready` (its libvirt connection is open), then one answer per command in
 // the order received: `ack`, or `rejected` (a line it could not decode, or an arm it cannot
-// keep because it is stopping); and `thawed` whenever an entry fired.
+// keep because it is stopping, or whose domain it is still thawing); `thawed` whenever a fired
+// entry's thaw ended; and `state` (guard-state.ts) after `ready` and whenever its state changed.
 
 /** Longest line (characters) either side accepts: a command is ~150, a report a few hundred. */
 export const MAX_LINE_LENGTH = 8 * 1024;
@@ -49,8 +50,9 @@ export interface RejectedReply {
   readonly error: string;
 }
 
-/** How a fired entry ended: thawed (`thawed` filesystems, 0 when nothing was frozen); gone (no
- *  such domain, or not running: nothing left frozen); failed (every attempt failed). */
+/** How a fired entry ended: thawed (`thawed` filesystems, 0 when nothing was frozen); stopped
+ *  (shut off: nothing left frozen); lost (no such domain here any more: it may still be frozen
+ *  elsewhere, so not done); failed (a failure no retry cures). See thawGuest. */
 import type { ThawOutcome } from "../hypervisor/thaw.ts";
 export type { ThawOutcome };
 
@@ -74,7 +76,21 @@ export interface ThawedReply {
   readonly at: number;
 }
 
-export type Reply = ReadyReply | AckReply | RejectedReply | ThawedReply;
+/** The guard's own state, guard-wide (every connection's entries): what the controller exports
+ *  as metrics, since the guard has no metrics endpoint of its own. */
+export interface StateReply {
+  readonly type: "state";
+  /** Entries waiting for their deadline. */
+  readonly armed: number;
+  /** Thaws under way: fired, not yet confirmed (or found stopped, lost, failed). */
+  readonly thawing: number;
+  /** Of those, the ones past their deadline: a guest that should be thawed and may not be. */
+  readonly overdue: number;
+  /** Failed thaw tries retried since this guard started (a counter; a new guard starts at 0). */
+  readonly retries: number;
+}
+
+export type Reply = ReadyReply | AckReply | RejectedReply | ThawedReply | StateReply;
 
 /** A line that is not a valid message of this protocol. */
 export class ProtocolError extends Error {
@@ -122,7 +138,7 @@ export function decodeReply(line: string): Reply {
         domain: text(o, "domain", MAX_DOMAIN),
         deadline: epochMs(o, "deadline"),
         cause: oneOf(o, "cause", ["deadline", "orphaned", "terminated"]),
-        outcome: oneOf(o, "outcome", ["thawed", "gone", "failed"]),
+        outcome: oneOf(o, "outcome", ["thawed", "stopped", "lost", "failed"]),
         thawed: count(o, "thawed"),
         resumed: bool(o, "resumed"),
         attempts: count(o, "attempts"),
@@ -130,6 +146,14 @@ export function decodeReply(line: string): Reply {
       };
       return o.error === undefined ? reply : { ...reply, error: text(o, "error", MAX_LINE_LENGTH) };
     }
+    case "state":
+      return {
+        type: "state",
+        armed: count(o, "armed"),
+        thawing: count(o, "thawing"),
+        overdue: count(o, "overdue"),
+        retries: count(o, "retries"),
+      };
     default:
       throw new ProtocolError(`unknown reply type ${JSON.stringify(o.type)}`);
   }

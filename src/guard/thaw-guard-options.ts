@@ -1,7 +1,7 @@
 // What a ThawGuard can be told, for each way of reaching a guard, and the defaults: the timing
 // of acknowledgements, starts and restarts, and the callbacks that report what the guard did.
 import type { GuardStderr } from "./guard-process.ts";
-import type { ThawedReply } from "./protocol.ts";
+import type { StateReply, ThawedReply } from "./protocol.ts";
 import type { ThawPolicy } from "../hypervisor/thaw.ts";
 
 /** Options of both ways of reaching a guard. */
@@ -19,6 +19,9 @@ export interface ThawGuardClientOptions {
   readonly closeTimeoutMs?: number;
   /** The guard fired an entry (deadline, controller gone, or guard stopped). */
   readonly onThawed?: (report: ThawedReply) => void;
+  /** The guard's own state (armed entries, thaws overdue, retries), after each `ready` and
+   *  whenever it changes: the guard has no metrics endpoint, the controller exports these. */
+  readonly onState?: (state: StateReply, guardPid: number | undefined) => void;
   /** The guard was lost unasked (a spawned one died, a sidecar's connection closed); a new one
    *  is being started, or connected to. A sidecar that cannot be reached is reported once, when
    *  it is lost, not at every reconnect attempt. */
@@ -47,7 +50,7 @@ export type Settings = Required<
     "ackTimeoutMs" | "startTimeoutMs" | "restartMinMs" | "restartMaxMs" | "closeTimeoutMs"
   >
 > &
-  Pick<ThawGuardClientOptions, "onThawed" | "onGuardExit">;
+  Pick<ThawGuardClientOptions, "onThawed" | "onGuardExit" | "onState">;
 
 export const SPAWN_DEFAULTS = {
   ackTimeoutMs: 2_000,

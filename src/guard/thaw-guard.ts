@@ -15,7 +15,7 @@ import type { GuardLink, LinkHandlers } from "./guard-link.ts";
 import { GuardProcess } from "./guard-process.ts";
 import { PendingCall } from "./pending-call.ts";
 import { decodeCommand, encode, type ArmCommand, type Command, type Reply } from "./protocol.ts";
-import { DEFAULT_THAW_POLICY } from "../hypervisor/thaw.ts";
+import { GUARD_THAW_POLICY } from "../hypervisor/thaw.ts";
 import {
   CONNECT_DEFAULTS,
   definedOnly,
@@ -26,7 +26,7 @@ import {
 } from "./thaw-guard-options.ts";
 
 export type { GuardStderr } from "./guard-process.ts";
-export type { ThawedReply } from "./protocol.ts";
+export type { StateReply, ThawedReply } from "./protocol.ts";
 export type {
   ThawGuardClientOptions,
   ThawGuardConnectOptions,
@@ -94,7 +94,7 @@ export class ThawGuard {
    */
   static async start(options: ThawGuardOptions): Promise<ThawGuard> {
     const config: GuardConfig = {
-      ...DEFAULT_THAW_POLICY,
+      ...GUARD_THAW_POLICY,
       ...definedOnly(options.policy ?? {}),
       uri: options.uri,
     };
@@ -309,6 +309,10 @@ export class ThawGuard {
     if (reply.type === "thawed") {
       if (this.live.get(reply.id)?.deadline === reply.deadline) this.live.delete(reply.id);
       this.options.onThawed?.(reply);
+      return;
+    }
+    if (reply.type === "state") {
+      this.options.onState?.(reply, link.pid);
       return;
     }
     // Once closed, answers to calls already failed by close() are expected and meaningless.

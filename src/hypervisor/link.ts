@@ -24,6 +24,14 @@ export interface LinkOptions {
   /** Reconnect backoff bounds; the delay doubles from min to max while attempts fail. */
   readonly reconnectMinMs: number;
   readonly reconnectMaxMs: number;
+  /**
+   * At most one libvirt call at a time: a call waits (within its own deadline) for the one
+   * before it to return, even one whose deadline passed. For the thaw guard, whose retries
+   * would otherwise pile calls onto a hung daemon: libvirt 9.0's client crashed (SIGSEGV in its
+   * RPC event loop) when a stopped libvirtd resumed with several calls waiting on one
+   * connection (docs/libvirt-facts.md).
+   */
+  readonly oneCallAtATime?: boolean;
 }
 
 /** Why the connection was lost: libvirt's close reason, or a call that found it dead. */
@@ -58,6 +66,8 @@ export class Link {
   private readonly listeners: Listeners = { lifecycle: new Set(), agent: new Set() };
   private readonly lostListeners = new Set<(reason: LostReason) => void>();
   private readonly restoredListeners = new Set<() => void>();
+  /** Settles when the last call started has returned (oneCallAtATime). */
+  private lastCall: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly uri: string,
@@ -146,19 +156,32 @@ export class Link {
   ): Promise<T> {
     const ms = timeoutMs ?? this.options.callTimeoutMs;
     let used: Live | undefined;
+    let expired = false;
+    const start = (live: Live): Promise<T> => {
+      if (!this.options.oneCallAtATime) return run(live);
+      const call = this.lastCall.then(() => {
+        // Its caller gave up while it waited: libvirt never sees it.
+        if (expired) throw timeoutError(operation, target, ms);
+        return run(live);
+      });
+      this.lastCall = call.catch(() => {});
+      return call;
+    };
     const work = this.connection().then((live) => {
       used = live;
-      return run(live);
+      return start(live);
     });
-    return withDeadline(work, ms, () => timeoutError(operation, target, ms)).catch(
-      (err: unknown) => {
-        const error = toHypervisorError(err, operation, target);
-        // Only the connection that failed is dropped, not one opened meanwhile.
-        if (error.reason === "ConnectionLost" && used !== undefined && used === this.live)
-          this.drop("call-failed");
-        throw error;
-      },
-    );
+    const timedOut = () => {
+      expired = true;
+      return timeoutError(operation, target, ms);
+    };
+    return withDeadline(work, ms, timedOut).catch((err: unknown) => {
+      const error = toHypervisorError(err, operation, target);
+      // Only the connection that failed is dropped, not one opened meanwhile.
+      if (error.reason === "ConnectionLost" && used !== undefined && used === this.live)
+        this.drop("call-failed");
+      throw error;
+    });
   }
 
   private connection(): Promise<Live> {

@@ -30,6 +30,9 @@ export interface SnapshotContext {
   readonly memoryImage?: { readonly file: string; readonly bytes: number };
   readonly completedAt?: number;
   readonly error?: { readonly reason: FailureReason; readonly message: string };
+  /** Set when no thaw could be confirmed after a freeze (libvirtd unreachable, the domain not
+   *  found: migrated or redefined while frozen): why. thawedAt is then never claimed. */
+  readonly thawUnconfirmed?: string;
 }
 
 /** The spec's choices and the start time: all a new snapshot's machine needs. */

@@ -11,6 +11,7 @@ import {
 import { registerFrozenGuests, type FrozenGuests } from "./frozen-guests.ts";
 import { registerRestoreMetrics, type RestoreMetrics } from "./restore.ts";
 import { registerScheduleMetrics, type ScheduleMetrics } from "./schedule.ts";
+import { registerGuardMetrics, type GuardMetrics } from "./guard.ts";
 import { registerSnapshotMetrics, type SnapshotMetrics } from "./snapshot.ts";
 import {
   bindWorkqueue,
@@ -22,6 +23,7 @@ import {
 export type { ControllerMetrics, ReconcileResult } from "./controller-runtime.ts";
 export type { FrozenGuests } from "./frozen-guests.ts";
 export type { ScheduleMetrics, ScheduleRunResult } from "./schedule.ts";
+export type { GuardMetrics, GuardStateSample, UnconfirmedOutcome } from "./guard.ts";
 export type { SnapshotResult, StorageOperation, StorageOperationResult } from "./snapshot.ts";
 export type { WorkqueueMetrics } from "./workqueue.ts";
 export { MetricsServer, type MetricsServerOptions, type ReadinessCheck } from "./server.ts";
@@ -36,6 +38,8 @@ export interface VmsnapMetrics
   readonly registry: Registry;
   /** Backs `vmsnap_guests_frozen` and `vmsnap_longest_frozen_guest_seconds`. */
   readonly frozenGuests: FrozenGuests;
+  /** The thaw guard's state as it reports it, and thaws that could not be confirmed. */
+  readonly guard: GuardMetrics;
   /** The controller-runtime metrics of `controller`, its series created at zero. */
   forController(controller: string, maxConcurrentReconciles: number): ControllerMetrics;
   /** The metrics of work queue `name`, its series created at zero. */
@@ -74,6 +78,7 @@ export function createMetrics(
     ...registerRestoreMetrics(registry),
     ...registerScheduleMetrics(registry),
     frozenGuests: registerFrozenGuests(registry, options.now ?? Date.now),
+    guard: registerGuardMetrics(registry),
     forController: (controller, max) => bindController(controllerRuntime, controller, max),
     forWorkqueue: (name) => bindWorkqueue(workqueue, name),
   };

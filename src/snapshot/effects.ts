@@ -18,7 +18,13 @@ import type { Disk } from "../hypervisor/disk.ts";
 import { parseDisks } from "../hypervisor/disk-inventory.ts";
 import { HypervisorError } from "../hypervisor/errors.ts";
 import { hasGuestAgentChannel } from "../hypervisor/guest-agent-channel.ts";
-import { DEFAULT_THAW_POLICY, thawGuest, type ThawPolicy } from "../hypervisor/thaw.ts";
+import {
+  DEFAULT_THAW_POLICY,
+  thawConfirmed,
+  thawGuest,
+  type ThawOutcome,
+  type ThawPolicy,
+} from "../hypervisor/thaw.ts";
 import { compensationsFor, type Compensation } from "../machine/machine.ts";
 import {
   inFrozenWindow,
@@ -85,6 +91,23 @@ const MIN_FREEZE_WINDOW_MS = 1_000;
 /** How long the agent may take to answer guest-ping before a freeze: libvirt's own sync wait. */
 const AGENT_PROBE_TIMEOUT_MS = 5_000;
 
+/** What the effects need of a guard's `thawed` report. */
+export interface GuardReport {
+  /** The entry's id: the VMSnapshot UID. */
+  readonly id: string;
+  /** When the thaw (or its last try) ended, epoch ms. */
+  readonly at: number;
+  readonly outcome: ThawOutcome;
+  readonly error?: string;
+}
+
+/** Why a thaw is not confirmed, for a condition message. */
+function unconfirmedWhy(outcome: ThawOutcome, error: string | undefined): string {
+  if (outcome === "lost")
+    return "the domain was not found (libvirt code 42): it may have been migrated, or undefined and defined again, while frozen, and may still be frozen elsewhere";
+  return `the thaw ${outcome === "failed" ? "failed" : `ended ${outcome}`}${error === undefined ? "" : ` (${error})`}`;
+}
+
 /** The backend snapshot name of a VMSnapshot: derived from its UID, so retries are no-ops. */
 export function snapshotNameOf(snapshot: VMSnapshot): string {
   return `vmsnap-${snapshot.metadata.uid}`;
@@ -120,8 +143,8 @@ const EFFECT_THAW_ATTEMPTS = 3;
 
 export class SnapshotEffects {
   private readonly sessions = new Map<string, Session>();
-  /** When the thaw guard thawed each attempt's guest, by VMSnapshot UID (it reports it). */
-  private readonly guardThawedAt = new Map<string, number>();
+  /** What the thaw guard reported for each attempt it fired, by VMSnapshot UID. */
+  private readonly guardReports = new Map<string, GuardReport>();
   private readonly now: () => number;
 
   private readonly thawPolicy: ThawPolicy;
@@ -154,20 +177,24 @@ export class SnapshotEffects {
   }
 
   /**
-   * Records that the thaw guard thawed (or gave up on) an attempt's guest: it fired at the
-   * deadline, or because it lost this process. That attempt cannot go on consistently.
+   * Records that the thaw guard fired an attempt's entry (at the deadline, or because it lost
+   * this process) and how its thaw ended. That attempt cannot go on consistently; only a
+   * confirmed thaw (thawed, or the guest found stopped) ends its frozen window.
    */
-  guardFired(report: { id: string; at: number }): void {
-    this.guardThawedAt.set(report.id, report.at);
+  guardFired(report: GuardReport): void {
+    this.guardReports.set(report.id, report);
   }
 
-  /** A failure when the guard thawed this attempt's frozen (or paused) guest under it. */
+  /** A failure when the guard fired on this attempt's frozen (or paused) guest under it. */
   private thawedByGuard(snapshot: VMSnapshot, c: SnapshotContext): Outcome | undefined {
-    const at = this.guardThawedAt.get(snapshot.metadata.uid!);
-    if (at === undefined || !inFrozenWindow(c)) return undefined;
+    const report = this.guardReports.get(snapshot.metadata.uid!);
+    if (report === undefined || !inFrozenWindow(c)) return undefined;
+    const deadline = new Date(c.freezeDeadline ?? report.at).toISOString();
     return failed(this.now(), {
       reason: FailureReason.FreezeTimeout,
-      message: `the thaw guard thawed the guest at ${new Date(at).toISOString()} (deadline ${new Date(c.freezeDeadline ?? at).toISOString()}); a snapshot taken after that would not be consistent`,
+      message: thawConfirmed(report.outcome)
+        ? `the thaw guard thawed the guest at ${new Date(report.at).toISOString()} (deadline ${deadline}); a snapshot taken after that would not be consistent`
+        : `the thaw guard fired at the deadline (${deadline}) but could not confirm a thaw: ${unconfirmedWhy(report.outcome, report.error)}`,
     });
   }
 
@@ -184,13 +211,15 @@ export class SnapshotEffects {
   ): Promise<MachineState> {
     const domain = snapshot.spec.source.domain;
     const resume = actions.includes("resumeVcpus");
-    const done: { thawedAt?: number; resumedAt?: number } = {};
+    const done: { thawedAt?: number; resumedAt?: number; unconfirmed?: string } = {};
     try {
       if (actions.includes("thaw")) {
         // One call resumes first (a paused guest's agent cannot thaw), then thaws.
         const thaw = await this.thawQuietly(snapshot, resume);
         if (thaw.resumed) done.resumedAt = this.now();
         if (thaw.done) done.thawedAt = this.now();
+        else
+          done.unconfirmed = `${unconfirmedWhy(thaw.outcome, thaw.error)}; the thaw guard stays armed and keeps trying`;
       } else if (resume && (await this.resumeIfPaused(domain))) {
         // Never a thaw here: this attempt did not freeze, and a freeze it did not make (an
         // administrator's, a backup tool's) is not its to undo.
@@ -211,15 +240,26 @@ export class SnapshotEffects {
     }
     this.o.admission.releaseFreezeSlot(keyOf(snapshot));
     // Whoever thawed first: the guard's thaw is the end of the frozen window when it came first.
-    const guardAt = this.guardThawedAt.get(snapshot.metadata.uid!);
-    if (guardAt !== undefined && actions.includes("thaw")) {
-      done.thawedAt = Math.min(done.thawedAt ?? guardAt, guardAt);
+    const guard = this.guardReports.get(snapshot.metadata.uid!);
+    if (guard !== undefined && actions.includes("thaw")) {
+      if (thawConfirmed(guard.outcome)) {
+        done.thawedAt = Math.min(done.thawedAt ?? guard.at, guard.at);
+        delete done.unconfirmed;
+      } else if (done.thawedAt === undefined) {
+        // The guard fired and ended unconfirmed: its word is final, it tries no more.
+        done.unconfirmed = `the thaw guard could not confirm a thaw: ${unconfirmedWhy(guard.outcome, guard.error)}`;
+      }
     }
     const c = next.context;
     return {
       ...next,
       context: {
         ...c,
+        ...(done.unconfirmed !== undefined &&
+        done.thawedAt === undefined &&
+        c.thawedAt === undefined
+          ? { thawUnconfirmed: done.unconfirmed }
+          : {}),
         ...(done.thawedAt !== undefined && c.thawedAt === undefined
           ? { thawedAt: done.thawedAt }
           : {}),
@@ -297,8 +337,8 @@ export class SnapshotEffects {
       }
       const result = await thawGuest(this.o.hypervisor, domain, resume, this.recoveryPolicy);
       this.o.log?.(
-        result.outcome === "failed"
-          ? "could not thaw a guest left by a previous instance"
+        !thawConfirmed(result.outcome)
+          ? "could not confirm the thaw of a guest left by a previous instance"
           : "thawed a guest left frozen by a previous instance",
         { key: keyOf(snapshot), domain, phase, ...result, lastError: undefined },
       );
@@ -314,7 +354,7 @@ export class SnapshotEffects {
   /** Forgets the attempt: its domain, freeze slot and session. */
   finish(snapshot: VMSnapshot): void {
     this.sessions.delete(snapshot.metadata.uid!);
-    this.guardThawedAt.delete(snapshot.metadata.uid!);
+    this.guardReports.delete(snapshot.metadata.uid!);
     this.o.admission.release(snapshot.spec.source.domain, keyOf(snapshot));
     this.o.tenancy?.namespaceCap?.release(keyOf(snapshot));
   }
@@ -702,20 +742,28 @@ export class SnapshotEffects {
   private async thawQuietly(
     snapshot: VMSnapshot,
     resumeIfPaused = false,
-  ): Promise<{ done: boolean; resumed: boolean }> {
+  ): Promise<{ done: boolean; resumed: boolean; outcome: ThawOutcome; error?: string }> {
     const domain = snapshot.spec.source.domain;
     const result = await thawGuest(this.o.hypervisor, domain, resumeIfPaused, this.thawPolicy);
     if (result.lastError !== undefined) this.o.onError?.(result.lastError);
-    if (result.outcome === "failed") {
-      this.o.log?.("thaw failed; the guard will retry at the deadline", {
+    // "lost" too: a domain not found may be frozen elsewhere; the guard stays armed, and its
+    // report at the deadline is the final word.
+    if (!thawConfirmed(result.outcome)) {
+      this.o.log?.("thaw not confirmed; the guard will retry at the deadline", {
         domain,
+        outcome: result.outcome,
         attempts: result.attempts,
         error: result.error,
       });
-      return { done: false, resumed: result.resumed };
+      return {
+        done: false,
+        resumed: result.resumed,
+        outcome: result.outcome,
+        ...(result.error === undefined ? {} : { error: result.error }),
+      };
     }
     await this.disarmQuietly(snapshot);
-    return { done: true, resumed: result.resumed };
+    return { done: true, resumed: result.resumed, outcome: result.outcome };
   }
 
   /** Disarms after a thaw; a guard that cannot be told merely thaws a thawed guest later. */

@@ -8,12 +8,40 @@ import type { MachineState } from "../machine/step.ts";
 import type { StorageBackend } from "../storage/backend.ts";
 import { keyOf } from "./effects.ts";
 import type { TransitionObserver } from "../controller/reconciler.ts";
+import { thawConfirmed, type ThawOutcome } from "../hypervisor/thaw.ts";
+
+/** Guard reports kept for snapshots that have not failed yet; bounded, since a report may name
+ *  an attempt that never reaches Failed here (another process's, one deleted meanwhile). */
+const MAX_GUARD_REPORTS = 1_024;
 
 export class MetricsObserver implements TransitionObserver<VMSnapshot, MachineState> {
   /** When each in-flight snapshot entered its current phase (this process's view). */
   private readonly enteredAt = new Map<string, number>();
+  /** Failed attempts whose guest may still be frozen: their key, by VMSnapshot UID, until the
+   *  guard reports how its thaw ended. */
+  private readonly awaitingGuard = new Map<string, string>();
+  /** Guard reports that came before their attempt failed, by UID. */
+  private readonly guardReports = new Map<string, ThawOutcome>();
 
   constructor(private readonly metrics: VmsnapMetrics) {}
+
+  /**
+   * The thaw guard fired an entry and its thaw ended. Confirmed or not, the guest is no longer
+   * counted frozen (a lost domain's state is unknown, and is counted as such instead).
+   */
+  guardFired(report: { id: string; outcome: ThawOutcome }): void {
+    if (!thawConfirmed(report.outcome))
+      this.metrics.guard.thawUnconfirmed(report.outcome === "lost" ? "lost" : "failed");
+    const key = this.awaitingGuard.get(report.id);
+    if (key !== undefined) {
+      this.awaitingGuard.delete(report.id);
+      this.metrics.frozenGuests.thawed(key);
+      return;
+    }
+    this.guardReports.set(report.id, report.outcome);
+    if (this.guardReports.size > MAX_GUARD_REPORTS)
+      this.guardReports.delete(this.guardReports.keys().next().value!);
+  }
 
   transition(snapshot: VMSnapshot, from: MachineState, to: MachineState): void {
     const key = keyOf(snapshot);
@@ -39,12 +67,18 @@ export class MetricsObserver implements TransitionObserver<VMSnapshot, MachineSt
       this.metrics.vmDowntimeSeconds.observe((c.resumedAt - c.pausedAt) / 1000);
     }
     if (to.phase === "Failed") {
-      // A failure's compensation thawed the guest (or the guard will): it is no longer ours.
-      this.metrics.frozenGuests.thawed(key);
+      const uid = snapshot.metadata.uid!;
+      // Frozen and no thaw seen: the guest stays counted frozen until the guard, which stays
+      // armed, reports how its thaw ended (so the frozen-too-long alert can still fire).
+      if (c.frozenAt !== undefined && c.thawedAt === undefined && !this.guardReports.has(uid))
+        this.awaitingGuard.set(uid, key);
+      else this.metrics.frozenGuests.thawed(key);
+      this.guardReports.delete(uid);
       this.metrics.snapshotsTotal.inc({ result: "failed", reason: c.error!.reason });
       this.enteredAt.delete(key);
     }
     if (to.phase === "Succeeded") {
+      this.guardReports.delete(snapshot.metadata.uid!);
       this.metrics.snapshotsTotal.inc({ result: "succeeded", reason: "Succeeded" });
       this.enteredAt.delete(key);
     }

@@ -3,7 +3,11 @@
 // context the previous one had. Conditions follow kstatus (Ready, Reconciling, Stalled) so that
 // `kubectl wait --for=condition=Ready` and Flux/Argo health checks work, plus Quiesced.
 import { parseDuration } from "../api/duration.ts";
-import type { FailureReason, UnquiescedReason } from "../api/reasons.ts";
+import {
+  ThawUnconfirmedReason,
+  type FailureReason,
+  type UnquiescedReason,
+} from "../api/reasons.ts";
 import type {
   Condition,
   ConditionStatus,
@@ -17,6 +21,8 @@ import type { Waiting } from "../controller/kind.ts";
 import { defined, iso, toMs, withTransitionTimes } from "../controller/conditions.ts";
 
 const DEFAULT_FREEZE_TIMEOUT = "10s";
+/** Written (status Unknown) when a freeze's thaw could not be confirmed. */
+const THAWED_CONDITION = "Thawed" as const;
 const DEFAULT_FAILURE_DEADLINE = "5m";
 
 /** The machine input a spec asks for, starting now. */
@@ -37,6 +43,7 @@ export function stateFromStatus(snapshot: VMSnapshot, now: number): MachineState
   if (!status?.phase || status.startTime === undefined) return start(inputFromSpec(snapshot, now));
   const input = inputFromSpec(snapshot, toMs(status.startTime)!);
   const quiesced = status.conditions?.find((c) => c.type === "Quiesced");
+  const thawed = status.conditions?.find((c) => c.type === THAWED_CONDITION);
   const pausedAt = toMs(status.pausedAt);
   const context: SnapshotContext = {
     ...input,
@@ -59,6 +66,10 @@ export function stateFromStatus(snapshot: VMSnapshot, now: number): MachineState
         }
       : {}),
     ...defined("memoryImage", status.memory),
+    ...defined(
+      "thawUnconfirmed",
+      thawed?.reason === ThawUnconfirmedReason ? thawed.message : undefined,
+    ),
     ...defined("completedAt", toMs(status.completionTime)),
     ...defined(
       "error",
@@ -150,6 +161,17 @@ function conditionsOf(
       message: failed ? context.error!.message : "no error",
     },
     quiescedCondition(context),
+    // Only when it applies: a thaw that could not be confirmed must be said, never implied.
+    ...(context.thawUnconfirmed === undefined
+      ? []
+      : [
+          {
+            type: THAWED_CONDITION,
+            status: "Unknown" as ConditionStatus,
+            reason: ThawUnconfirmedReason,
+            message: context.thawUnconfirmed,
+          },
+        ]),
   ];
   return withTransitionTimes(wanted, previous, now, generation);
 }

@@ -51,6 +51,16 @@ export interface LibvirtTestHost {
    *  freezes nothing (returns 0); a thawed one is frozen and thawed back. Test driver only. */
   isFrozen(name: string): Promise<boolean>;
   domainState(name: string): Promise<DomainState>;
+  /**
+   * Stops libvirtd (SIGSTOP, by its pid): every call on an open connection hangs, and a new
+   * connection hangs in its handshake, until `continueLibvirtd`. The daemon is stopped, not
+   * ended, because test:///default's domains live in its memory: a restarted daemon would have
+   * none of them. The harness's own connections have keepalive off so they outlive the stop
+   * (an empty daemon would drop test:///default's state). Test driver only.
+   */
+  stopLibvirtd(): void;
+  /** Lets a stopped libvirtd run again (SIGCONT); a no-op when it runs. */
+  continueLibvirtd(): void;
 }
 
 let shared: Promise<LibvirtTestHost> | undefined;
@@ -128,9 +138,13 @@ async function startHost(): Promise<LibvirtTestHost> {
   // The holder: keeps test:///default's state alive for every other client (module header).
   connections.push(await connectWhenUp(uri, daemon));
   if (nobody) recordInner(runDir, ownPidFile);
-  const tests = await Hypervisor.open(uri, { callTimeoutMs: 10_000 });
+  const tests = await Hypervisor.open(uri, { callTimeoutMs: 10_000, ...NO_KEEPALIVE });
   connections.push(tests);
-  return hostApi(uri, runDir, tests);
+  const libvirtdPid = Number(readFileSync(ownPidFile, "utf8").trim());
+  // Registered last, so run first: a daemon left stopped by a failed test would never act on
+  // the stop above.
+  onTeardown(() => signal(libvirtdPid, "SIGCONT"));
+  return hostApi(uri, runDir, tests, libvirtdPid);
 }
 
 /** The holder connection, once the daemon answers; fails early if it died. */
@@ -141,7 +155,11 @@ async function connectWhenUp(uri: string, daemon: Daemon): Promise<Hypervisor> {
     async () => {
       if (daemon.child.exitCode !== null || daemon.child.signalCode !== null)
         throw new Error(`it exited; its log ends:\n${tail(daemon.logFile)}`);
-      connection = await Hypervisor.open(uri, { callTimeoutMs: 10_000, openTimeoutMs: 2_000 });
+      connection = await Hypervisor.open(uri, {
+        callTimeoutMs: 10_000,
+        openTimeoutMs: 2_000,
+        ...NO_KEEPALIVE,
+      });
       return true;
     },
     15_000,
@@ -168,6 +186,19 @@ async function removeLeftovers(): Promise<void> {
   }
 }
 
+/** Keepalive off: a connection that must outlive a stopped daemon (stopLibvirtd). */
+const NO_KEEPALIVE = { keepaliveIntervalSeconds: 0 } as const;
+
+function signal(pid: number, name: "SIGSTOP" | "SIGCONT"): void {
+  if (!Number.isSafeInteger(pid) || pid <= 1) throw new Error(`no libvirtd pid (${pid})`);
+  try {
+    process.kill(pid, name);
+  } catch (err) {
+    // Gone already: nothing to stop or let run.
+    if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+  }
+}
+
 function userIds(name: string): { uid: number; gid: number } {
   for (const line of readFileSync("/etc/passwd", "utf8").split("\n")) {
     const [user, , uid, gid] = line.split(":");
@@ -186,7 +217,12 @@ function tail(file: string, lines = 15): string {
 
 // ---- what tests use --------------------------------------------------------------------------
 
-function hostApi(uri: string, runDir: string, hv: Hypervisor): LibvirtTestHost {
+function hostApi(
+  uri: string,
+  runDir: string,
+  hv: Hypervisor,
+  libvirtdPid: number,
+): LibvirtTestHost {
   return {
     uri,
     runDir,
@@ -209,6 +245,12 @@ function hostApi(uri: string, runDir: string, hv: Hypervisor): LibvirtTestHost {
       if ((await hv.fsFreeze(name)) === 0) return true;
       await hv.fsThaw(name);
       return false;
+    },
+    stopLibvirtd() {
+      signal(libvirtdPid, "SIGSTOP");
+    },
+    continueLibvirtd() {
+      signal(libvirtdPid, "SIGCONT");
     },
     async domainState(name) {
       try {

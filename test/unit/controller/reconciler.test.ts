@@ -203,7 +203,7 @@ describe("the reconcile loop, in-process over fake ports", () => {
     const guardAt = T0 + 4_000;
     b.storageFaults.duringCreate = () => {
       b.hv.frozen.delete("vm-a"); // the guard thawed: this process stalled past the deadline
-      b.effects.guardFired({ id: s.metadata.uid!, at: guardAt });
+      b.effects.guardFired({ id: s.metadata.uid!, at: guardAt, outcome: "thawed" });
       b.clock.now = T0 + 9_000;
     };
     await settle(b, objectKey(s));
@@ -213,6 +213,57 @@ describe("the reconcile loop, in-process over fake ports", () => {
     expect(status.error?.message).to.match(/thaw guard thawed the guest/);
     expect(Date.parse(status.thawedAt!)).to.equal(guardAt);
     expect(only(b.journal, "rbd:remove")).to.have.length(1);
+  });
+
+  it("6-2a a domain not found after the freeze (migrated, redefined) is never called thawed: Thawed=Unknown, and the guard stays armed", async () => {
+    const b = bed();
+    const s = b.snapshot("s1", "vm-a");
+    b.storageFaults.duringCreate = () => {
+      b.hv.domains.delete("vm-a"); // gone from this host while frozen
+    };
+    await settle(b, objectKey(s));
+    const status = b.api.objects.get(objectKey(s))!.status!;
+    expect(status.phase).to.equal("Failed");
+    expect(status.thawedAt).to.equal(undefined);
+    expect(status.freezeDurationMs).to.equal(undefined);
+    const thawed = status.conditions?.find((c) => c.type === "Thawed");
+    expect(thawed).to.include({ status: "Unknown", reason: "ThawUnconfirmed" });
+    expect(thawed?.message).to.match(/not found .*may still be frozen elsewhere/);
+    // The guard's report at the deadline is the last word: it is not disarmed.
+    expect(b.journal).to.not.include("guard:disarm");
+  });
+
+  it("6-2b a guard that fired but could not confirm the thaw fails the attempt without claiming a thaw", async () => {
+    const b = bed();
+    const s = b.snapshot("s1", "vm-a");
+    b.storageFaults.duringCreate = () => {
+      b.hv.domains.delete("vm-a");
+      b.effects.guardFired({
+        id: s.metadata.uid!,
+        at: T0 + 4_000,
+        outcome: "lost",
+        error: "DomainNotFound",
+      });
+      b.clock.now = T0 + 9_000;
+    };
+    await settle(b, objectKey(s));
+    const status = b.api.objects.get(objectKey(s))!.status!;
+    expect(status.phase).to.equal("Failed");
+    expect(status.error?.message).to.match(/could not confirm a thaw/);
+    expect(status.thawedAt).to.equal(undefined);
+    expect(status.conditions?.find((c) => c.type === "Thawed")).to.include({
+      status: "Unknown",
+      reason: "ThawUnconfirmed",
+    });
+  });
+
+  it("6-2c a successful snapshot writes no Thawed condition (it only speaks when unconfirmed)", async () => {
+    const b = bed();
+    const s = b.snapshot("s1", "vm-a");
+    await settle(b, objectKey(s));
+    const status = b.api.objects.get(objectKey(s))!.status!;
+    expect(status.phase).to.equal("Succeeded");
+    expect(status.conditions?.map((c) => c.type)).to.not.include("Thawed");
   });
 
   it("6-3 a snapshot that vanishes without its finalizer (force-removed) lets go of the domain it held", async () => {

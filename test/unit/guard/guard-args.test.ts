@@ -3,7 +3,7 @@
 import { expect } from "chai";
 
 import { fromArgv, toArgv, type GuardConfig } from "../../../src/guard/guard-args.ts";
-import { DEFAULT_THAW_POLICY } from "../../../src/hypervisor/thaw.ts";
+import { GUARD_THAW_POLICY } from "../../../src/hypervisor/thaw.ts";
 
 describe("guard arguments", () => {
   it("carry a configuration unchanged from client to guard", () => {
@@ -17,10 +17,17 @@ describe("guard arguments", () => {
     expect(fromArgv(toArgv(config))).to.deep.equal(config);
   });
 
-  it("default to the standard thaw policy", () => {
+  it("carry an unbounded policy as `--attempts unbounded`", () => {
+    const config: GuardConfig = { uri: "u", ...GUARD_THAW_POLICY };
+    const argv = toArgv(config);
+    expect(argv[argv.indexOf("--attempts") + 1]).to.equal("unbounded");
+    expect(fromArgv(toArgv(config)).attempts).to.equal(Number.POSITIVE_INFINITY);
+  });
+
+  it("default to the guard's thaw policy, which never gives up", () => {
     expect(fromArgv(["--uri", "qemu:///system"])).to.deep.equal({
       uri: "qemu:///system",
-      ...DEFAULT_THAW_POLICY,
+      ...GUARD_THAW_POLICY,
     });
   });
 
@@ -28,7 +35,7 @@ describe("guard arguments", () => {
     const config = fromArgv(["--uri", "qemu:///system", "--listen", "/run/vmsnap/guard.sock"]);
     expect(config.listen).to.equal("/run/vmsnap/guard.sock");
     expect(fromArgv(toArgv(config))).to.deep.equal(config);
-    expect(toArgv({ uri: "u", ...DEFAULT_THAW_POLICY })).not.to.include("--listen");
+    expect(toArgv({ uri: "u", ...GUARD_THAW_POLICY })).not.to.include("--listen");
   });
 
   for (const [what, argv] of [
@@ -36,6 +43,7 @@ describe("guard arguments", () => {
     ["a relative socket path", ["--uri", "u", "--listen", "guard.sock"]],
     ["a socket path too long for sun_path", ["--uri", "u", "--listen", `/${"x".repeat(107)}`]],
     ["a zero attempt count", ["--uri", "u", "--attempts", "0"]],
+    ["an attempt count that is a word", ["--uri", "u", "--attempts", "forever"]],
     ["a fractional timeout", ["--uri", "u", "--call-timeout-ms", "1.5"]],
     ["an unknown option", ["--uri", "u", "--thaw-never"]],
   ] as const) {

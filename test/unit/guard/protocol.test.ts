@@ -104,6 +104,9 @@ describe("guard protocol", () => {
       { type: "rejected", error: "not JSON" },
       thawed,
       { ...thawed, outcome: "failed", thawed: 0, attempts: 8, error: "GuestAgentUnresponsive" },
+      { ...thawed, outcome: "lost", thawed: 0, error: "DomainNotFound" },
+      { ...thawed, outcome: "stopped", thawed: 0, error: "DomainNotRunning" },
+      { type: "state", armed: 3, thawing: 1, overdue: 1, retries: 17 },
     ];
     for (const reply of valid) {
       it(`round-trips ${reply.type} ${JSON.stringify(reply).slice(0, 60)}`, () => {
@@ -117,6 +120,12 @@ describe("guard protocol", () => {
       ["a thawed report with an unknown outcome", { ...thawed, outcome: "maybe" }, /outcome/],
       ["a negative filesystem count", { ...thawed, thawed: -1 }, /thawed/],
       ["a ready without pid", { type: "ready" }, /pid/],
+      ["the old 'gone' outcome", { ...thawed, outcome: "gone" }, /outcome/],
+      [
+        "a state without its retry count",
+        { type: "state", armed: 0, thawing: 0, overdue: 0 },
+        /retries/,
+      ],
       ["a command sent back", arm, /unknown reply/],
     ];
     for (const [what, value, message] of invalid) {

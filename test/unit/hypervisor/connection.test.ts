@@ -48,6 +48,31 @@ describe("Hypervisor connection handling", () => {
       expect(await hv.fsThaw("vm")).to.equal(2);
     });
 
+    it("with oneCallAtATime, never has two calls in libvirt: a call waits for a hung one, and one whose deadline passed while waiting is never sent", async () => {
+      const binding = new FakeBinding();
+      let release!: () => void;
+      let thaws = 0;
+      binding.script = {
+        fsThaw: () => {
+          thaws++;
+          return thaws === 1
+            ? new Promise<number>((r) => (release = () => r(2)))
+            : Promise.resolve(2);
+        },
+      };
+      const hv = await open(binding, { oneCallAtATime: true });
+      expect(await failure(hv.fsThaw("vm", { timeoutMs: 30 }))).to.include({ reason: "Timeout" });
+      // Waits behind the hung call and times out without ever reaching libvirt.
+      expect(await failure(hv.fsThaw("vm", { timeoutMs: 30 }))).to.include({ reason: "Timeout" });
+      expect(thaws).to.equal(1);
+      const third = hv.fsThaw("vm", { timeoutMs: 1_000 });
+      await sleep(20);
+      expect(thaws, "still waiting for the hung call").to.equal(1);
+      release();
+      expect(await third).to.equal(2);
+      expect(thaws).to.equal(2);
+    });
+
     it("fails an open that never completes with Timeout, and closes the connection if it lands later", async () => {
       const binding = new FakeBinding();
       let land!: () => void;

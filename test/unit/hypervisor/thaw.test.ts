@@ -1,5 +1,5 @@
 // How the guard thaws one guest: resume first when asked and paused, retry what may pass, stop
-// at what cannot (the domain is gone or stopped, or has no agent). A fake hypervisor records
+// at what cannot (the domain is stopped, not found, or has no agent). A fake hypervisor records
 // the calls and fails them as the real one does, with typed HypervisorErrors.
 import { expect } from "chai";
 
@@ -60,21 +60,21 @@ describe("thawing one guest", () => {
 
   it("resumes a paused guest before thawing it when asked", async () => {
     const { target, calls } = fakeTarget("paused", [2]);
-    const result = await thawGuest(target, "vm", true, POLICY, fakeSleep);
+    const result = await thawGuest(target, "vm", true, POLICY, { sleep: fakeSleep });
     expect(calls).to.deep.equal(["domainInfo", "resume", "fsThaw"]);
     expect(result).to.deep.equal({ outcome: "thawed", thawed: 2, resumed: true, attempts: 1 });
   });
 
   it("leaves a running guest's vCPUs alone", async () => {
     const { target, calls } = fakeTarget("running", [0]);
-    const result = await thawGuest(target, "vm", true, POLICY, fakeSleep);
+    const result = await thawGuest(target, "vm", true, POLICY, { sleep: fakeSleep });
     expect(calls).to.deep.equal(["domainInfo", "fsThaw"]);
     expect(result).to.include({ outcome: "thawed", thawed: 0, resumed: false });
   });
 
   it("never resumes when not asked to, not even a paused guest", async () => {
     const { target, calls } = fakeTarget("paused", [2]);
-    await thawGuest(target, "vm", false, POLICY, fakeSleep);
+    await thawGuest(target, "vm", false, POLICY, { sleep: fakeSleep });
     expect(calls).to.deep.equal(["fsThaw"]);
   });
 
@@ -85,7 +85,7 @@ describe("thawing one guest", () => {
       "ConnectionLost",
       2,
     ]);
-    const result = await thawGuest(target, "vm", false, POLICY, fakeSleep);
+    const result = await thawGuest(target, "vm", false, POLICY, { sleep: fakeSleep });
     expect(result).to.deep.equal({ outcome: "thawed", thawed: 2, resumed: false, attempts: 4 });
     expect(sleeps).to.deep.equal([10, 15, 15]);
   });
@@ -97,7 +97,9 @@ describe("thawing one guest", () => {
       "Timeout",
       "GuestAgentUnresponsive",
     ]);
-    const { lastError, ...result } = await thawGuest(target, "vm", false, POLICY, fakeSleep);
+    const { lastError, ...result } = await thawGuest(target, "vm", false, POLICY, {
+      sleep: fakeSleep,
+    });
     expect(String(lastError)).to.contain("GuestAgentUnresponsive");
     expect(result).to.deep.equal({
       outcome: "failed",
@@ -109,35 +111,58 @@ describe("thawing one guest", () => {
     expect(sleeps).to.have.length(3);
   });
 
-  it("stops at once when the domain is gone", async () => {
+  it("reports a domain that cannot be found as lost, not thawed: it may be frozen elsewhere", async () => {
     const { target, calls } = fakeTarget("running", ["DomainNotFound"]);
-    const result = await thawGuest(target, "vm", false, POLICY, fakeSleep);
-    expect(result).to.include({ outcome: "gone", attempts: 1 });
+    const result = await thawGuest(target, "vm", false, POLICY, { sleep: fakeSleep });
+    expect(result).to.include({ outcome: "lost", attempts: 1, error: "DomainNotFound" });
     expect(calls).to.deep.equal(["fsThaw"]);
+  });
+
+  it("reports lost when a not-running domain then cannot be found", async () => {
+    const { target } = fakeTarget("running", ["DomainNotRunning"], "unknown");
+    const result = await thawGuest(target, "vm", false, POLICY, { sleep: fakeSleep });
+    expect(result).to.include({ outcome: "lost", attempts: 1 });
   });
 
   it("stops when the domain is not running because it was stopped", async () => {
     const { target } = fakeTarget("running", ["DomainNotRunning"], "shutoff");
-    const result = await thawGuest(target, "vm", false, POLICY, fakeSleep);
-    expect(result).to.include({ outcome: "gone", attempts: 1 });
+    const result = await thawGuest(target, "vm", false, POLICY, { sleep: fakeSleep });
+    expect(result).to.include({ outcome: "stopped", attempts: 1 });
+  });
+
+  it("with an unbounded policy, keeps trying past any budget and reports each retry", async () => {
+    const failures: Step[] = Array.from({ length: 40 }, () => "ConnectionLost");
+    const { target } = fakeTarget("running", [...failures, 2]);
+    const retries: number[] = [];
+    const result = await thawGuest(
+      target,
+      "vm",
+      false,
+      { ...POLICY, attempts: Number.POSITIVE_INFINITY },
+      { sleep: fakeSleep, onRetry: (attempt) => retries.push(attempt) },
+    );
+    expect(result).to.deep.equal({ outcome: "thawed", thawed: 2, resumed: false, attempts: 41 });
+    expect(retries).to.deep.equal(Array.from({ length: 40 }, (_, k) => k + 1));
+    expect(sleeps.slice(0, 2)).to.deep.equal([10, 15]);
+    expect(Math.max(...sleeps)).to.equal(15);
   });
 
   it("keeps trying a paused guest it may not resume (someone else may resume it)", async () => {
     const { target } = fakeTarget("paused", ["DomainNotRunning", "DomainNotRunning", 2]);
-    const result = await thawGuest(target, "vm", false, POLICY, fakeSleep);
+    const result = await thawGuest(target, "vm", false, POLICY, { sleep: fakeSleep });
     expect(result).to.include({ outcome: "thawed", thawed: 2, attempts: 3 });
   });
 
   it("does not retry what no retry can change: a guest without an agent channel", async () => {
     const { target, calls } = fakeTarget("running", ["GuestAgentNotConfigured"]);
-    const result = await thawGuest(target, "vm", false, POLICY, fakeSleep);
+    const result = await thawGuest(target, "vm", false, POLICY, { sleep: fakeSleep });
     expect(result).to.include({ outcome: "failed", attempts: 1, error: "GuestAgentNotConfigured" });
     expect(calls).to.deep.equal(["fsThaw"]);
   });
 
   it("resumes again on a retry when the guest got paused meanwhile", async () => {
     const { target, calls } = fakeTarget("running", ["Timeout", 2], "paused");
-    const result = await thawGuest(target, "vm", true, POLICY, fakeSleep);
+    const result = await thawGuest(target, "vm", true, POLICY, { sleep: fakeSleep });
     expect(calls).to.deep.equal(["domainInfo", "fsThaw", "domainInfo", "resume", "fsThaw"]);
     expect(result).to.include({ outcome: "thawed", resumed: true, attempts: 2 });
   });
