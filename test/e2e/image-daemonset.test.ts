@@ -77,6 +77,25 @@ describe("the agent image run as the DaemonSet says (podman, real apiserver, Cep
     if (secret.code !== 0) throw new Error(`creating Secret vmsnap-ceph: ${secret.stderr}`);
     const secrets = { "vmsnap-ceph": await secretData(cp, "vmsnap-ceph") };
     const serviceAccount = template.spec.serviceAccountName ?? "default";
+    nodeName = `hv-pod-${randomBytes(3).toString("hex")}`;
+    const podName = `vmsnap-controller-${randomBytes(3).toString("hex")}`;
+    // The Pod object a scheduler would have bound to the node: the kubelet's projected token is
+    // bound to it, so it carries the node name deploy/tenancy's agent-own-node policy checks.
+    const podObject = await cp.kubectl(
+      ["apply", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: podName, namespace: NAMESPACE },
+        spec: {
+          nodeName,
+          serviceAccountName: serviceAccount,
+          automountServiceAccountToken: false,
+          containers: [{ name: "controller", image: "localhost/vmsnap-controller" }],
+        },
+      }),
+    );
+    if (podObject.code !== 0) throw new Error(`creating the Pod object: ${podObject.stderr}`);
     const token = await cp.kubectl([
       "-n",
       NAMESPACE,
@@ -84,12 +103,12 @@ describe("the agent image run as the DaemonSet says (podman, real apiserver, Cep
       "token",
       serviceAccount,
       "--duration=2h",
+      "--bound-object-kind=Pod",
+      `--bound-object-name=${podName}`,
     ]);
     if (token.code !== 0) throw new Error(`kubectl create token: ${token.stderr}`);
     const api = new URL(cp.server);
 
-    nodeName = `hv-pod-${randomBytes(3).toString("hex")}`;
-    const podName = `vmsnap-controller-${randomBytes(3).toString("hex")}`;
     const folders = podFolders(podName);
     const plan = planPod(template, {
       podName,
