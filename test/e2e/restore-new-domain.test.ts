@@ -1,23 +1,23 @@
-// A restore of a VM snapshot to a NEW domain on a real QEMU guest, done with the restore
-// primitives, while the source keeps running: the RBD disk copied from its snapshot by id
-// (librbd), the qcow2 disk copied from the snapshot's backing file, the domain defined from the
-// memory image's XML with a new name and UUID, and cold-booted. Both then run, each on its own
-// disks, and deleting the VMSnapshot afterwards leaves the copy running.
+// A restore of a VM snapshot to a NEW domain on a real QEMU guest, asked for with a VMRestore,
+// while the source keeps running: the agent copies the RBD disk from its snapshot by id (librbd)
+// and the qcow2 disk from the snapshot's backing file, defines the domain from the memory image's
+// XML with a new name and UUID (the restore's UID), and cold-boots it. Both then run, each on its
+// own disks, and deleting the VMSnapshot afterwards leaves the copy running.
 //
 // Also pinned: the memory image itself cannot be restored under a new UUID (libvirt 9.0: code 67,
 // "Target domain uuid … does not match source"), so a new domain is always a disks-only restore.
 import { randomUUID } from "node:crypto";
-import { join } from "node:path";
 import { expect } from "chai";
 import type { VMSnapshot } from "../../src/api/types.ts";
 import { Hypervisor } from "../../src/hypervisor/connection.ts";
 import { HypervisorError } from "../../src/hypervisor/errors.ts";
 import { DomainXmlFlags, SaveRestoreFlags } from "../../src/hypervisor/flags.ts";
-import { restoreDomainXml, type RestoredDisk } from "../../src/hypervisor/restore-xml.ts";
-import { copyFileDisk } from "../../src/storage/libvirt-file/restore.ts";
+import { restoreDomainXml } from "../../src/hypervisor/restore-xml.ts";
 import { createRbdRunner } from "../../src/storage/rbd/runner.ts";
-import { copyRbdSnapshot, removeRestoredImage } from "../../src/storage/rbd/snapshot-copy.ts";
-import { snapshotRefOf } from "../../src/storage/rbd/snapshot-ref.ts";
+import { removeRestoredImage } from "../../src/storage/rbd/snapshot-copy.ts";
+import { parseImagePath } from "../../src/storage/rbd/snapshot-ref.ts";
+import type { VMRestore } from "../../src/api/restore-types.ts";
+import { vmrestoresIn, type VMRestores } from "../support/kube/vmrestores.ts";
 import { rbdConfigFor } from "../support/ceph/fixtures.ts";
 import { useE2eController, type E2eController } from "../support/e2e/controller.ts";
 import { checkSnapshotOfDisk } from "../support/e2e/ext4.ts";
@@ -44,6 +44,9 @@ describe("restore of a VM snapshot to a new domain while the source runs (qcow2 
   const snapshotSeq: Record<string, number> = {};
   const copies: { pool: string; image: string }[] = [];
   const copyName = () => `${guest.name}-copy`;
+  let restores: VMRestores;
+  let restored: VMRestore;
+  const parseImage = (source: string) => parseImagePath(source, "restored disk");
 
   before(async function () {
     this.timeout(600_000);
@@ -54,6 +57,11 @@ describe("restore of a VM snapshot to a new domain while the source runs (qcow2 
     await guest.waitForAgent(120_000);
     for (const disk of DISKS) await waitForSeq(guest, disk, 3);
     hv = await Hypervisor.open(SYSTEM_URI, { callTimeoutMs: 60_000 });
+    restores = vmrestoresIn({
+      cp: e2e.cp,
+      namespace: e2e.namespace,
+      controllerLog: () => e2e.controller.log(),
+    });
     await e2e.apply("vm-copy", { memory: true, quiesce: "Required" }, guest.name);
     snapshot = await e2e.waitFinal("vm-copy");
     expect(snapshot.status?.phase, JSON.stringify(snapshot.status?.error)).to.equal("Succeeded");
@@ -71,32 +79,36 @@ describe("restore of a VM snapshot to a new domain while the source runs (qcow2 
     await guest?.remove();
   });
 
-  it("copies both disks from the snapshot while the source writes on", async () => {
-    const config = rbdConfigFor(e2e.ceph);
-    const runner = createRbdRunner(config);
-    const disks: RestoredDisk[] = [];
-    for (const h of snapshot.status!.disks!) {
-      if (h.backend === "rbd") {
-        const ref = snapshotRefOf(h);
-        const dest = { pool: ref.image.pool, image: `${ref.image.image}-copy` };
-        copies.push(dest);
-        const copied = await copyRbdSnapshot(runner, config, ref, dest);
-        console.log(
-          `      ${h.target}: RBD copy of ${(copied.bytesCopied / 1048576).toFixed(0)} MiB in ${copied.elapsedMs.toFixed(0)} ms`,
-        );
-        disks.push({ target: h.target, source: { kind: "rbd", ...dest } });
-      } else {
-        const dest = join(guest.workDir, `${h.target}-copy.qcow2`);
-        const started = Date.now();
-        expect(await copyFileDisk(h.source, dest)).to.equal(true);
-        console.log(`      ${h.target}: qcow2 copy in ${Date.now() - started} ms`);
-        disks.push({ target: h.target, source: { kind: "file", path: dest } });
-      }
-    }
+  it("a VMRestore copies both disks from the snapshot while the source writes on, and defines the copy", async () => {
+    await restores.apply("vm-copy-back", {
+      snapshotName: "vm-copy",
+      target: { newDomain: { name: copyName() } },
+      memory: "Skip",
+    });
+    restored = await restores.waitFinal("vm-copy-back", 120_000);
+    expect(restored.status?.phase, JSON.stringify(restored.status?.error)).to.equal("Succeeded");
+    const st = restored.status!;
+    expect(st).to.include({ targetDomain: copyName(), targetUUID: restored.metadata.uid });
+    expect(st.restoredDisks!.map((d) => d.method)).to.deep.equal(["Copy", "Copy"]);
+    for (const d of st.restoredDisks!) if (d.backend === "rbd") copies.push(parseImage(d.source));
+    console.log(
+      `      VMRestore to ${copyName()}: start -> Succeeded ${Date.parse(st.completionTime!) - Date.parse(st.startTime!)} ms; ` +
+        st.restoredDisks!.map((d) => `${d.target} -> ${d.source}`).join(", "),
+    );
+    // The memory image's XML with the copy's identity, for the libvirt fact below.
     const imageXml = await hv.saveImageXml(snapshot.status!.memory!.file, {
       flags: DomainXmlFlags.Secure,
     });
-    xml = restoreDomainXml(imageXml, { disks, identity: { name: copyName(), uuid: randomUUID() } });
+    xml = restoreDomainXml(imageXml, {
+      disks: st.restoredDisks!.map((d) => ({
+        target: d.target,
+        source:
+          d.backend === "rbd"
+            ? { kind: "rbd", ...parseImage(d.source) }
+            : { kind: "file", path: d.source },
+      })),
+      identity: { name: `${copyName()}-probe`, uuid: randomUUID() },
+    });
     expect(await domainState(guest.name)).to.equal("running");
   });
 
@@ -109,11 +121,11 @@ describe("restore of a VM snapshot to a new domain while the source runs (qcow2 
     expect(String(err)).to.contain("does not match source");
   });
 
-  it("defines and boots the copy; both run, each writing on its own disks from where it is", async () => {
-    expect(await hv.defineXml(xml)).to.equal(copyName());
-    await hv.start(copyName());
+  it("the copy runs; both run, each writing on its own disks from where it is", async () => {
     const blk = await virsh(["domblklist", copyName()]);
-    expect(blk).to.contain(`${guest.workDir}/vda-copy.qcow2`).and.contain(`${copies[0]!.image}`);
+    for (const d of restored.status!.restoredDisks!) {
+      expect(blk).to.contain(d.backend === "rbd" ? parseImage(d.source).image : d.source);
+    }
     const sourceSeq = Object.fromEntries(DISKS.map((d) => [d, lastSeq(guest, d)]));
     // The copy's console logs to its own file (restoreDomainXml renames it).
     const consolePath = `${guest.consoleLog}.${copyName()}`;
