@@ -56,8 +56,14 @@ async function main(): Promise<void> {
   const common = {
     // Its own connection reconnects on demand (link.ts): each try of a thaw that waits out a
     // libvirtd outage opens a new one, so the first try after libvirtd is back succeeds.
-    thaw: (entry: { domain: string; resumeIfPaused: boolean }, onRetry: () => void) =>
-      thawGuest(hv, entry.domain, entry.resumeIfPaused, config, { onRetry }),
+    thaw: (
+      entry: { domain: string; resumeIfPaused: boolean; uuid?: string },
+      onRetry: () => void,
+    ) =>
+      thawGuest(hv, entry.domain, entry.resumeIfPaused, config, {
+        onRetry,
+        ...(entry.uuid === undefined ? {} : { uuid: entry.uuid }),
+      }),
     log,
     stopping: () => stopping,
   };

@@ -13,6 +13,7 @@
 export const MAX_LINE_LENGTH = 8 * 1024;
 const MAX_ID = 256;
 const MAX_DOMAIN = 1024;
+const MAX_UUID = 64;
 
 export interface ArmCommand {
   readonly type: "arm";
@@ -25,6 +26,9 @@ export interface ArmCommand {
   /** Resume the vCPUs first if the domain is paused (a VM snapshot paused them): a paused
    *  guest's agent cannot answer the thaw. */
   readonly resumeIfPaused: boolean;
+  /** The domain's UUID when it was frozen: a domain of that name with another UUID (undefined
+   *  and defined again while frozen) is not the guest to thaw. Absent: the name alone. */
+  readonly uuid?: string;
 }
 
 export interface DisarmCommand {
@@ -113,6 +117,7 @@ export function decodeCommand(line: string): Command {
         domain: text(o, "domain", MAX_DOMAIN),
         deadline: epochMs(o, "deadline"),
         resumeIfPaused: bool(o, "resumeIfPaused"),
+        ...(o.uuid === undefined ? {} : { uuid: text(o, "uuid", MAX_UUID) }),
       };
     case "disarm":
       return { type: "disarm", id: text(o, "id", MAX_ID) };

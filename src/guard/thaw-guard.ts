@@ -42,6 +42,8 @@ export interface ArmEntry {
   readonly deadline: number;
   /** Resume the vCPUs first when the domain is paused (VM snapshots pause them). */
   readonly resumeIfPaused?: boolean;
+  /** The domain's UUID at the freeze: the guard thaws only that domain under this name. */
+  readonly uuid?: string;
 }
 
 /** arm/disarm could not be confirmed: treat the entry as not armed (do not freeze). */
@@ -161,8 +163,9 @@ export class ThawGuard {
       // Checked as the guard will check it, so a bad entry fails here, not as a silent reject.
       const { id, domain, deadline } = entry;
       const resumeIfPaused = entry.resumeIfPaused ?? false;
+      const uuid = entry.uuid === undefined ? {} : { uuid: entry.uuid };
       command = decodeCommand(
-        encode({ type: "arm", id, domain, deadline, resumeIfPaused }).trimEnd(),
+        encode({ type: "arm", id, domain, deadline, resumeIfPaused, ...uuid }).trimEnd(),
       ) as ArmCommand;
     } catch (err) {
       return Promise.reject(err as Error);

@@ -61,6 +61,12 @@ export interface ThawResult {
 }
 
 export interface ThawHooks {
+  /**
+   * The domain's UUID when it was frozen. A domain of that name with another UUID (undefined and
+   * defined again, or another VM given the name) is never thawed or resumed: the outcome is
+   * `lost`, as the guest that was frozen is not here under that name any more.
+   */
+  readonly uuid?: string;
   readonly sleep?: (ms: number) => Promise<void>;
   /** Called after each failed try that will be tried again: the guard reports its progress. */
   readonly onRetry?: (attempt: number, error: HypervisorErrorReason) => void;
@@ -102,7 +108,17 @@ export async function thawGuest(
       ...(error === undefined ? {} : { error, lastError }),
     });
     try {
-      if (resumeIfPaused && (await target.domainInfo(domain, timeout)).state === "paused") {
+      const info =
+        resumeIfPaused || hooks.uuid !== undefined
+          ? await target.domainInfo(domain, timeout)
+          : undefined;
+      if (hooks.uuid !== undefined && info!.uuid !== hooks.uuid) {
+        lastError = new Error(
+          `domain ${domain} is now another domain (UUID ${info!.uuid}, frozen was ${hooks.uuid})`,
+        );
+        return { outcome: "lost", thawed: 0, resumed, attempts: attempt, lastError };
+      }
+      if (resumeIfPaused && info!.state === "paused") {
         await target.resume(domain, timeout);
         resumed = true;
       }

@@ -254,6 +254,7 @@ export class RestoreEffects {
         domain,
         deadline: c.thawDeadline!,
         resumeIfPaused: true,
+        ...(c.targetUUID === undefined ? {} : { uuid: c.targetUUID }),
       });
     } catch (err) {
       return wait(
@@ -334,6 +335,7 @@ export class RestoreEffects {
       next.context.targetDomain,
       true,
       DEFAULT_THAW_POLICY,
+      next.context.targetUUID === undefined ? {} : { uuid: next.context.targetUUID },
     ).catch((err: unknown) => ({ outcome: "failed" as const, lastError: err }));
     this.o.log?.("settled a restored guest after a failure", {
       key: objectKey(restore),

@@ -77,6 +77,8 @@ export interface EffectsOptions {
 
 /** What this process knows about an attempt that status cannot say. */
 interface Session {
+  /** The domain's UUID at the first look-up: a same-named domain is never the one thawed. */
+  uuid?: string;
   disks: Disk[];
   allTargets: string[];
   armedHere: boolean;
@@ -410,7 +412,7 @@ export class SnapshotEffects {
         return failed(this.now(), this.failure(err, "measuring room for the memory image"));
       }
     }
-    this.sessions.set(snapshot.metadata.uid!, session);
+    this.sessions.set(snapshot.metadata.uid!, { ...session, uuid: info.uuid });
 
     const now = this.now();
     if (info.state === "shutoff" || info.state === "crashed") {
@@ -525,6 +527,7 @@ export class SnapshotEffects {
         domain,
         deadline: c.freezeDeadline!,
         resumeIfPaused: c.memory,
+        ...this.pinnedIdentity(snapshot),
       });
     } catch (err) {
       // Never freeze without the guard: nothing would thaw the guest if this process died.
@@ -646,6 +649,7 @@ export class SnapshotEffects {
               domain,
               deadline: this.now() + c.freezeTimeoutMs,
               resumeIfPaused: true,
+              ...this.pinnedIdentity(snapshot),
             });
           } catch (err) {
             return wait(
@@ -739,12 +743,24 @@ export class SnapshotEffects {
    * guest is known thawed or stopped: the guard is disarmed. Otherwise the guard stays armed
    * and thaws at the deadline.
    */
+  /** The UUID this attempt pinned at its first look-up, for every later thaw (`{}` if none). */
+  private pinnedIdentity(snapshot: VMSnapshot): { uuid?: string } {
+    const uuid = this.sessions.get(snapshot.metadata.uid!)?.uuid;
+    return uuid === undefined ? {} : { uuid };
+  }
+
   private async thawQuietly(
     snapshot: VMSnapshot,
     resumeIfPaused = false,
   ): Promise<{ done: boolean; resumed: boolean; outcome: ThawOutcome; error?: string }> {
     const domain = snapshot.spec.source.domain;
-    const result = await thawGuest(this.o.hypervisor, domain, resumeIfPaused, this.thawPolicy);
+    const result = await thawGuest(
+      this.o.hypervisor,
+      domain,
+      resumeIfPaused,
+      this.thawPolicy,
+      this.pinnedIdentity(snapshot),
+    );
     if (result.lastError !== undefined) this.o.onError?.(result.lastError);
     // "lost" too: a domain not found may be frozen elsewhere; the guard stays armed, and its
     // report at the deadline is the final word.

@@ -35,6 +35,8 @@ export interface ThawGuardPort {
     domain: string;
     deadline: number;
     resumeIfPaused: boolean;
+    /** The domain's UUID at the freeze: only that domain is thawed under this name. */
+    uuid?: string;
   }): Promise<void>;
   disarm(id: string): Promise<void>;
 }

@@ -5,6 +5,7 @@ import { expect } from "chai";
 
 import { ThawGuard, type ThawedReply } from "../../../src/guard/thaw-guard.ts";
 import {
+  testDomainXml,
   useLibvirtTestHost,
   type LibvirtTestHost,
 } from "../../support/libvirt/test-driver-host.ts";
@@ -72,6 +73,23 @@ describe("thaw guard: deadlines", function () {
         attempts: 1,
       },
     ]);
+  });
+
+  it("never thaws a same-named domain that replaced the frozen one: reports it lost", async () => {
+    const name = await guests.frozen("replaced");
+    const hv = host.hypervisor();
+    const uuid = (await hv.domainInfo(name)).uuid;
+    const deadline = Date.now() + 500;
+    await guard.arm({ id: "snap-r", domain: name, deadline, uuid });
+    // Undefined while frozen; another VM is given the name and frozen by someone else.
+    await host.destroyDomain(name);
+    await host.defineRunningDomain(name, testDomainXml({ name, rbdDisks: 2, guestAgent: true }));
+    expect((await hv.domainInfo(name)).uuid).to.not.equal(uuid);
+    expect(await hv.fsFreeze(name)).to.equal(2);
+    await when("the guard's report", () => reports.length > 0, 3_000);
+    expect(reports[0]).to.include({ id: "snap-r", domain: name, outcome: "lost" });
+    expect(await host.isFrozen(name), "the other VM's freeze is left alone").to.equal(true);
+    await hv.fsThaw(name);
   });
 
   it("never thaws a disarmed entry: the guest stays frozen past the deadline", async () => {

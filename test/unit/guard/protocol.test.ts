@@ -43,7 +43,12 @@ describe("guard protocol", () => {
   });
 
   describe("commands", () => {
-    const valid: Command[] = [arm, { ...arm, resumeIfPaused: false }, { type: "disarm", id: "x" }];
+    const valid: Command[] = [
+      arm,
+      { ...arm, resumeIfPaused: false },
+      { ...arm, uuid: "4dea22b3-1d52-d8f3-2516-782e98ab3fa0" },
+      { type: "disarm", id: "x" },
+    ];
     for (const command of valid) {
       it(`round-trips ${JSON.stringify(command)}`, () => {
         expect(decodeCommand(encode(command).trimEnd())).to.deep.equal(command);

@@ -72,6 +72,24 @@ describe("thawing one guest", () => {
     expect(result).to.include({ outcome: "thawed", thawed: 0, resumed: false });
   });
 
+  it("thaws the pinned domain (same UUID) as usual", async () => {
+    const { target, calls } = fakeTarget("paused", [2]);
+    const result = await thawGuest(target, "vm", true, POLICY, { sleep: fakeSleep, uuid: "u" });
+    expect(calls).to.deep.equal(["domainInfo", "resume", "fsThaw"]);
+    expect(result).to.include({ outcome: "thawed", thawed: 2 });
+  });
+
+  it("never touches a same-named domain with another UUID: lost, no resume, no thaw", async () => {
+    const { target, calls } = fakeTarget("paused", [2]);
+    const result = await thawGuest(target, "vm", true, POLICY, {
+      sleep: fakeSleep,
+      uuid: "the-frozen-one",
+    });
+    expect(calls).to.deep.equal(["domainInfo"]);
+    expect(result).to.include({ outcome: "lost", thawed: 0, resumed: false });
+    expect(String(result.lastError)).to.contain("the-frozen-one");
+  });
+
   it("never resumes when not asked to, not even a paused guest", async () => {
     const { target, calls } = fakeTarget("paused", [2]);
     await thawGuest(target, "vm", false, POLICY, { sleep: fakeSleep });
