@@ -3,6 +3,7 @@
 // kind, namespace, name and uid. Sent in the background through a bounded SendQueue, so an Event never delays a
 // frozen guest's thaw; each carries the time it happened (eventTime), so the few sent at once
 // may land in any order; a failed Event is logged, never retried into a storm.
+import { eventName, reportingInstance } from "./event-names.ts";
 import { EventsV1Api, V1MicroTime, type KubeConfig } from "@kubernetes/client-node";
 import type { KubeObject } from "./resource.ts";
 import { SendQueue } from "./send-queue.ts";
@@ -56,12 +57,15 @@ export class KubeEventRecorder implements EventSink {
     const now = new V1MicroTime();
     const body = {
       metadata: {
-        name: `${metadata.name}.${Date.now().toString(36)}${(this.serial++).toString(36)}`,
+        name: eventName(
+          metadata.name!,
+          `${Date.now().toString(36)}${(this.serial++).toString(36)}`,
+        ),
         namespace,
       },
       eventTime: now,
       reportingController: REPORTING_CONTROLLER,
-      reportingInstance: this.instance,
+      reportingInstance: reportingInstance(this.instance),
       action,
       reason,
       type,

@@ -98,4 +98,30 @@ describe("KubeObjectClient and KubeEventRecorder on a real kube-apiserver", func
     expect(event).to.deep.include({ reason: "Tested", action: "Test", note: "a note" });
     expect(event.reportingController).to.equal("vmsnap.io/agent");
   });
+
+  it("records Events for a 253-character name from an agent on a 200-character node name", async () => {
+    const ns = await cp.newNamespace("objclient");
+    const long = `${"a".repeat(120)}.${"b".repeat(120)}.${"c".repeat(11)}`;
+    expect(long).to.have.length(253);
+    const object = await client.create({
+      ...snapshot(ns, long, "hv-a"),
+      spec: { source: { domain: "vm", node: "hv-a" } },
+    });
+    const node = `${"n".repeat(100)}.${"m".repeat(99)}`;
+    const recorder = new KubeEventRecorder(cp.kubeConfig(), node, (message, fields) => {
+      throw new Error(`${message}: ${JSON.stringify(fields)}`);
+    });
+    recorder.record(object, "Normal", "First", "Test", "one");
+    recorder.record(object, "Normal", "Second", "Test", "two");
+    await recorder.flush();
+    const events = await cp.kubeConfig().makeApiClient(EventsV1Api).listNamespacedEvent({
+      namespace: ns,
+    });
+    expect(events.items.map((e) => e.reason).sort()).to.deep.equal(["First", "Second"]);
+    for (const event of events.items) {
+      expect(event.regarding?.name).to.equal(long);
+      expect(event.metadata?.name?.length).to.be.at.most(253);
+      expect(event.reportingInstance!.length).to.be.at.most(128);
+    }
+  });
 });
