@@ -209,6 +209,8 @@ Napi::Function Connection::Define(Napi::Env env) {
     InstanceMethod<&Connection::DefineXml>("defineXml"),
     InstanceMethod<&Connection::Start>("start"),
     InstanceMethod<&Connection::Destroy>("destroy"),
+    InstanceMethod<&Connection::AbortJob>("abortJob"),
+    InstanceMethod<&Connection::JobType>("jobType"),
     InstanceMethod<&Connection::Undefine>("undefine"),
     InstanceMethod<&Connection::SaveImageXml>("saveImageXml"),
   });
@@ -588,6 +590,24 @@ Napi::Value Connection::Destroy(const Napi::CallbackInfo& info) {
   return Call(info, [name, flags](virConnectPtr c) {
     Check(c, virDomainDestroyFlags(Domain::ByName(c, name), flags));
     return Undefined();
+  });
+}
+
+Napi::Value Connection::AbortJob(const Napi::CallbackInfo& info) {
+  auto name = Str(info, 0);
+  return Call(info, [name](virConnectPtr c) {
+    Check(c, virDomainAbortJob(Domain::ByName(c, name)));
+    return Undefined();
+  });
+}
+
+// virDomainJobType of the domain's current job: 0 (VIR_DOMAIN_JOB_NONE) when there is none.
+Napi::Value Connection::JobType(const Napi::CallbackInfo& info) {
+  auto name = Str(info, 0);
+  return Call(info, [name](virConnectPtr c) {
+    virDomainJobInfo job{};
+    Check(c, virDomainGetJobInfo(Domain::ByName(c, name), &job));
+    return Number(static_cast<double>(job.type));
   });
 }
 

@@ -68,6 +68,9 @@ class Connection : public Napi::ObjectWrap<Connection> {
   Napi::Value DefineXml(const Napi::CallbackInfo& info);
   Napi::Value Start(const Napi::CallbackInfo& info);
   Napi::Value Destroy(const Napi::CallbackInfo& info);
+  // A memory save past its budget: stop QEMU's job, and see when it is gone.
+  Napi::Value AbortJob(const Napi::CallbackInfo& info);
+  Napi::Value JobType(const Napi::CallbackInfo& info);
   Napi::Value Undefine(const Napi::CallbackInfo& info);
   Napi::Value SaveImageXml(const Napi::CallbackInfo& info);
 

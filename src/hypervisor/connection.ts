@@ -325,6 +325,18 @@ export class Hypervisor {
     return this.link.call("destroy", name, options?.timeoutMs, (c) => c.destroy(name, 0));
   }
 
+  /** Stops the domain's running job (e.g. a memory save past its budget). */
+  abortJob(name: string, options?: CallOptions): Promise<void> {
+    return this.link.call("abortJob", name, options?.timeoutMs, (c) => c.abortJob(name));
+  }
+
+  /** Whether a job (a save, a migration) runs on the domain now. */
+  async jobActive(name: string, options?: CallOptions): Promise<boolean> {
+    return (
+      (await this.link.call("jobType", name, options?.timeoutMs, (c) => c.jobType(name))) !== 0
+    );
+  }
+
   /** Removes a domain's persistent definition; `flags` are UndefineFlags. */
   undefine(name: string, options?: CallOptions & { readonly flags?: number }): Promise<void> {
     return this.link.call("undefine", name, options?.timeoutMs, (c) =>

@@ -30,6 +30,8 @@ export type Operation =
   | "define"
   | "start"
   | "destroy"
+  | "abortJob"
+  | "jobType"
   | "undefine"
   | "saveImageXml";
 

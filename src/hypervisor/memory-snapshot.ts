@@ -27,8 +27,17 @@ import { readSnapshot } from "./snapshot-read.ts";
 /** The parts of the Hypervisor the memory snapshot uses. */
 export type MemorySnapshotPort = Pick<
   Hypervisor,
-  "domainXml" | "createSnapshot" | "listSnapshots" | "snapshotXml" | "deleteSnapshot"
+  | "domainXml"
+  | "createSnapshot"
+  | "listSnapshots"
+  | "snapshotXml"
+  | "deleteSnapshot"
+  | "abortJob"
+  | "jobActive"
 >;
+
+/** How long an aborted save may take to stop before vmsnap gives up waiting for it. */
+const ABORT_WAIT_MS = 30_000;
 
 export interface SaveMemoryRequest {
   readonly domain: string;
@@ -103,8 +112,42 @@ export async function saveMemory(
   const domainTargets = [...new Set([...request.diskTargets, ...live])].filter((t) => t !== "");
   const xml = memorySnapshotXml({ name: snapshot, file, domainTargets });
   // Flags 0, not LIVE: the vCPUs are paused, so RAM is written once, as it was at the pause.
-  await hv.createSnapshot(domain, xml, 0, left());
+  try {
+    await hv.createSnapshot(domain, xml, 0, left());
+  } catch (err) {
+    if (err instanceof HypervisorError && err.reason === "Timeout") {
+      await abortSave(hv, domain, snapshot, file);
+    }
+    throw err;
+  }
   return { file, bytes: await secureFile(file) };
+}
+
+/**
+ * A save past its budget only stopped our wait: QEMU goes on writing the file, libvirt would
+ * record a snapshot pointing at a file the caller removes, and the running job holds up the
+ * resume. So the job is aborted and waited for, and whatever it left (the file, a snapshot
+ * recorded just before the abort landed) removed, before the caller resumes the guest.
+ */
+async function abortSave(
+  hv: MemorySnapshotPort,
+  domain: string,
+  snapshot: string,
+  file: string,
+): Promise<void> {
+  const call = { timeoutMs: 5_000 };
+  await hv.abortJob(domain, call).catch((err: unknown) => {
+    // No job (it finished or failed just now) is fine; anything else, the wait below judges.
+    if (!(err instanceof HypervisorError)) throw err;
+  });
+  const until = Date.now() + ABORT_WAIT_MS;
+  while (Date.now() < until && (await hv.jobActive(domain, call).catch(() => false))) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  if ((await hv.listSnapshots(domain, call).catch((): string[] => [])).includes(snapshot)) {
+    await hv.deleteSnapshot(domain, snapshot, SnapshotDeleteFlags.MetadataOnly, call);
+  }
+  await rm(file, { force: true });
 }
 
 /**

@@ -85,6 +85,10 @@ export interface NativeConnection {
   start(name: string, flags: number): Promise<void>;
   /** virDomainDestroyFlags: stops a running domain at once (its definition stays). */
   destroy(name: string, flags: number): Promise<void>;
+  /** virDomainAbortJob: stops the domain's running job (a save, a migration). */
+  abortJob(name: string): Promise<void>;
+  /** virDomainGetJobInfo's type: 0 (VIR_DOMAIN_JOB_NONE) when no job runs. */
+  jobType(name: string): Promise<number>;
   /** virDomainUndefineFlags. */
   undefine(name: string, flags: number): Promise<void>;
   /** virDomainSaveImageGetXMLDesc: the domain XML inside a save (memory) image. */

@@ -412,7 +412,9 @@ export class SnapshotEffects {
         return failed(this.now(), this.failure(err, "measuring room for the memory image"));
       }
     }
-    this.sessions.set(snapshot.metadata.uid!, { ...session, uuid: info.uuid });
+    // The same object the later steps mark (armedHere, pausedHere): never a copy.
+    session.uuid = info.uuid;
+    this.sessions.set(snapshot.metadata.uid!, session);
 
     const now = this.now();
     if (info.state === "shutoff" || info.state === "crashed") {

@@ -405,4 +405,33 @@ describe("libvirt file-disk backend on a real libvirtd + QEMU guest", function (
       expect(files(guest.workDir)).to.deep.equal(["vda.qcow2", "vdb.qcow2"]);
     });
   });
+
+  describe("a memory save past its budget", () => {
+    it("is aborted and waited for: no libvirt snapshot, no file, no job left, and the guest resumes", async () => {
+      const name = "vmsnap-1f0c2a44-0000-4000-8000-000000000003";
+      const file = join(guest.workDir, `${name}.mem`);
+      const seq = guest.writerRecords("vda").at(-1)?.seq ?? 0;
+      await virsh(["suspend", guest.name]);
+      let err: unknown;
+      const started = performance.now();
+      try {
+        // ~0.2 s for this guest's RAM (above): 20 ms cannot be enough.
+        await saveMemory(hv, { domain: guest.name, name, file, diskTargets: [], timeoutMs: 20 });
+      } catch (e) {
+        err = e;
+      } finally {
+        await virsh(["resume", guest.name]);
+      }
+      console.log(
+        `      save with a 20 ms budget: aborted and settled in ${(performance.now() - started).toFixed(0)} ms`,
+      );
+      expect(err, "the save timed out").to.be.instanceOf(HypervisorError);
+      expect((err as HypervisorError).reason).to.equal("Timeout");
+      expect(await hv.jobActive(guest.name), "no job left running").to.equal(false);
+      expect(await hv.listSnapshots(guest.name)).to.deep.equal([]);
+      expect(existsSync(file), "no memory file left").to.equal(false);
+      expect(await domainState(guest.name)).to.equal("running");
+      await waitForSeq(guest, "vda", seq, 2);
+    });
+  });
 });

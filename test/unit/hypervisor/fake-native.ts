@@ -88,6 +88,8 @@ export class FakeConnection {
       defineXml: call("defineXml", "vm"),
       start: call("start", undefined),
       destroy: call("destroy", undefined),
+      abortJob: call("abortJob", undefined),
+      jobType: call("jobType", 0),
       undefine: call("undefine", undefined),
       saveImageXml: call("saveImageXml", "<domain/>"),
       registerDomainEvent: async (eventId, callback) => {
