@@ -4,7 +4,8 @@
 import { stringify } from "yaml";
 import type { RestorePhase, VMRestore } from "../../src/api/restore-types.ts";
 import { API_VERSION } from "../../src/api/types.ts";
-import { lastSeq } from "../../test/support/e2e/writer.ts";
+import { guestWriterLog } from "../../test/support/e2e/writer.ts";
+import { sequenceGaps } from "../../test/support/guest/index.ts";
 import { block, event, heading, line } from "./say.ts";
 import type { Session } from "./session.ts";
 import { NAMESPACE, type DemoStack } from "./stack.ts";
@@ -25,7 +26,6 @@ export async function restoreVmSnapshot(
     spec: { snapshotName, target: { inPlace: {} }, stopRunningTarget: true },
   };
   block(stringify(manifest));
-  const before = Object.fromEntries(["vda", "vdb"].map((d) => [d, lastSeq(stack.guest, d)]));
   const applied = await stack.cp.kubectl(["apply", "-f", "-"], JSON.stringify(manifest));
   if (applied.code !== 0) throw new Error(`kubectl apply ${name}: ${applied.stderr}`);
   event(`${name.padEnd(16)} ${applied.stdout.trim()}`);
@@ -40,29 +40,17 @@ export async function restoreVmSnapshot(
     `  the guest woke up with ${st.thawedFilesystems} filesystem(s) frozen; thawed ` +
       `${st.resumeToThawMs} ms after its vCPUs resumed (${st.consistency})`,
   );
+  // The writer's log on each disk, read back through the guest agent: the snapshot's records,
+  // then the restored writer's new ones, numbered on from the snapshot, without a gap.
+  await new Promise((r) => setTimeout(r, 1_500));
   for (const disk of ["vda", "vdb"]) {
-    // The restored RAM's writer goes on from the snapshot's record, below what it had reached.
-    const resumedAt = await continuedBelow(stack, disk, before[disk]!);
+    const log = await guestWriterLog(stack.guest, disk);
+    const last = log.at(-1)?.seq ?? 0;
     line(
-      resumedAt === undefined
-        ? `  ${disk}: the writer had reached seq ${before[disk]}; no new record yet`
-        : `  ${disk}: the writer had reached seq ${before[disk]}; after the restore it writes seq ${resumedAt}, on from the snapshot`,
+      `  ${disk}: its log on disk runs 1..${last}, ${sequenceGaps(log).length === 0 ? "without a gap" : "WITH GAPS"}: ` +
+        `the snapshot's records, then the restored writer's`,
     );
   }
-}
-
-/** The first record the restored guest writes on `disk` (a seq below `reached`), if any soon. */
-async function continuedBelow(
-  stack: DemoStack,
-  disk: string,
-  reached: number,
-): Promise<number | undefined> {
-  for (let i = 0; i < 100; i++) {
-    const seq = lastSeq(stack.guest, disk);
-    if (seq < reached) return seq;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return undefined;
 }
 
 /** Prints each phase as the API server reports it, until the restore is final. */
