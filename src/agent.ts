@@ -17,6 +17,7 @@ import { snapshotKind } from "./snapshot/kind.ts";
 import { MetricsObserver, timedBackend } from "./snapshot/observe.ts";
 import { Reconciler } from "./controller/reconciler.ts";
 import { Informer } from "./kube/informer.ts";
+import type { KubeObject, ResourceDescriptor } from "./kube/resource.ts";
 import { ConnectionReusingKubeConfig } from "./kube/kube-config.ts";
 import { KubeEventRecorder } from "./kube/recorder.ts";
 import { KubeObjectClient } from "./kube/object-client.ts";
@@ -32,7 +33,7 @@ import { LibvirtFileBackend } from "./storage/libvirt-file/index.ts";
 import { RbdBackend, type RbdConfig } from "./storage/rbd/index.ts";
 import { StorageRegistry } from "./storage/registry.ts";
 import { vmrestores, type VMRestore } from "./api/restore-types.ts";
-import { RestoreEffects } from "./restore/effects.ts";
+import { RestoreEffects, type RestoreEffectsOptions } from "./restore/effects.ts";
 import { restoreKind } from "./restore/kind.ts";
 import { RestoreMetricsObserver } from "./restore/observe.ts";
 import { ScheduleReconciler } from "./schedule/reconciler.ts";
@@ -110,14 +111,11 @@ export async function runAgent(
     },
   });
 
-  const informer = new Informer<VMSnapshot>({
-    kubeConfig,
-    resource: vmsnapshots,
-    fieldSelector: snapshotsOnNode(config.nodeName),
-    ...(config.namespace ? { namespace: config.namespace } : {}),
-    onEvent: (diagnostic) => log.debug("informer", { ...diagnostic }),
-    onConnectionSuspect: () => kubeConfig.dropConnections(),
-  });
+  const informer = informerOf<VMSnapshot>(
+    { config, kubeConfig, log },
+    vmsnapshots,
+    snapshotsOnNode(config.nodeName),
+  );
   const kind = snapshotKind(effects);
   const queueMetrics = metrics.forWorkqueue(kind.name);
   const queue = new WorkQueue({ metrics: workqueueMetricsHooks(queueMetrics) });
@@ -144,49 +142,23 @@ export async function runAgent(
     },
   });
 
-  // Restores: every agent watches them all (a restore names a snapshot, not a node) and works
-  // on those of its own node's snapshots; they share the domain locks with the snapshots.
-  const snapshotClient = new KubeObjectClient<VMSnapshot>(kubeConfig, vmsnapshots);
-  const restoreEffects = new RestoreEffects({
-    node: config.nodeName,
-    hypervisor,
-    storage: backends,
-    snapshots: {
-      cached: (namespace, name) => informer.getByKey(`${namespace}/${name}`),
-      client: snapshotClient,
-    },
-    guard,
-    admission,
-    callTimeoutMs: config.callTimeoutMs,
-    tenancy: { unownedDomains: config.tenancy.unownedDomains },
-    log: (message, fields) => log.warn(message, fields),
-  });
-  const restores = new Informer<VMRestore>({
+  const restoreController = restoresController({
+    config,
     kubeConfig,
-    resource: vmrestores,
-    ...(config.namespace ? { namespace: config.namespace } : {}),
-    onEvent: (diagnostic) => log.debug("restore informer", { ...diagnostic }),
-    onConnectionSuspect: () => kubeConfig.dropConnections(),
-  });
-  const rKind = restoreKind(restoreEffects);
-  const restoreQueue = new WorkQueue({
-    metrics: workqueueMetricsHooks(metrics.forWorkqueue(rKind.name)),
-  });
-  const restoreController = new Controller({
-    kind: rKind,
-    cache: restores,
-    queue: restoreQueue,
-    reconciler: new Reconciler({
-      kind: rKind,
-      read: (key) => restores.getByKey(key),
-      client: new KubeObjectClient<VMRestore>(kubeConfig, vmrestores),
-      events,
-      observer: new RestoreMetricsObserver(metrics),
-      log: (m, f) => log.warn(m, f),
-    }),
-    workers: 2,
+    snapshots: informer,
+    effects: {
+      node: config.nodeName,
+      hypervisor,
+      storage: backends,
+      guard,
+      admission,
+      callTimeoutMs: config.callTimeoutMs,
+      tenancy: { unownedDomains: config.tenancy.unownedDomains },
+      log: (message, fields) => log.warn(message, fields),
+    },
+    events,
+    metrics,
     log,
-    metrics: metrics.forController(rKind.name, 2),
   });
 
   const schedules = scheduleController({
@@ -229,6 +201,66 @@ export async function runAgent(
   await kubeConfig.closeConnections();
 }
 
+/** An informer of `resource` in the agent's namespace (all by default), logged and watched over. */
+function informerOf<T extends KubeObject>(
+  o: { config: AgentConfig; kubeConfig: ConnectionReusingKubeConfig; log: Logger },
+  resource: ResourceDescriptor,
+  fieldSelector?: string,
+): Informer<T> {
+  return new Informer<T>({
+    kubeConfig: o.kubeConfig,
+    resource,
+    ...(fieldSelector ? { fieldSelector } : {}),
+    ...(o.config.namespace ? { namespace: o.config.namespace } : {}),
+    onEvent: (diagnostic) => o.log.debug(`${resource.plural} informer`, { ...diagnostic }),
+    onConnectionSuspect: () => o.kubeConfig.dropConnections(),
+  });
+}
+
+/**
+ * The controller of VMRestores. Every agent watches them all (a restore names a snapshot, not a
+ * node) and works on those of its own node's snapshots; restores share the domain locks with the
+ * snapshots (the same Admission in `effects`).
+ */
+function restoresController(o: {
+  config: AgentConfig;
+  kubeConfig: ConnectionReusingKubeConfig;
+  snapshots: Informer<VMSnapshot>;
+  effects: Omit<RestoreEffectsOptions, "snapshots">;
+  events: KubeEventRecorder;
+  metrics: VmsnapMetrics;
+  log: Logger;
+}): Controller<VMRestore> {
+  const { kubeConfig, snapshots, metrics, log } = o;
+  const kind = restoreKind(
+    new RestoreEffects({
+      ...o.effects,
+      snapshots: {
+        cached: (namespace, name) => snapshots.getByKey(`${namespace}/${name}`),
+        client: new KubeObjectClient<VMSnapshot>(kubeConfig, vmsnapshots),
+      },
+    }),
+  );
+  const restores = informerOf<VMRestore>(o, vmrestores);
+  const workers = 2;
+  return new Controller({
+    kind,
+    cache: restores,
+    queue: new WorkQueue({ metrics: workqueueMetricsHooks(metrics.forWorkqueue(kind.name)) }),
+    reconciler: new Reconciler({
+      kind,
+      read: (key) => restores.getByKey(key),
+      client: new KubeObjectClient<VMRestore>(kubeConfig, vmrestores),
+      events: o.events,
+      observer: new RestoreMetricsObserver(metrics),
+      log: (m, f) => log.warn(m, f),
+    }),
+    workers,
+    log,
+    metrics: metrics.forController(kind.name, workers),
+  });
+}
+
 /**
  * The controller of this node's VMSnapshotSchedules: its own informer and queue, the same
  * workers' loop, and a wake-up whenever one of their runs changes in the snapshot cache.
@@ -243,14 +275,11 @@ function scheduleController(o: {
 }): Controller<VMSnapshotSchedule> {
   const { config, kubeConfig, snapshots, metrics, log } = o;
   const kind = { name: "vmsnapshotschedule" };
-  const informer = new Informer<VMSnapshotSchedule>({
-    kubeConfig,
-    resource: vmsnapshotschedules,
-    fieldSelector: schedulesOnNode(config.nodeName),
-    ...(config.namespace ? { namespace: config.namespace } : {}),
-    onEvent: (diagnostic) => log.debug("schedule informer", { ...diagnostic }),
-    onConnectionSuspect: () => kubeConfig.dropConnections(),
-  });
+  const informer = informerOf<VMSnapshotSchedule>(
+    o,
+    vmsnapshotschedules,
+    schedulesOnNode(config.nodeName),
+  );
   const queueMetrics = metrics.forWorkqueue(kind.name);
   const queue = new WorkQueue({ metrics: workqueueMetricsHooks(queueMetrics) });
   const owners = new RunOwners();

@@ -1,23 +1,10 @@
 // The Argo CD health check for VMRestore, run under a real Lua interpreter in every phase.
 import { expect } from "chai";
-import { join } from "node:path";
 import { RESTORE_PHASES } from "../../../src/api/restore-types.ts";
-import { toLua, type JsonValue } from "./lua-table.ts";
-import { REPO_ROOT, run } from "./run.ts";
+import { argoHealthCheck } from "./argocd-lua.ts";
+import type { JsonValue } from "./lua-table.ts";
 
-const SCRIPT = join(REPO_ROOT, "deploy/argocd/health-vmrestore.lua");
-
-async function health(obj: JsonValue): Promise<{ status: string; message: string }> {
-  const harness = [
-    `obj = ${toLua(obj)}`,
-    `local hs = dofile(${toLua(SCRIPT)})`,
-    `io.write(tostring(hs.status), "\\n", tostring(hs.message))`,
-  ].join("\n");
-  const result = await run("lua5.4", ["-"], { input: harness });
-  expect(result.code, result.stderr).to.equal(0);
-  const [status = "", ...message] = result.stdout.split("\n");
-  return { status, message: message.join("\n") };
-}
+const health = argoHealthCheck("health-vmrestore.lua");
 
 const restore = (status?: { [key: string]: JsonValue }): JsonValue => ({
   apiVersion: "vmsnap.io/v1alpha1",

@@ -1,28 +1,9 @@
 // The Argo CD health check, run under a real Lua interpreter against a VMSnapshot in every phase.
 import { expect } from "chai";
-import { join } from "node:path";
-import { toLua, type JsonValue } from "./lua-table.ts";
-import { REPO_ROOT, run } from "./run.ts";
+import { argoHealthCheck } from "./argocd-lua.ts";
+import type { JsonValue } from "./lua-table.ts";
 
-const SCRIPT = join(REPO_ROOT, "deploy/argocd/health-vmsnapshot.lua");
-
-interface Health {
-  status: string;
-  message: string;
-}
-
-/** Defines the global `obj` as Argo CD does, runs the script, and prints what it returned. */
-async function health(obj: JsonValue): Promise<Health> {
-  const harness = [
-    `obj = ${toLua(obj)}`,
-    `local hs = dofile(${toLua(SCRIPT)})`,
-    `io.write(tostring(hs.status), "\\n", tostring(hs.message))`,
-  ].join("\n");
-  const result = await run("lua5.4", ["-"], { input: harness });
-  expect(result.code, result.stderr).to.equal(0);
-  const [status = "", ...message] = result.stdout.split("\n");
-  return { status, message: message.join("\n") };
-}
+const health = argoHealthCheck("health-vmsnapshot.lua");
 
 function snapshot(status?: { [key: string]: JsonValue }): JsonValue {
   return {

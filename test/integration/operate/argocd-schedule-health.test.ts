@@ -1,23 +1,10 @@
 // The Argo CD health check for VMSnapshotSchedule, run under a real Lua interpreter against the
 // statuses the agent writes (src/schedule/plan.ts).
 import { expect } from "chai";
-import { join } from "node:path";
-import { toLua, type JsonValue } from "./lua-table.ts";
-import { REPO_ROOT, run } from "./run.ts";
+import { argoHealthCheck } from "./argocd-lua.ts";
+import type { JsonValue } from "./lua-table.ts";
 
-const SCRIPT = join(REPO_ROOT, "deploy/argocd/health-vmsnapshotschedule.lua");
-
-async function health(obj: JsonValue): Promise<{ status: string; message: string }> {
-  const harness = [
-    `obj = ${toLua(obj)}`,
-    `local hs = dofile(${toLua(SCRIPT)})`,
-    `io.write(tostring(hs.status), "\\n", tostring(hs.message))`,
-  ].join("\n");
-  const result = await run("lua5.4", ["-"], { input: harness });
-  expect(result.code, result.stderr).to.equal(0);
-  const [status = "", ...message] = result.stdout.split("\n");
-  return { status, message: message.join("\n") };
-}
+const health = argoHealthCheck("health-vmsnapshotschedule.lua");
 
 const condition = (type: string, status: string, reason: string, message: string): JsonValue => ({
   type,

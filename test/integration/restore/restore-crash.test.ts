@@ -1,10 +1,10 @@
 // A restore survives its agent: SIGKILLed at each phase a watch can catch on the test driver, a
 // new agent picks the restore up from status and finishes it, and the domain ends running on
 // the snapshot's disks. (The RAM phases need a real QEMU guest: test/e2e covers the thaw.)
-import { createHash } from "node:crypto";
 import { expect } from "chai";
 import type { RestorePhase } from "../../../src/api/restore-types.ts";
 import { startScenario, type Scenario } from "../../support/controller/snapshot-scenario.ts";
+import { imageDigest, scribble } from "../../support/ceph/image-content.ts";
 import { vmrestoresIn, type VMRestores } from "../../support/kube/vmrestores.ts";
 import { waitFor } from "../../support/processes.ts";
 
@@ -25,11 +25,7 @@ describe("VMRestore when its agent is SIGKILLed mid-way (test-driver libvirt, Ce
     await s?.stop();
   });
 
-  async function contentOf(image: string): Promise<string> {
-    const r = await s.ceph.rbd(["export", `${s.ceph.pool}/${image}`, "-"]);
-    if (r.code !== 0) throw new Error(`rbd export ${image}: ${r.stderr}`);
-    return createHash("sha256").update(r.stdout).digest("hex");
-  }
+  const contentOf = (image: string) => imageDigest(s.ceph, image);
 
   const KILL_AT: RestorePhase[] = ["Pending", "TargetStopped", "DisksRestored"];
   for (const phase of KILL_AT) {
@@ -40,21 +36,7 @@ describe("VMRestore when its agent is SIGKILLed mid-way (test-driver libvirt, Ce
       const before = await Promise.all(domain.images.map(contentOf));
       await s.apply(`${name}-snap`, {}, domain.name);
       expect((await s.waitFinal(`${name}-snap`)).status?.phase).to.equal("Succeeded");
-      for (const image of domain.images) {
-        const r = await s.ceph.rbd([
-          "bench",
-          "--io-type",
-          "write",
-          "--io-size",
-          "4K",
-          "--io-total",
-          "128K",
-          "--io-pattern",
-          "rand",
-          `${s.ceph.pool}/${image}`,
-        ]);
-        expect(r.code, r.stderr).to.equal(0);
-      }
+      for (const image of domain.images) await scribble(s.ceph, image, 128);
 
       let killed = false;
       const watch = await restores.watchFor(

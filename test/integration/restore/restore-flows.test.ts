@@ -1,10 +1,10 @@
 // VMRestore end to end on real parts: kube-apiserver + etcd, the real Ceph cluster and the
 // libvirt test driver hosted by a daemon, with the agent as it ships. The disks-only restores run
 // here (the test driver cannot load a QEMU memory image: test/e2e/restore-controller covers RAM).
-import { createHash } from "node:crypto";
 import { expect } from "chai";
 import type { VMRestore } from "../../../src/api/restore-types.ts";
 import { startScenario, type Scenario } from "../../support/controller/snapshot-scenario.ts";
+import { imageDigest, scribble as scribbleOn } from "../../support/ceph/image-content.ts";
 import { vmrestoresIn, type VMRestores } from "../../support/kube/vmrestores.ts";
 import { scrape, sumOf } from "../../support/exposition.ts";
 
@@ -25,28 +25,8 @@ describe("VMRestore controller on real parts (test-driver libvirt, Ceph)", funct
     await s?.stop();
   });
 
-  /** A digest of the image's whole content, as `rbd export` reads it. */
-  async function contentOf(image: string): Promise<string> {
-    const r = await s.ceph.rbd(["export", `${s.ceph.pool}/${image}`, "-"]);
-    if (r.code !== 0) throw new Error(`rbd export ${image}: ${r.stderr}`);
-    return createHash("sha256").update(r.stdout).digest("hex");
-  }
-
-  async function scribble(image: string): Promise<void> {
-    const r = await s.ceph.rbd([
-      "bench",
-      "--io-type",
-      "write",
-      "--io-size",
-      "4K",
-      "--io-total",
-      "256K",
-      "--io-pattern",
-      "rand",
-      `${s.ceph.pool}/${image}`,
-    ]);
-    if (r.code !== 0) throw new Error(`rbd bench ${image}: ${r.stderr}`);
-  }
+  const contentOf = (image: string) => imageDigest(s.ceph, image);
+  const scribble = (image: string) => scribbleOn(s.ceph, image);
 
   async function snapshotOf(domain: string, name: string) {
     await s.apply(name, {}, domain);

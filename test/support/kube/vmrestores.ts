@@ -3,8 +3,8 @@
 import { Watch } from "@kubernetes/client-node";
 import type { RestorePhase, VMRestore, VMRestoreSpec } from "../../../src/api/restore-types.ts";
 import { GROUP, VERSION } from "../../../src/api/types.ts";
-import { waitFor } from "../processes.ts";
 import type { ControlPlane } from "./control-plane.ts";
+import { waitUntilFinal } from "./wait-final.ts";
 
 export interface VMRestores {
   apply(name: string, spec: VMRestoreSpec): Promise<void>;
@@ -49,31 +49,8 @@ export function vmrestoresIn(o: {
       if (result.code !== 0) throw new Error(`kubectl get vmrestore ${name}: ${result.stderr}`);
       return JSON.parse(result.stdout) as VMRestore;
     },
-    async waitFinal(name, timeoutMs = 60_000) {
-      let last: VMRestore | undefined;
-      try {
-        await waitFor(
-          `VMRestore ${name} to finish`,
-          async () => {
-            last = await restores.get(name);
-            return last.status?.phase === "Succeeded" || last.status?.phase === "Failed";
-          },
-          timeoutMs,
-          100,
-        );
-      } catch (err) {
-        const log = o.controllerLog
-          ? `\n--- controller log ---\n${o.controllerLog().slice(-6000)}`
-          : "";
-        throw new Error(
-          `${(err as Error).message}\nlast status: ${JSON.stringify(last?.status)}${log}`,
-          {
-            cause: err,
-          },
-        );
-      }
-      return last!;
-    },
+    waitFinal: (name, timeoutMs = 60_000) =>
+      waitUntilFinal(`VMRestore ${name}`, () => restores.get(name), timeoutMs, o.controllerLog),
     async watchPhases(name) {
       const phases: RestorePhase[] = [];
       const request = await watch(name, (object) => {

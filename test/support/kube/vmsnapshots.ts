@@ -13,6 +13,7 @@ import {
 } from "../../../src/api/types.ts";
 import type { ControlPlane } from "./control-plane.ts";
 import { waitFor } from "../processes.ts";
+import { waitUntilFinal } from "./wait-final.ts";
 
 export type SnapshotSpec = Partial<VMSnapshotSpec> & { source?: VMSnapshotSpec["source"] };
 
@@ -87,32 +88,8 @@ export function vmsnapshotsIn(o: {
       const result = await cp.kubectl(args);
       if (result.code !== 0) throw new Error(`kubectl delete ${name}: ${result.stderr}`);
     },
-    async waitFinal(name, timeoutMs = 60_000) {
-      let last: VMSnapshot | undefined;
-      try {
-        await waitFor(
-          `VMSnapshot ${name} to finish`,
-          async () => {
-            last = await snapshots.get(name);
-            return last.status?.phase === "Succeeded" || last.status?.phase === "Failed";
-          },
-          timeoutMs,
-          100,
-        );
-      } catch (err) {
-        // What the controller said is the first thing anyone debugging this wants to see.
-        const log = o.controllerLog
-          ? `\n--- controller log ---\n${o.controllerLog().slice(-6000)}`
-          : "";
-        throw new Error(
-          `${(err as Error).message}\nlast status: ${JSON.stringify(last?.status)}${log}`,
-          {
-            cause: err,
-          },
-        );
-      }
-      return last!;
-    },
+    waitFinal: (name, timeoutMs = 60_000) =>
+      waitUntilFinal(`VMSnapshot ${name}`, () => snapshots.get(name), timeoutMs, o.controllerLog),
     async watchPhases(name) {
       const phases: Phase[] = [];
       const request = await watch(name, (object) => {
