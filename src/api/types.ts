@@ -75,6 +75,7 @@ export interface VMSnapshotStatus {
   memory?: { file: string; bytes: number };
   snapshotName?: string;
   freezeDeadline?: string;
+  domainUUID?: string;
   frozenAt?: string;
   thawedAt?: string;
   freezeDurationMs?: number;

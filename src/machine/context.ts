@@ -19,6 +19,9 @@ export interface SnapshotContext {
   readonly startedAt: number;
   /** Written before freezing (write-ahead): a guest may be frozen until this instant at most. */
   readonly freezeDeadline?: number;
+  /** The domain's UUID at the first look-up, recorded with the freeze deadline: every thaw of
+   *  this attempt, a restarted agent's included, is of that domain, never a same-named one. */
+  readonly domainUUID?: string;
   readonly frozenAt?: number;
   readonly thawedAt?: number;
   readonly pausedAt?: number;

@@ -13,6 +13,8 @@ interface Timed {
 export interface FreezeArmedEvent extends Timed {
   readonly type: "FREEZE_ARMED";
   readonly freezeDeadline: number;
+  /** The domain's UUID as looked up: the identity every later thaw checks. */
+  readonly domainUUID?: string;
 }
 
 /** virDomainFSFreeze returned: the guest's filesystems are frozen. */

@@ -157,7 +157,10 @@ export const snapshotMachine = setup({
     })),
     armFreeze: assign(({ event }) => {
       assertEvent(event, "FREEZE_ARMED");
-      return { freezeDeadline: event.freezeDeadline };
+      return {
+        freezeDeadline: event.freezeDeadline,
+        ...(event.domainUUID === undefined ? {} : { domainUUID: event.domainUUID }),
+      };
     }),
     recordFrozen: assign(({ event }) => ({ frozenAt: event.at, quiesced: true })),
     recordUnquiesced: assign(({ context, event }) => {

@@ -337,7 +337,13 @@ export class SnapshotEffects {
         );
         continue;
       }
-      const result = await thawGuest(this.o.hypervisor, domain, resume, this.recoveryPolicy);
+      const result = await thawGuest(
+        this.o.hypervisor,
+        domain,
+        resume,
+        this.recoveryPolicy,
+        context.domainUUID === undefined ? {} : { uuid: context.domainUUID },
+      );
       this.o.log?.(
         !thawConfirmed(result.outcome)
           ? "could not confirm the thaw of a guest left by a previous instance"
@@ -467,7 +473,15 @@ export class SnapshotEffects {
     }
     session.armedHere = true;
     const at = this.now();
-    return { event: { type: "FREEZE_ARMED", at, freezeDeadline: at + c.freezeTimeoutMs } };
+    const uuid = this.sessions.get(snapshot.metadata.uid!)?.uuid;
+    return {
+      event: {
+        type: "FREEZE_ARMED",
+        at,
+        freezeDeadline: at + c.freezeTimeoutMs,
+        ...(uuid === undefined ? {} : { domainUUID: uuid }),
+      },
+    };
   }
 
   /** Forbidden unless this snapshot's namespace owns the domain (tenancy/); undefined if it may go on. */
@@ -529,7 +543,7 @@ export class SnapshotEffects {
         domain,
         deadline: c.freezeDeadline!,
         resumeIfPaused: c.memory,
-        ...this.pinnedIdentity(snapshot),
+        ...this.pinnedIdentity(snapshot, c),
       });
     } catch (err) {
       // Never freeze without the guard: nothing would thaw the guest if this process died.
@@ -651,7 +665,7 @@ export class SnapshotEffects {
               domain,
               deadline: this.now() + c.freezeTimeoutMs,
               resumeIfPaused: true,
-              ...this.pinnedIdentity(snapshot),
+              ...this.pinnedIdentity(snapshot, c),
             });
           } catch (err) {
             return wait(
@@ -746,8 +760,8 @@ export class SnapshotEffects {
    * and thaws at the deadline.
    */
   /** The UUID this attempt pinned at its first look-up, for every later thaw (`{}` if none). */
-  private pinnedIdentity(snapshot: VMSnapshot): { uuid?: string } {
-    const uuid = this.sessions.get(snapshot.metadata.uid!)?.uuid;
+  private pinnedIdentity(snapshot: VMSnapshot, c?: SnapshotContext): { uuid?: string } {
+    const uuid = this.sessions.get(snapshot.metadata.uid!)?.uuid ?? c?.domainUUID;
     return uuid === undefined ? {} : { uuid };
   }
 

@@ -49,6 +49,7 @@ export function stateFromStatus(snapshot: VMSnapshot, now: number): MachineState
     ...input,
     disks: status.disks ?? [],
     ...defined("freezeDeadline", toMs(status.freezeDeadline)),
+    ...defined("domainUUID", status.domainUUID),
     ...defined("frozenAt", toMs(status.frozenAt)),
     ...defined("thawedAt", toMs(status.thawedAt)),
     ...defined("pausedAt", pausedAt),
@@ -99,6 +100,7 @@ export function statusFromState(
     disks: [...c.disks],
     ...(extra.excludedDisks?.length ? { excludedDisks: [...extra.excludedDisks] } : {}),
     ...defined("freezeDeadline", iso(c.freezeDeadline)),
+    ...defined("domainUUID", c.domainUUID),
     ...defined("frozenAt", iso(c.frozenAt)),
     ...defined("thawedAt", iso(c.thawedAt)),
     ...defined(

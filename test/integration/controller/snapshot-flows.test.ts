@@ -48,6 +48,9 @@ describe("VMSnapshot controller on real parts", function () {
       expect(Date.parse(st.thawedAt!) - Date.parse(st.frozenAt!)).to.equal(st.freezeDurationMs);
       expect(Date.parse(st.thawedAt!)).to.be.at.most(Date.parse(st.freezeDeadline!));
       expect(st.indications).to.deep.equal(["Online", "GuestAgent", "Quiesced"]);
+      expect(st.domainUUID, "the identity every thaw checks").to.equal(
+        (await s.host.hypervisor().domainInfo(domain.name)).uuid,
+      );
       expect(condition(done, "Ready")?.status).to.equal("True");
       expect(condition(done, "Quiesced")?.status).to.equal("True");
       expect(condition(done, "Stalled")?.status).to.equal("False");

@@ -23,7 +23,12 @@ export const disks = [
 ];
 
 export const ev = {
-  armed: { type: "FREEZE_ARMED", at: T0 + 10, freezeDeadline: T0 + 10 + FREEZE_TIMEOUT_MS },
+  armed: {
+    type: "FREEZE_ARMED",
+    at: T0 + 10,
+    freezeDeadline: T0 + 10 + FREEZE_TIMEOUT_MS,
+    domainUUID: "4dea22b3-1d52-d8f3-2516-782e98ab3fa0",
+  },
   frozen: { type: "FROZEN", at: T0 + 100 },
   noAgent: { type: "UNQUIESCED", at: T0 + 50, reason: "NoGuestAgent", message: "no agent" },
   freezeFailed: {
