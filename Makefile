@@ -70,8 +70,16 @@ $(NODE_DIR)/bin/node:
 node_modules/.stamp: package-lock.json package.json $(NODE_STAMP) | apt
 	npm ci --no-progress
 	@touch $@
+	@mkdir -p native/build && touch $(ADDON_STAMP)
 
-deps: node_modules/.stamp
+# The addon again when its sources change: npm ci builds it only with the JS dependencies, and a
+# checkout that gained a libvirt call would otherwise run its tests against the old binary.
+ADDON_STAMP := native/build/.stamp
+$(ADDON_STAMP): native/binding.gyp $(wildcard native/src/*) node_modules/.stamp
+	npm run install --silent
+	@touch $@
+
+deps: node_modules/.stamp $(ADDON_STAMP)
 
 # Only the JS dependencies, for what runs no libvirt (unit tests, typecheck, lint): no root, no
 # apt, no addon build. A full install above already satisfies it.
