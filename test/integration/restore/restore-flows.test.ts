@@ -167,6 +167,35 @@ describe("VMRestore controller on real parts (test-driver libvirt, Ceph)", funct
       expect((await s.host.hypervisor().domainInfo(domain.name)).state).to.equal("running");
     });
 
+    it("a restore while a snapshot of the domain is in flight: TargetBusy, the snapshot goes on", async () => {
+      const domain = await persistentDomain(1);
+      await snapshotOf(domain.name, "busy-old");
+      // A second snapshot held in its frozen window: the OSD stops as its deadline is written.
+      const stall = await s.watchFor(
+        "busy-new",
+        (o) => o.status?.freezeDeadline !== undefined,
+        () => s.ceph.pauseOsd(),
+      );
+      const frozen = await s.watchFor("busy-new", (o) => o.status?.phase === "Frozen");
+      try {
+        await s.apply("busy-new", { freezeTimeout: "20s" }, domain.name);
+        await frozen.seen;
+        await restores.apply("busy", {
+          snapshotName: "busy-old",
+          target: { inPlace: {} },
+          stopRunningTarget: true,
+        });
+        const done = await restores.waitFinal("busy");
+        expect(failure(done)?.reason).to.equal("TargetBusy");
+        expect((await s.host.hypervisor().domainInfo(domain.name)).state).to.equal("running");
+      } finally {
+        stall.stop();
+        frozen.stop();
+        s.ceph.resumeOsd();
+      }
+      expect((await s.waitFinal("busy-new")).status?.phase).to.equal("Succeeded");
+    });
+
     it("a new domain whose name is taken: TargetExists, the other domain untouched", async () => {
       const domain = await s.newDomain({ rbdDisks: 1 });
       const other = await s.newDomain({ rbdDisks: 1, label: "taken" });
@@ -199,13 +228,14 @@ describe("VMRestore controller on real parts (test-driver libvirt, Ceph)", funct
       const samples = await scrape(`http://127.0.0.1:${s.controller.metricsPort}/metrics`);
       const count = (result: string, reason: string) =>
         sumOf(samples, "vmsnap_restores_total", { result, reason });
-      // The tests above, in order: two restores succeeded, five were refused.
+      // The tests above, in order: two restores succeeded, six were refused.
       expect(count("succeeded", "Succeeded")).to.equal(2);
       for (const reason of [
         "SnapshotNotFound",
         "SnapshotNotReady",
         "TargetRunning",
         "TargetTransient",
+        "TargetBusy",
         "TargetExists",
       ])
         expect(count("failed", reason), reason).to.equal(1);
