@@ -7,6 +7,7 @@ import { startScenario, type Scenario } from "../../support/controller/snapshot-
 import { imageDigest, scribble as scribbleOn } from "../../support/ceph/image-content.ts";
 import { vmrestoresIn, type VMRestores } from "../../support/kube/vmrestores.ts";
 import { scrape, sumOf } from "../../support/exposition.ts";
+import { waitFor } from "../../support/processes.ts";
 
 describe("VMRestore controller on real parts (test-driver libvirt, Ceph)", function () {
   this.timeout(180_000);
@@ -85,6 +86,47 @@ describe("VMRestore controller on real parts (test-driver libvirt, Ceph)", funct
       `vmsnap.io/restore-${done.metadata.uid}`,
     );
     await s.delete("inplace-snap");
+  });
+
+  it("a snapshot deleted mid-restore waits for it: the restore finishes, then the snapshot and its Ceph snapshot go", async () => {
+    const domain = await persistentDomain(1);
+    const before = await contentOf(domain.images[0]!);
+    const snapshot = await snapshotOf(domain.name, "pinned-snap");
+    await scribble(domain.images[0]!);
+    let deleting: Promise<unknown> | undefined;
+    const watch = await restores.watchFor(
+      "pinned",
+      (r) => r.status?.phase === "TargetStopped",
+      () => {
+        deleting = s.cp.kubectl([
+          "delete",
+          "vmsnap",
+          "pinned-snap",
+          "-n",
+          s.namespace,
+          "--wait=false",
+        ]);
+      },
+    );
+    await restores.apply("pinned", {
+      snapshotName: "pinned-snap",
+      target: { inPlace: {} },
+      stopRunningTarget: true,
+    });
+    const done = await restores.waitFinal("pinned");
+    watch.stop();
+    await deleting;
+    expect(done.status?.phase, JSON.stringify(done.status?.error)).to.equal("Succeeded");
+    expect(await contentOf(domain.images[0]!), "restored from the snapshot").to.equal(before);
+    const name = snapshot.status!.snapshotName!;
+    await waitFor(
+      "the snapshot to be gone",
+      async () =>
+        (await s.cp.kubectl(["get", "vmsnap", "pinned-snap", "-n", s.namespace])).code !== 0,
+      30_000,
+      200,
+    );
+    expect(await s.imageSnapshots(domain.images[0]!)).to.not.include(name);
   });
 
   it("to a new domain: copies the disks by snapshot id and defines a new domain; the source runs on untouched", async () => {
@@ -228,8 +270,8 @@ describe("VMRestore controller on real parts (test-driver libvirt, Ceph)", funct
       const samples = await scrape(`http://127.0.0.1:${s.controller.metricsPort}/metrics`);
       const count = (result: string, reason: string) =>
         sumOf(samples, "vmsnap_restores_total", { result, reason });
-      // The tests above, in order: two restores succeeded, six were refused.
-      expect(count("succeeded", "Succeeded")).to.equal(2);
+      // The tests above, in order: three restores succeeded, six were refused.
+      expect(count("succeeded", "Succeeded")).to.equal(3);
       for (const reason of [
         "SnapshotNotFound",
         "SnapshotNotReady",
@@ -239,7 +281,7 @@ describe("VMRestore controller on real parts (test-driver libvirt, Ceph)", funct
         "TargetExists",
       ])
         expect(count("failed", reason), reason).to.equal(1);
-      expect(sumOf(samples, "vmsnap_restore_duration_seconds_count")).to.equal(2);
+      expect(sumOf(samples, "vmsnap_restore_duration_seconds_count")).to.equal(3);
     });
   });
 });
