@@ -7,6 +7,8 @@
 // Also pinned: the memory image itself cannot be restored under a new UUID (libvirt 9.0: code 67,
 // "Target domain uuid … does not match source"), so a new domain is always a disks-only restore.
 import { randomUUID } from "node:crypto";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { expect } from "chai";
 import type { VMSnapshot } from "../../src/api/types.ts";
 import { Hypervisor } from "../../src/hypervisor/connection.ts";
@@ -20,7 +22,13 @@ import type { VMRestore } from "../../src/api/restore-types.ts";
 import { vmrestoresIn, type VMRestores } from "../support/kube/vmrestores.ts";
 import { rbdConfigFor } from "../support/ceph/fixtures.ts";
 import { useE2eController, type E2eController } from "../support/e2e/controller.ts";
-import { checkSnapshotOfDisk } from "../support/e2e/ext4.ts";
+import {
+  checkExt4,
+  checkSnapshotOfDisk,
+  describeExt4,
+  exportRbdSnapshot,
+  qcow2ToRaw,
+} from "../support/e2e/ext4.ts";
 import { lastSeq, waitForSeq } from "../support/e2e/writer.ts";
 import {
   createRbdGuestDisk,
@@ -144,6 +152,39 @@ describe("restore of a VM snapshot to a new domain while the source runs (qcow2 
     }
     expect(await domainState(guest.name)).to.equal("running");
     expect(await domainState(copyName())).to.equal("running");
+  });
+
+  it("a disks-only restore of the quiesced snapshot, left Stopped, has clean filesystems that need no journal replay", async () => {
+    const cold = `${guest.name}-cold`;
+    await restores.apply("vm-copy-cold", {
+      snapshotName: "vm-copy",
+      target: { newDomain: { name: cold } },
+      memory: "Skip",
+      powerState: "Stopped",
+    });
+    const done = await restores.waitFinal("vm-copy-cold", 120_000);
+    try {
+      expect(done.status?.phase, JSON.stringify(done.status?.error)).to.equal("Succeeded");
+      expect(done.status?.consistency).to.equal("ApplicationConsistent");
+      expect(await domainState(cold)).to.equal("shut off");
+      for (const d of done.status!.restoredDisks!) {
+        if (d.backend === "rbd") copies.push(parseImage(d.source));
+        const raw = join(guest.workDir, `${d.target}.cold.raw`);
+        try {
+          if (d.backend === "rbd") await exportRbdSnapshot(e2e.ceph, d.source, raw);
+          else await qcow2ToRaw(d.source, raw);
+          const check = await checkExt4(raw);
+          console.log(`      ${describeExt4(`cold copy ${d.target}`, check)}`);
+          expect(check.fsckClean, `${d.target}: e2fsck -fn\n${check.fsckOutput}`).to.equal(true);
+          expect(check.needsRecovery, `${d.target}: needs_recovery`).to.equal(false);
+          expect(check.writerLog.at(-1)?.seq, d.target).to.equal(snapshotSeq[d.target]);
+        } finally {
+          rmSync(raw, { force: true });
+        }
+      }
+    } finally {
+      await removeDomain(cold).catch(() => undefined);
+    }
   });
 
   it("deleting the VMSnapshot afterwards leaves the copy running on its own disks", async () => {
