@@ -13,6 +13,7 @@ import { expect } from "chai";
 import type { VMRestore } from "../../src/api/restore-types.ts";
 import type { VMSnapshot } from "../../src/api/types.ts";
 import { vmrestoresIn, type VMRestores } from "../support/kube/vmrestores.ts";
+import { waitFor } from "../support/processes.ts";
 import { useE2eController, type E2eController } from "../support/e2e/controller.ts";
 import { checkSnapshotOfDisk } from "../support/e2e/ext4.ts";
 import { guestWriterLog, lastSeq, waitForSeq } from "../support/e2e/writer.ts";
@@ -178,4 +179,43 @@ describe("in-place restore of a VM snapshot on a real QEMU guest (qcow2 + RBD di
     for (const disk of DISKS) await waitForSeq(guest, disk, lastSeq(guest, disk) + 2);
     expect(sequenceGaps(await guestWriterLog(guest, "vda"))).to.deep.equal([]);
   });
+
+  for (const phase of ["MemoryRestored", "Resumed"] as const) {
+    it(`the agent SIGKILLed once the restore shows ${phase}: the guest ends running and thawed, the next agent finishes the restore`, async () => {
+      const source = `restore-src-${phase.toLowerCase()}`;
+      await e2e.apply(source, { memory: true, quiesce: "Required" }, guest.name);
+      const snap = await e2e.waitFinal(source);
+      expect(snap.status?.phase, JSON.stringify(snap.status?.error)).to.equal("Succeeded");
+      for (const disk of DISKS) await waitForSeq(guest, disk, lastSeq(guest, disk) + 3);
+
+      const name = `back-killed-${phase.toLowerCase()}`;
+      let killing: Promise<unknown> | undefined;
+      const watch = await restores.watchFor(
+        name,
+        (r) => r.status?.phase === phase,
+        () => (killing = e2e.killAndRestart()),
+      );
+      await restores.apply(name, {
+        snapshotName: source,
+        target: { inPlace: {} },
+        stopRunningTarget: true,
+        thawTimeout: "20s",
+      });
+      await waitFor(`the watch to see ${phase}`, () => killing !== undefined, 120_000, 10);
+      watch.stop();
+      await killing;
+      const done = await restores.waitFinal(name, 120_000);
+      expect(done.status?.phase, JSON.stringify(done.status?.error)).to.equal("Succeeded");
+      expect(await domainState(guest.name)).to.equal("running");
+      expect(await freezeStatus(guest.name)).to.equal("thawed");
+      const st = done.status!;
+      console.log(
+        `      killed at ${phase}; the next agent finished: resume -> thaw ${st.resumeToThawMs} ms ` +
+          `(${st.thawedFilesystems} filesystem(s) frozen when it thawed; 0 means the guard had thawed it already)`,
+      );
+      const log = await guestWriterLog(guest, "vdb");
+      expect(sequenceGaps(log), "vdb: gaps").to.deep.equal([]);
+      await e2e.delete(source);
+    });
+  }
 });

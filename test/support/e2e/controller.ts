@@ -19,6 +19,8 @@ export interface E2eController extends VMSnapshots {
   readonly namespace: string;
   readonly nodeName: string;
   readonly controller: ControllerProcess;
+  /** SIGKILLs the controller and starts another for the same node (a crash and its successor). */
+  killAndRestart(): Promise<ControllerProcess>;
 }
 
 let shared: Promise<E2eController> | undefined;
@@ -33,20 +35,28 @@ async function start(): Promise<E2eController> {
   const [cp, ceph] = await Promise.all([getControlPlane(), getCephCluster(), useLibvirtd()]);
   const namespace = await cp.newNamespace("e2e");
   const nodeName = `hv-e2e-${randomBytes(3).toString("hex")}`;
-  const controller = await startController({
+  const options = {
     kubeconfig: cp.kubeconfigPath,
     nodeName,
     namespace,
     libvirtUri: SYSTEM_URI,
     ceph: { confPath: ceph.confPath, clientId: ceph.clientId, keyringPath: ceph.keyringPath },
-  });
+  };
+  let controller = await startController(options);
   const e2e: E2eController = {
     ...vmsnapshotsIn({ cp, namespace, nodeName, controllerLog: () => controller.log() }),
     cp,
     ceph,
     namespace,
     nodeName,
-    controller,
+    get controller() {
+      return controller;
+    },
+    async killAndRestart() {
+      await controller.stop("SIGKILL");
+      controller = await startController(options);
+      return controller;
+    },
   };
   return e2e;
 }
