@@ -135,7 +135,9 @@ describe("VMSnapshot controller on a real QEMU guest (qcow2 + RBD disks)", funct
         for (const [target, c] of Object.entries(checks)) {
           expect(c.writerLog[0]?.seq, target).to.equal(1);
           expect(sequenceGaps(c.writerLog), target).to.deep.equal([]);
-          expect(c.writerLog.at(-1)!.seq, target).to.be.above(seqBefore[target]!);
+          // Every record written before the snapshot was applied (the writer fsyncs each one);
+          // more only if the writer's 0.2 s period came round before the freeze.
+          expect(c.writerLog.at(-1)!.seq, target).to.be.at.least(seqBefore[target]!);
           expect(lastSeq(guest, target), target).to.be.above(c.writerLog.at(-1)!.seq + 1);
         }
       });
@@ -173,16 +175,20 @@ describe("VMSnapshot controller on a real QEMU guest (qcow2 + RBD disks)", funct
             );
             continue;
           }
-          const k = edge.reduce((a, b) => (b.w - b.t > a.w - a.t ? b : a));
-          held.push(k);
-          const at = lines.findIndex((l) => l.startsWith(`vmsnap-writer ${disk} seq=${k.seq} `));
-          expect(at, `${disk}: seq ${k.seq} finished after the freeze began`).to.be.above(
+          // The edge write the freeze held up. Not simply the slower of the two: qemu-ga
+          // freezes the filesystems one after another after its hook's stamp, so L may still
+          // complete on this disk after the stamp, and a slow fsync can outlast a short window.
+          const k = edge.find((r) => notHeldByFreeze(r, freeze, thaw) === undefined);
+          expect(
+            k,
+            `${disk}: neither edge write was held up: ${edge.map((r) => `seq ${r.seq}: ${notHeldByFreeze(r, freeze, thaw)}`).join("; ")}`,
+          ).to.not.equal(undefined);
+          held.push(k!);
+          const at = lines.findIndex((l) => l.startsWith(`vmsnap-writer ${disk} seq=${k!.seq} `));
+          expect(at, `${disk}: seq ${k!.seq} finished after the freeze began`).to.be.above(
             freezeLine,
           );
-          expect(notHeldByFreeze(k, freeze, thaw), `${disk}: seq ${k.seq} held up`).to.equal(
-            undefined,
-          );
-          expect(records.filter((r) => r.seq > k.seq).length, `${disk} resumed`).to.be.at.least(3);
+          expect(records.filter((r) => r.seq > k!.seq).length, `${disk} resumed`).to.be.at.least(3);
         }
         if (held.length === 0) return; // every window fell between writes: no stall to judge
         const stall = longestStallMs(held);
