@@ -6,6 +6,7 @@ import type {
   StorageBackend,
 } from "../../src/storage/backend.ts";
 import type { Disk } from "../../src/hypervisor/disk.ts";
+import { fileDiskOf } from "../../src/storage/libvirt-file/index.ts";
 
 export class NoopBackend implements StorageBackend {
   constructor(readonly kind: "rbd" | "libvirt-file") {}
@@ -21,15 +22,9 @@ export class NoopBackend implements StorageBackend {
 
   async remove(): Promise<void> {}
 
+  /** Any handle stands for a file disk here: nothing was made that removal would look for. */
   diskOf(handle: DiskSnapshotHandle): Disk {
-    return {
-      target: handle.target,
-      device: "disk",
-      readonly: false,
-      shareable: false,
-      type: "file",
-      plan: { backend: "libvirt-file", file: { path: handle.source } },
-    };
+    return fileDiskOf(handle);
   }
 
   async rollback(): Promise<void> {}

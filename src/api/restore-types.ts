@@ -113,6 +113,8 @@ export const RestoreFailureReason = {
   /** The namespace does not own the domain (or it does not exist: the same answer, on purpose). */
   Forbidden: "Forbidden",
   NoMemoryImage: "NoMemoryImage",
+  /** A disk this kind of restore cannot bring back (a file disk to another node). */
+  UnsupportedDisk: "UnsupportedDisk",
   StorageError: "StorageError",
   StorageTimeout: "StorageTimeout",
   HypervisorError: "HypervisorError",

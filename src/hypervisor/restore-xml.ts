@@ -39,6 +39,8 @@ export interface NewDomainIdentity {
   readonly uuid: string;
   /** New MACs for the `<interface>`s in document order; omitted: keep the snapshot's MACs. */
   readonly macs?: readonly string[];
+  /** Or: a new MAC per interface derived from this seed (macFromSeed), however many there are. */
+  readonly macSeed?: string;
 }
 
 export interface RestoreXmlOptions {
@@ -171,12 +173,17 @@ function setIdentity(content: XmlNode[], devices: XmlNode[], identity: NewDomain
     const path = source?.[":@"]?.path;
     if (path !== undefined) source![":@"]!.path = `${path}.${identity.name}`;
   }
-  if (identity.macs === undefined) return;
   const interfaces = devices.filter((n) => "interface" in n);
-  if (identity.macs.length !== interfaces.length)
-    throw new Error(`${identity.macs.length} MAC addresses for ${interfaces.length} interfaces`);
+  const macs =
+    identity.macs ??
+    (identity.macSeed === undefined
+      ? undefined
+      : interfaces.map((_, i) => macFromSeed(identity.macSeed!, i)));
+  if (macs === undefined) return;
+  if (macs.length !== interfaces.length)
+    throw new Error(`${macs.length} MAC addresses for ${interfaces.length} interfaces`);
   interfaces.forEach((iface, i) => {
-    const mac = identity.macs![i]!;
+    const mac = macs[i]!;
     if (!MAC.test(mac)) throw new Error(`${JSON.stringify(mac)} is not a MAC address`);
     const children = kids(iface, "interface");
     const node = first(children, "mac");

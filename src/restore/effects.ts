@@ -18,9 +18,10 @@ import { monotonicNow } from "../clock.ts";
 import type { Outcome as KindOutcome, Waiting } from "../controller/kind.ts";
 import { HypervisorError } from "../hypervisor/errors.ts";
 import { DomainXmlFlags, SaveRestoreFlags, StartFlags } from "../hypervisor/flags.ts";
-import { thawConfirmed } from "../hypervisor/memory-restore.ts";
+import { thawAndConfirm } from "../hypervisor/memory-restore.ts";
 import { restoreDomainXml, type RestoredDisk } from "../hypervisor/restore-xml.ts";
 import { DEFAULT_THAW_POLICY, thawGuest } from "../hypervisor/thaw.ts";
+import { ConflictError } from "../kube/object-client.ts";
 import { objectKey } from "../kube/resource.ts";
 import type { Admission } from "../snapshot/admission.ts";
 import type { ThawGuardPort } from "../snapshot/ports.ts";
@@ -163,7 +164,7 @@ export class RestoreEffects {
         snapshot.status.disks?.some((d) => d.backend !== "rbd")
       ) {
         return this.fail(
-          "Internal",
+          "UnsupportedDisk",
           `only RBD disks can be restored on another node; VMSnapshot ${c.snapshotName} has file disks`,
         );
       }
@@ -274,7 +275,7 @@ export class RestoreEffects {
 
   async thaw(_restore: VMRestore, c: RestoreContext): Promise<RestoreOutcome> {
     try {
-      const thawed = await thawConfirmed(this.o.hypervisor, c.targetDomain!, c.thawDeadline!, {
+      const thawed = await thawAndConfirm(this.o.hypervisor, c.targetDomain!, c.thawDeadline!, {
         now: this.now,
       });
       return event({ type: "THAWED", at: thawed.at, filesystems: thawed.filesystems });
@@ -412,7 +413,8 @@ export class RestoreEffects {
         );
         return;
       } catch (err) {
-        if (attempt === 2) throw err; // a conflict: read again and retry
+        // A conflict (the snapshot changed since read): read it again and retry.
+        if (!(err instanceof ConflictError) || attempt === 2) throw err;
       }
     }
   }
@@ -443,7 +445,8 @@ export class RestoreEffects {
     return restoreDomainXml(base, {
       disks: xmlDisks(c),
       ...(c.newDomain !== undefined
-        ? { identity: { name: c.newDomain, uuid: c.targetUUID! } }
+        ? // New MACs too: the copy may run beside its source on the same network.
+          { identity: { name: c.newDomain, uuid: c.targetUUID!, macSeed: c.targetUUID! } }
         : {}),
     });
   }

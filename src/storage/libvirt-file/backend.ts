@@ -65,6 +65,18 @@ export interface LibvirtFileBackendOptions {
 
 const DEFAULT_REMOVE_TIMEOUT_MS = 600_000;
 
+/** The file disk a handle records: its source is the file the snapshot was taken of. */
+export function fileDiskOf(handle: DiskSnapshotHandle): Disk {
+  return {
+    target: handle.target,
+    device: "disk",
+    readonly: false,
+    shareable: false,
+    type: "file",
+    plan: { backend: "libvirt-file", file: { path: handle.source } },
+  };
+}
+
 export class LibvirtFileBackend implements StorageBackend {
   readonly kind = "libvirt-file" as const;
   private readonly hv: LibvirtFilePort;
@@ -78,16 +90,8 @@ export class LibvirtFileBackend implements StorageBackend {
     this.removeTimeoutMs = options.removeTimeoutMs ?? DEFAULT_REMOVE_TIMEOUT_MS;
   }
 
-  /** The file disk a handle records: its source is the file the snapshot was taken of. */
   diskOf(handle: DiskSnapshotHandle): Disk {
-    return {
-      target: handle.target,
-      device: "disk",
-      readonly: false,
-      shareable: false,
-      type: "file",
-      plan: { backend: "libvirt-file", file: { path: handle.source } },
-    };
+    return fileDiskOf(handle);
   }
 
   /** One atomic external snapshot of all `disks`; a no-op returning the same handles if it exists. */

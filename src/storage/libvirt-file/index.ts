@@ -1,6 +1,7 @@
 // The libvirt file-disk storage package's public surface: the backend, the narrow part of the
 // Hypervisor it needs, and the pure planning it does (validation, overlay placement).
 export {
+  fileDiskOf,
   LibvirtFileBackend,
   type LibvirtFileBackendOptions,
   type LibvirtFilePort,

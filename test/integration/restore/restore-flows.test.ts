@@ -5,7 +5,7 @@ import { expect } from "chai";
 import type { VMRestore } from "../../../src/api/restore-types.ts";
 import { startScenario, type Scenario } from "../../support/controller/snapshot-scenario.ts";
 import { imageDigest, scribble as scribbleOn } from "../../support/ceph/image-content.ts";
-import { vmrestoresIn, type VMRestores } from "../../support/kube/vmrestores.ts";
+import type { VMRestores } from "../../support/kube/vmrestores.ts";
 import { scrape, sumOf } from "../../support/exposition.ts";
 import { waitFor } from "../../support/processes.ts";
 
@@ -16,11 +16,7 @@ describe("VMRestore controller on real parts (test-driver libvirt, Ceph)", funct
 
   before(async () => {
     s = await startScenario();
-    restores = vmrestoresIn({
-      cp: s.cp,
-      namespace: s.namespace,
-      controllerLog: () => s.controller.log(),
-    });
+    restores = s.restores;
   });
   after(async () => {
     await s?.stop();
@@ -40,11 +36,7 @@ describe("VMRestore controller on real parts (test-driver libvirt, Ceph)", funct
   const ready = (r: VMRestore) => r.status?.conditions?.find((c) => c.type === "Ready");
 
   /** A persistent running domain, as real VMs are (the scenario's running ones are transient). */
-  async function persistentDomain(rbdDisks: number) {
-    const domain = await s.newDomain({ rbdDisks, state: "shutoff" });
-    await s.host.hypervisor().start(domain.name);
-    return domain;
-  }
+  const persistentDomain = (rbdDisks: number) => s.newDomain({ rbdDisks, persistent: true });
 
   it("in place, disks only: stops the running domain, rolls both RBD disks back, starts it again", async () => {
     const domain = await persistentDomain(2);

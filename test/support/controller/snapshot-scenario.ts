@@ -22,8 +22,11 @@ import {
 } from "../libvirt/test-driver-host.ts";
 import { virsh } from "../libvirt/virsh.ts";
 import { vmsnapshotsIn, type VMSnapshots } from "../kube/vmsnapshots.ts";
+import { vmrestoresIn, type VMRestores } from "../kube/vmrestores.ts";
 
 export interface Scenario extends VMSnapshots {
+  /** VMRestores in the scenario's namespace, as a user drives them. */
+  readonly restores: VMRestores;
   readonly cp: ControlPlane;
   readonly ceph: CephCluster;
   readonly host: LibvirtTestHost;
@@ -40,6 +43,9 @@ export interface Scenario extends VMSnapshots {
     label?: string;
     /** running (default), paused (suspended after start), or shutoff (defined, never started). */
     state?: "running" | "paused" | "shutoff";
+    /** Defined before it is started, as real VMs are (a running test domain is otherwise
+     *  transient: stopping it would delete it). */
+    persistent?: boolean;
   }): Promise<TestDomain>;
   groupSnapshots(domain: string): Promise<string[]>;
   imageSnapshots(image: string): Promise<string[]>;
@@ -84,6 +90,7 @@ export async function startScenario(
   let controller: ControllerProcess;
   const scenario: Scenario = {
     ...vmsnapshotsIn({ cp, namespace, nodeName, controllerLog: () => controller.log() }),
+    restores: vmrestoresIn({ cp, namespace, controllerLog: () => controller.log() }),
     cp,
     ceph,
     host,
@@ -102,6 +109,7 @@ export async function startScenario(
       extraDisksXml = "",
       label = "vm",
       state = "running",
+      persistent = false,
     }) {
       const name = uniqueTestDomainName(label);
       const images = Array.from({ length: rbdDisks }, (_, k) => `${name}-d${k}`);
@@ -112,10 +120,12 @@ export async function startScenario(
         guestAgent,
       });
       if (extraDisksXml) xml = xml.replace("</devices>", `${extraDisksXml}\n  </devices>`);
-      if (state === "shutoff") {
+      if (state === "shutoff" || persistent) {
         const file = join(mkdtempSync(join(tmpdir(), "vmsnap-dom-")), "domain.xml");
         writeFileSync(file, xml);
         await virsh(["define", file], { uri: host.uri });
+        if (state !== "shutoff") await host.hypervisor().start(name);
+        if (state === "paused") await host.hypervisor().suspend(name);
       } else {
         await host.defineRunningDomain(name, xml);
         if (state === "paused") await host.hypervisor().suspend(name);

@@ -1,14 +1,10 @@
-// The order of a memory restore and the thaw that must follow it, against a scripted port: the
-// image is restored paused, the caller's guard runs before the resume, the thaw is retried while
-// the agent is not connected yet, and success means the agent itself says "thawed".
+// The thaw a memory restore owes its guest, against a scripted port: thawed, then confirmed by the
+// agent itself; retried while the agent is not connected yet; a Timeout when the agent keeps
+// saying frozen; no retry of a failure that is not the agent being away.
 import { expect } from "chai";
+import type { Hypervisor } from "../../../src/hypervisor/connection.ts";
 import { HypervisorError } from "../../../src/hypervisor/errors.ts";
-import { SaveRestoreFlags } from "../../../src/hypervisor/flags.ts";
-import {
-  restoreMemoryAndThaw,
-  thawConfirmed,
-  type MemoryRestorePort,
-} from "../../../src/hypervisor/memory-restore.ts";
+import { thawAndConfirm } from "../../../src/hypervisor/memory-restore.ts";
 
 const agentAway = () =>
   new HypervisorError("agent not connected", {
@@ -21,13 +17,7 @@ const agentAway = () =>
 function port(options: { agentUpAt?: number; status?: () => "frozen" | "thawed" } = {}) {
   const calls: string[] = [];
   let thaws = 0;
-  const hv: MemoryRestorePort = {
-    restore: async (file, o) => {
-      calls.push(`restore ${file} flags=${o?.flags} xml=${o?.xml !== undefined}`);
-    },
-    resume: async (name) => {
-      calls.push(`resume ${name}`);
-    },
+  const hv: Pick<Hypervisor, "fsThaw" | "freezeStatus"> = {
     fsThaw: async (name) => {
       thaws += 1;
       calls.push(`thaw ${name}`);
@@ -42,59 +32,24 @@ function port(options: { agentUpAt?: number; status?: () => "frozen" | "thawed" 
   return { hv, calls };
 }
 
-describe("memory restore", () => {
-  it("restores paused with the given XML, runs beforeResume, resumes, thaws and confirms — in that order", async () => {
+describe("the thaw after a memory restore", () => {
+  it("thaws, then asks the agent, which confirms", async () => {
     const { hv, calls } = port();
-    const timings = await restoreMemoryAndThaw(hv, {
-      domain: "web",
-      file: "/m/web.mem",
-      xml: "<domain/>",
-      thawTimeoutMs: 1000,
-      beforeResume: async () => {
-        calls.push("guard armed");
-      },
-    });
-    expect(calls).to.deep.equal([
-      `restore /m/web.mem flags=${SaveRestoreFlags.Paused} xml=true`,
-      "guard armed",
-      "resume web",
-      "thaw web",
-      "status web",
-    ]);
-    expect(timings.thawAttempts).to.equal(1);
-    expect(timings.thawedFilesystems).to.equal(2);
-    expect(timings.resumeToThawMs).to.be.at.least(0);
+    const thawed = await thawAndConfirm(hv, "web", Date.now() + 1000);
+    expect(calls).to.deep.equal(["thaw web", "status web"]);
+    expect(thawed).to.include({ attempts: 1, filesystems: 2 });
   });
 
   it("retries the thaw while the agent's channel is not connected yet", async () => {
     const { hv, calls } = port({ agentUpAt: 4 });
-    const timings = await restoreMemoryAndThaw(hv, {
-      domain: "web",
-      file: "/m/web.mem",
-      xml: "<domain/>",
-      thawTimeoutMs: 1000,
-      retryDelayMs: 1,
-    });
-    expect(timings.thawAttempts).to.equal(4);
+    const thawed = await thawAndConfirm(hv, "web", Date.now() + 1000, { retryDelayMs: 1 });
+    expect(thawed.attempts).to.equal(4);
     expect(calls.filter((c) => c === "status web")).to.have.length(1);
-  });
-
-  it("never resumes when the guard cannot be armed", async () => {
-    const { hv, calls } = port();
-    const err = await restoreMemoryAndThaw(hv, {
-      domain: "web",
-      file: "/m/web.mem",
-      xml: "<domain/>",
-      thawTimeoutMs: 1000,
-      beforeResume: () => Promise.reject(new Error("guard down")),
-    }).catch((e: unknown) => e);
-    expect(String(err)).to.contain("guard down");
-    expect(calls).not.to.include("resume web");
   });
 
   it("fails with Timeout when the agent keeps saying frozen until the deadline", async () => {
     const { hv } = port({ status: () => "frozen" });
-    const err = await thawConfirmed(hv, "web", Date.now() + 50, { retryDelayMs: 5 }).catch(
+    const err = await thawAndConfirm(hv, "web", Date.now() + 50, { retryDelayMs: 5 }).catch(
       (e: unknown) => e,
     );
     expect(err).to.be.instanceOf(HypervisorError);
@@ -113,7 +68,7 @@ describe("memory restore", () => {
         target: "web",
       });
     };
-    const err = await thawConfirmed(hv, "web", Date.now() + 1000).catch((e: unknown) => e);
+    const err = await thawAndConfirm(hv, "web", Date.now() + 1000).catch((e: unknown) => e);
     expect((err as HypervisorError).reason).to.equal("DomainNotFound");
     expect(thaws).to.equal(1);
   });

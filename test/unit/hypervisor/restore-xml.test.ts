@@ -127,6 +127,15 @@ describe("restore domain XML", () => {
       expect(xml).not.to.contain("vnet3");
     });
 
+    it("derives one new MAC per interface from a seed when asked (a copy beside its source)", () => {
+      const xml = restoreDomainXml(live, {
+        ...inPlace,
+        identity: { ...identity, macSeed: "restore-uid" },
+      });
+      expect(xml).to.contain(macFromSeed("restore-uid", 0));
+      expect(xml).not.to.contain("52:54:00:12:34:56");
+    });
+
     it("refuses a malformed name, UUID, MAC or the wrong number of MACs", () => {
       const bad = (id: object) => () =>
         restoreDomainXml(live, { ...inPlace, identity: { ...identity, ...id } });
