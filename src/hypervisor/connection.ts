@@ -351,6 +351,30 @@ export class Hypervisor {
     );
   }
 
+  /**
+   * Writes (or, with `xml` undefined, removes) the element of namespace `uri` in the `<metadata>`
+   * of the domain with this UUID, under the prefix `key`. `flags` are ModificationImpact (Live:
+   * the running domain only, gone when it stops).
+   */
+  setDomainMetadata(
+    uuid: string,
+    uri: string,
+    key: string,
+    xml: string | undefined,
+    options?: CallOptions & { readonly flags?: number },
+  ): Promise<void> {
+    return this.link.call("setDomainMetadata", uuid, options?.timeoutMs, (c) =>
+      c.setDomainMetadataByUUID(
+        uuid,
+        MetadataType.Element,
+        xml ?? null,
+        xml === undefined ? null : key,
+        uri,
+        options?.flags ?? ModificationImpact.Current,
+      ),
+    );
+  }
+
   // ---- events and connection -------------------------------------------------------------
 
   /** Domain lifecycle events of every domain; resolves once libvirt delivers them. Survives
