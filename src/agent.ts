@@ -38,6 +38,12 @@ import { restoreKind } from "./restore/kind.ts";
 import { RestoreMetricsObserver } from "./restore/observe.ts";
 import { ScheduleReconciler } from "./schedule/reconciler.ts";
 import { RunOwners } from "./schedule/run-owners.ts";
+import { settleLeftoversAtStart } from "./recovery/at-start.ts";
+import { DEFAULT_THAW_POLICY } from "./hypervisor/thaw.ts";
+import { monotonicNow } from "./clock.ts";
+
+/** How long the start-up leftover thaw waits for the API server's lists. */
+const LEFTOVER_LIST_TIMEOUT_MS = 20_000;
 
 /** Builds the storage backends the effects snapshot disks with. */
 export type StorageWiring = (
@@ -65,6 +71,16 @@ export async function runAgent(
   const metrics = createMetrics();
   const hypervisor = await Hypervisor.open(config.libvirtUri, {
     callTimeoutMs: config.callTimeoutMs,
+  });
+  // First, before waiting for the guard (it may be down too): thaw what a previous process left.
+  await settleLeftoversAtStart(hypervisor, {
+    kubeConfig,
+    node: config.nodeName,
+    ...(config.namespace ? { namespace: config.namespace } : {}),
+    listTimeoutMs: LEFTOVER_LIST_TIMEOUT_MS,
+    policy: { ...DEFAULT_THAW_POLICY, callTimeoutMs: config.callTimeoutMs },
+    now: monotonicNow,
+    log: (message, fields) => log.warn(message, fields),
   });
   // The guard's reports reach the effects, which need the guard: bound once both exist.
   // eslint-disable-next-line prefer-const -- assigned below, after the guard it needs

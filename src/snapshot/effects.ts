@@ -26,19 +26,13 @@ import {
   type ThawPolicy,
 } from "../hypervisor/thaw.ts";
 import { compensationsFor, type Compensation } from "../machine/machine.ts";
-import {
-  inFrozenWindow,
-  mayBeFrozen,
-  mayHavePaused,
-  stepDeadlineOf,
-  type SnapshotContext,
-} from "../machine/context.ts";
-import { stateFromStatus } from "./status.ts";
+import { inFrozenWindow, stepDeadlineOf, type SnapshotContext } from "../machine/context.ts";
 import type { SnapshotEvent } from "../machine/events.ts";
 import { isFinal, type MachineState } from "../machine/step.ts";
 import type { DiskSnapshotHandle } from "../storage/backend.ts";
 import type { Outcome as KindOutcome } from "../controller/kind.ts";
 import { objectKey } from "../kube/resource.ts";
+import { resumeIfPaused, settleLeftovers, snapshotLeftovers } from "../recovery/leftovers.ts";
 import { checkMemorySpace } from "../limits/check-memory-space.ts";
 import type { NamespaceCap } from "../limits/namespace-cap.ts";
 import { checkOwnership } from "../tenancy/check-ownership.ts";
@@ -320,37 +314,11 @@ export class SnapshotEffects {
    * may have left frozen (or paused), patiently, before anything else happens.
    */
   async recoverLeftovers(snapshots: readonly VMSnapshot[]): Promise<void> {
-    for (const snapshot of snapshots) {
-      const { phase, context } = stateFromStatus(snapshot, this.now());
-      if (isFinal(phase)) continue;
-      const resume = mayHavePaused(context);
-      if (!mayBeFrozen(context) && !resume) continue;
-      const domain = snapshot.spec.source.domain;
-      if (!mayBeFrozen(context)) {
-        // Paused without a freeze: resume only, never thaw a freeze that is not ours.
-        await this.resumeIfPaused(domain).catch((err: unknown) =>
-          this.o.log?.("could not resume a guest left paused by a previous instance", {
-            key: keyOf(snapshot),
-            domain,
-            error: String(err),
-          }),
-        );
-        continue;
-      }
-      const result = await thawGuest(
-        this.o.hypervisor,
-        domain,
-        resume,
-        this.recoveryPolicy,
-        context.domainUUID === undefined ? {} : { uuid: context.domainUUID },
-      );
-      this.o.log?.(
-        !thawConfirmed(result.outcome)
-          ? "could not confirm the thaw of a guest left by a previous instance"
-          : "thawed a guest left frozen by a previous instance",
-        { key: keyOf(snapshot), domain, phase, ...result, lastError: undefined },
-      );
-    }
+    await settleLeftovers(this.o.hypervisor, snapshotLeftovers(snapshots, this.now()), {
+      policy: this.recoveryPolicy,
+      now: this.now,
+      ...(this.o.log ? { log: this.o.log } : {}),
+    });
   }
 
   /** Lets go of the domain and freeze slot of a snapshot that vanished without finalize. */
@@ -841,11 +809,8 @@ export class SnapshotEffects {
   }
 
   /** Resumes the vCPUs if they are paused; true when it did. */
-  private async resumeIfPaused(domain: string): Promise<boolean> {
-    const info = await this.o.hypervisor.domainInfo(domain, { timeoutMs: this.o.callTimeoutMs });
-    if (info.state !== "paused") return false;
-    await this.o.hypervisor.resume(domain, { timeoutMs: this.o.callTimeoutMs });
-    return true;
+  private resumeIfPaused(domain: string): Promise<boolean> {
+    return resumeIfPaused(this.o.hypervisor, domain, this.o.callTimeoutMs);
   }
 
   /** The disks that take part, or the failure that stops the snapshot before it starts. */
