@@ -117,6 +117,7 @@ export async function runAgent(
     isDraining: () => draining,
     log: (message, fields) => log.warn(message, fields),
     onError: (err) => observer.error(err),
+    onThawConfirmed: (snapshot) => observer.thawConfirmed(snapshot),
     tenancy: {
       node: config.nodeName,
       unownedDomains: config.tenancy.unownedDomains,

@@ -60,6 +60,8 @@ export interface EffectsOptions {
   readonly isDraining?: () => boolean;
   /** Every adapter error met, for metrics (libvirt errors by code). */
   readonly onError?: (err: unknown) => void;
+  /** A failed attempt's unconfirmed thaw was confirmed later by asking the guest agent. */
+  readonly onThawConfirmed?: (snapshot: VMSnapshot) => void;
   /** Who may snapshot which domain here, and the per-host limits (src/tenancy, src/limits). */
   readonly tenancy?: {
     readonly node: string;
@@ -136,6 +138,9 @@ const IN_USE_RETRY_MS = 10_000;
 
 /** A thaw inside the reconcile: a few quick tries; the guard stays armed if they all fail. */
 const EFFECT_THAW_ATTEMPTS = 3;
+
+/** How often a finished attempt's unconfirmed thaw is checked again with the guest agent. */
+export const THAW_RECHECK_MS = 10_000;
 
 export class SnapshotEffects {
   private readonly sessions = new Map<string, Session>();
@@ -319,6 +324,42 @@ export class SnapshotEffects {
       now: this.now,
       ...(this.o.log ? { log: this.o.log } : {}),
     });
+  }
+
+  /**
+   * A finished attempt whose thaw was never confirmed (the guard's thaw failed or lost the
+   * domain): ask the guest agent itself (`guest-fsfreeze-status`) until it says thawed, or the
+   * pinned domain is found shut off. Until then status keeps `Thawed=Unknown`; then it records
+   * when the thaw was confirmed (an upper bound of the frozen window, which status then shows).
+   */
+  async recheckThaw(
+    snapshot: VMSnapshot,
+    state: MachineState,
+  ): Promise<{ state?: MachineState; retryAfterMs?: number }> {
+    const c = state.context;
+    try {
+      const info =
+        c.domainUUID === undefined
+          ? await this.o.hypervisor.domainInfo(snapshot.spec.source.domain, {
+              timeoutMs: this.o.callTimeoutMs,
+            })
+          : await this.o.hypervisor.domainInfoByUUID(c.domainUUID, {
+              timeoutMs: this.o.callTimeoutMs,
+            });
+      const thawed =
+        !info.active ||
+        (await this.o.hypervisor.freezeStatus(info.name, { timeoutMs: this.o.callTimeoutMs })) ===
+          "thawed";
+      if (thawed) {
+        this.o.onThawConfirmed?.(snapshot);
+        const { thawUnconfirmed: _, ...rest } = c;
+        return { state: { ...state, context: { ...rest, thawedAt: this.now() } } };
+      }
+    } catch (err) {
+      // Not here (migrated?), libvirtd or the agent not answering: still unknown.
+      this.o.onError?.(err);
+    }
+    return { retryAfterMs: THAW_RECHECK_MS };
   }
 
   /** Lets go of the domain and freeze slot of a snapshot that vanished without finalize. */

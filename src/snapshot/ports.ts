@@ -11,6 +11,7 @@ export type HypervisorPort = Pick<
   | "domainXml"
   | "fsFreeze"
   | "fsThaw"
+  | "freezeStatus"
   | "suspend"
   | "resume"
 >;

@@ -233,6 +233,36 @@ describe("the reconcile loop, in-process over fake ports", () => {
     expect(b.journal).to.not.include("guard:disarm");
   });
 
+  it("6-2d an unconfirmed thaw is checked again with the guest agent until it says thawed, then status says when", async () => {
+    const b = bed();
+    const s = b.snapshot("s1", "vm-a");
+    b.storageFaults.duringCreate = () => {
+      b.hv.domains.delete("vm-a");
+    };
+    await settle(b, objectKey(s));
+    const key = objectKey(s);
+    const thawedCondition = () =>
+      b.api.objects.get(key)!.status!.conditions?.find((c) => c.type === "Thawed");
+    expect(thawedCondition()).to.include({ status: "Unknown" });
+
+    // Back (migrated back, libvirtd answering again) but still frozen: still unknown, ask again.
+    b.hv.domains.add("vm-a");
+    expect(b.hv.frozen.has("vm-a")).to.equal(true);
+    expect(await b.reconciler.reconcile(key)).to.deep.equal({ requeueAfterMs: 10_000 });
+    expect(thawedCondition()).to.include({ status: "Unknown" });
+    expect(b.journal).to.include("hv:freezeStatus vm-a");
+
+    // Thawed (by the guard, an administrator): the agent sees it and says so, once.
+    b.hv.frozen.delete("vm-a");
+    b.clock.now = T0 + 60_000;
+    expect(await b.reconciler.reconcile(key)).to.deep.equal({});
+    const status = b.api.objects.get(key)!.status!;
+    expect(status.phase).to.equal("Failed");
+    expect(thawedCondition(), "no Thawed=Unknown once confirmed").to.equal(undefined);
+    expect(Date.parse(status.thawedAt!), "when the agent confirmed it").to.equal(T0 + 60_000);
+    expect(await b.reconciler.reconcile(key)).to.deep.equal({});
+  });
+
   it("6-2b a guard that fired but could not confirm the thaw fails the attempt without claiming a thaw", async () => {
     const b = bed();
     const s = b.snapshot("s1", "vm-a");
