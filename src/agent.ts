@@ -26,6 +26,12 @@ import { ThawGuard, type StateReply, type ThawedReply } from "./guard/thaw-guard
 import { Hypervisor } from "./hypervisor/connection.ts";
 import { makePrivateFolder } from "./hypervisor/memory-folder.ts";
 import { removeMemory, saveMemory } from "./hypervisor/memory-snapshot.ts";
+import {
+  armBackgroundSnapshot,
+  cancelBackgroundSnapshot,
+  finishBackgroundSnapshot,
+  prepareBackgroundSnapshot,
+} from "./hypervisor/background-snapshot.ts";
 import { NamespaceCap } from "./limits/namespace-cap.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { createMetrics, MetricsServer, type VmsnapMetrics } from "./metrics/index.ts";
@@ -109,6 +115,15 @@ export async function runAgent(
     memory: {
       save: (request) => saveMemory(hypervisor, request),
       remove: (request) => removeMemory(hypervisor, request),
+    },
+    liveMemory: {
+      prepare: (request) => prepareBackgroundSnapshot(hypervisor, request),
+      arm: async (request) => {
+        const armed = await armBackgroundSnapshot(hypervisor, request);
+        log.debug("live memory armed", { domain: request.domain, ...armed.steps });
+      },
+      finish: (request) => finishBackgroundSnapshot(hypervisor, request),
+      cancel: (domain, file) => cancelBackgroundSnapshot(hypervisor, domain, file),
     },
     guard,
     admission,

@@ -26,7 +26,12 @@ import {
   type ThawPolicy,
 } from "../hypervisor/thaw.ts";
 import { compensationsFor, type Compensation } from "../machine/machine.ts";
-import { inFrozenWindow, stepDeadlineOf, type SnapshotContext } from "../machine/context.ts";
+import {
+  inFrozenWindow,
+  savesMemoryLive,
+  stepDeadlineOf,
+  type SnapshotContext,
+} from "../machine/context.ts";
 import type { SnapshotEvent } from "../machine/events.ts";
 import { isFinal, type MachineState } from "../machine/step.ts";
 import type { DiskSnapshotHandle } from "../storage/backend.ts";
@@ -40,7 +45,7 @@ import type { UnownedDomainPolicy } from "../tenancy/unowned-policy.ts";
 import type { Admission } from "./admission.ts";
 import { failureFrom, type Failure } from "./failures.ts";
 import type { StorageRegistry } from "../storage/registry.ts";
-import type { HypervisorPort, MemoryImagePort, ThawGuardPort } from "./ports.ts";
+import type { HypervisorPort, LiveMemoryPort, MemoryImagePort, ThawGuardPort } from "./ports.ts";
 
 export type Outcome = KindOutcome<SnapshotEvent>;
 
@@ -49,6 +54,8 @@ export interface EffectsOptions {
   readonly hypervisor: HypervisorPort & Pick<Hypervisor, "guestPing">;
   readonly storage: StorageRegistry;
   readonly memory: MemoryImagePort;
+  /** Live memory (spec.memoryMode Live); without it such a snapshot fails UnsupportedMemoryMode. */
+  readonly liveMemory?: LiveMemoryPort;
   readonly guard: ThawGuardPort;
   readonly admission: Admission;
   readonly memoryDir: string;
@@ -79,6 +86,8 @@ interface Session {
   allTargets: string[];
   armedHere: boolean;
   pausedHere: boolean;
+  /** Live memory: the image's header is written and its file handed to QEMU. */
+  livePrepared?: boolean;
   /** A storage call that may still be running after its deadline: removal waits for it. */
   inFlight?: Promise<unknown>;
 }
@@ -126,11 +135,14 @@ const EFFECTS: Record<string, Effect> = {
   "Pending.Unfrozen": (e, s, c) => e.snapshotDisks(s, c),
   Frozen: (e, s, c) => e.frozen(s, c),
   "DisksSnapshotted.SavingMemory": (e, s, c) => e.saveMemory(s, c),
+  "DisksSnapshotted.CapturingMemory": (e, s, c) => e.captureMemory(s, c),
+  "DisksSnapshotted.WritingMemory": (e, s, c) => e.writeMemory(s, c),
   "DisksSnapshotted.Thawing": (e, s) => e.thaw(s),
   "DisksSnapshotted.Completing": (e) => e.complete(),
   "MemorySaved.Thawing": (e, s) => e.thaw(s),
   "MemorySaved.Completing": (e) => e.complete(),
-  Thawed: (e) => e.complete(),
+  "Thawed.WritingMemory": (e, s, c) => e.writeMemory(s, c),
+  "Thawed.Completing": (e) => e.complete(),
 };
 
 /** How often a deleted snapshot still used by a restore looks again (the restore's end wakes it). */
@@ -311,6 +323,10 @@ export class SnapshotEffects {
     const recorded = this.o.storage.disksOf(context.disks);
     const attempted = session?.disks ?? (await this.currentDisks(domain));
     await this.o.storage.remove(domain, name, uniqueDisks([...recorded, ...attempted]));
+    if (savesMemoryLive(context) && context.memoryImage === undefined) {
+      // A live write that never finished: QEMU may still be writing (it holds its own descriptor).
+      await this.o.liveMemory?.cancel(domain, this.memoryFileOf(snapshot));
+    }
     await this.o.memory.remove({ domain, name, file: this.memoryFileOf(snapshot) });
   }
 
@@ -546,6 +562,12 @@ export class SnapshotEffects {
         "this host already has its maximum of frozen guests",
       );
     }
+    // Before the freeze, so that only QEMU's arming is left for the pause.
+    const unprepared = await this.prepareLiveMemory(snapshot, c, session);
+    if (unprepared) {
+      this.o.admission.releaseFreezeSlot(key);
+      return unprepared;
+    }
     try {
       await this.o.guard.arm({
         id: snapshot.metadata.uid!,
@@ -666,6 +688,8 @@ export class SnapshotEffects {
       c.unquiesced?.reason !== UnquiescedReason.DomainOffline;
     try {
       if (pauses) {
+        const unprepared = await this.prepareLiveMemory(snapshot, c, session);
+        if (unprepared) return unprepared;
         if (!frozen) {
           // Paused vCPUs need the guard too: it resumes them if this process dies.
           try {
@@ -740,6 +764,98 @@ export class SnapshotEffects {
       return { event: { type: "MEMORY_SAVED", at: this.now(), memory, resumedAt } };
     } catch (err) {
       return failed(this.now(), this.failure(err, `saving the memory of ${domain}`));
+    }
+  }
+
+  /** Live memory, before the pause: header, capability and file handed to QEMU (idempotent). */
+  private async prepareLiveMemory(
+    snapshot: VMSnapshot,
+    c: SnapshotContext,
+    session: Session,
+  ): Promise<Outcome | undefined> {
+    if (!savesMemoryLive(c) || session.livePrepared) return undefined;
+    const domain = snapshot.spec.source.domain;
+    if (!this.o.liveMemory) {
+      return failed(this.now(), {
+        reason: FailureReason.UnsupportedMemoryMode,
+        message: "spec.memoryMode Live is not available on this host's agent",
+      });
+    }
+    try {
+      await this.o.liveMemory.prepare({
+        domain,
+        file: this.memoryFileOf(snapshot),
+        timeoutMs: this.o.callTimeoutMs,
+      });
+      session.livePrepared = true;
+      return undefined;
+    } catch (err) {
+      return failed(
+        this.now(),
+        this.failure(err, `preparing the live memory snapshot of ${domain}`),
+      );
+    }
+  }
+
+  /**
+   * Live memory, vCPUs paused and disks taken: QEMU captures RAM (write tracking armed) and runs
+   * the vCPUs again itself; resolves once it has, so disks and RAM are the pause's instant.
+   */
+  async captureMemory(snapshot: VMSnapshot, c: SnapshotContext): Promise<Outcome> {
+    const domain = snapshot.spec.source.domain;
+    const session = this.sessions.get(snapshot.metadata.uid!);
+    if (!session?.pausedHere || !session.livePrepared || !this.o.liveMemory) {
+      return failed(this.now(), {
+        reason: FailureReason.Interrupted,
+        message:
+          "the controller restarted while the vCPUs were paused; they were resumed, so RAM no longer matches the disks",
+      });
+    }
+    try {
+      await this.o.liveMemory.arm({
+        domain,
+        file: this.memoryFileOf(snapshot),
+        timeoutMs: Math.max(1, stepDeadlineOf(c) - this.now()),
+      });
+    } catch (err) {
+      return failed(this.now(), this.failure(err, `capturing the memory of ${domain}`));
+    }
+    const at = this.now();
+    session.pausedHere = false;
+    // An unfrozen VM snapshot armed the guard only for the pause.
+    if (c.frozenAt === undefined) await this.disarmQuietly(snapshot);
+    return { event: { type: "MEMORY_CAPTURED", at } };
+  }
+
+  /**
+   * Live memory, the guest running (and thawed): waits for QEMU to write the captured RAM and
+   * marks the image complete. A restarted agent picks this up where it was: QEMU keeps writing
+   * through its own descriptor whatever happens to this process.
+   */
+  async writeMemory(snapshot: VMSnapshot, c: SnapshotContext): Promise<Outcome> {
+    const domain = snapshot.spec.source.domain;
+    if (!this.o.liveMemory) {
+      return failed(this.now(), {
+        reason: FailureReason.UnsupportedMemoryMode,
+        message: "spec.memoryMode Live is not available on this host's agent",
+      });
+    }
+    try {
+      const image = await this.o.liveMemory.finish({
+        domain,
+        file: this.memoryFileOf(snapshot),
+        timeoutMs: Math.max(1, stepDeadlineOf(c) - this.now()),
+      });
+      return {
+        event: {
+          type: "MEMORY_SAVED",
+          at: this.now(),
+          memory: { file: image.file, bytes: image.bytes, mode: "Live" },
+          resumedAt: c.resumedAt!,
+        },
+      };
+    } catch (err) {
+      return failed(this.now(), this.failure(err, `writing the memory of ${domain}`));
     }
   }
 
