@@ -861,7 +861,14 @@ export class SnapshotEffects {
 
   async thaw(snapshot: VMSnapshot): Promise<Outcome> {
     const domain = snapshot.spec.source.domain;
-    const result = await thawGuest(this.o.hypervisor, domain, false, this.thawPolicy);
+    // The domain frozen, by its pinned UUID: a same-named replacement is not thawed (or counted).
+    const result = await thawGuest(
+      this.o.hypervisor,
+      domain,
+      false,
+      this.thawPolicy,
+      this.pinnedIdentity(snapshot),
+    );
     if (result.outcome !== "thawed") {
       // The guard stays armed: it thaws at the deadline if the compensating thaw fails too.
       return failed(this.now(), this.failure(result.lastError, `thawing ${domain}`));

@@ -37,8 +37,9 @@ describe("the reconcile loop, in-process over fake ports", () => {
       "hv:fsFreeze vm-a",
       "rbd:create vmsnap-uid-1",
       "api:patchStatus Frozen",
-      "hv:fsThaw vm-a",
+      // Sent, not awaited, while the thaw looks the domain up by its pinned UUID.
       "api:patchStatus DisksSnapshotted",
+      "hv:fsThaw vm-a",
       "guard:disarm",
       "api:patchStatus Thawed",
       "api:patchStatus Succeeded",
