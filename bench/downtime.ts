@@ -17,7 +17,7 @@
 // while the guest runs, so its downtimeMs is vCPUs paused → QEMU ran them again.
 //
 // Usage: npx tsx bench/downtime.ts [--runs 5] [--warmup 1] [--sizes 128,512] [--modes paused,live]
-//        [--dirty] [--churn 8]
+//        [--dirty] [--churn 8] [--result downtime-by-mode]
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import { CustomObjectsApi } from "@kubernetes/client-node";
@@ -115,6 +115,8 @@ async function main(): Promise<void> {
       dirty: { type: "boolean", default: false },
       churn: { type: "string", default: "8" },
       modes: { type: "string", default: "paused" },
+      // Where the result goes under bench/results/ (make bench's table reads `downtime`).
+      result: { type: "string", default: NAME },
     },
   });
   const modes = values.modes
@@ -312,7 +314,7 @@ async function main(): Promise<void> {
     sizes: blocks,
     failures,
   };
-  const path = writeResult(NAME, result);
+  const path = writeResult(values.result, result);
   console.log(formatTable(result));
   console.log(`\nwritten to ${path}`);
 }
