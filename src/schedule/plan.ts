@@ -203,8 +203,8 @@ export function isControlledBy(snapshot: VMSnapshot, schedule: VMSnapshotSchedul
   );
 }
 
-/** The VMSnapshot a schedule creates for its run at `instant`. */
-function runOf(schedule: VMSnapshotSchedule, name: string, instant: Date): VMSnapshot {
+/** The VMSnapshot a schedule creates for its run at `instant`, named `name` (names.ts runName). */
+export function runOf(schedule: VMSnapshotSchedule, name: string, instant: Date): VMSnapshot {
   const { metadata } = schedule;
   if (!metadata.uid) throw new Error(`schedule ${metadata.name} has no metadata.uid`);
   return {

@@ -10,7 +10,7 @@
 // references cascade nothing here. Deleting a schedule still deletes its runs because the agent
 // holds a finalizer on the schedule until it has deleted them, which is what the test proves.
 import { expect } from "chai";
-import { SCHEDULE_LABEL, SCHEDULED_AT_ANNOTATION } from "../../../src/api/schedule-types.ts";
+import { SCHEDULED_AT_ANNOTATION } from "../../../src/api/schedule-types.ts";
 import type { VMSnapshot } from "../../../src/api/types.ts";
 import { SCHEDULE_GAUGE_NAMES } from "../../../src/metrics/index.ts";
 import { runName } from "../../../src/schedule/names.ts";
@@ -56,22 +56,6 @@ describe("VMSnapshotSchedule run by the agents on real parts", function () {
   const untilT1Plus = (ms: number) => sleep(t1.getTime() + ms - Date.now());
   const rbdSnapshotOf = (run: VMSnapshot) => `vmsnap-${run.metadata.uid}`;
   const names = (runs: VMSnapshot[]) => runs.map((r) => r.metadata.name!);
-  const eventReasons = async (regarding: string) => {
-    const out = await s.cp.kubectl([
-      "get",
-      "events.events.k8s.io",
-      "-n",
-      s.namespace,
-      "-o",
-      "json",
-      "--field-selector",
-      `regarding.name=${regarding}`,
-    ]);
-    return (JSON.parse(out.stdout) as { items: Array<{ reason: string }> }).items.map(
-      (e) => e.reason,
-    );
-  };
-
   /** Agent A's per-schedule series of `schedule`, by metric name (absent ones left out). */
   const gaugesOf = async (schedule: string): Promise<Record<string, number>> => {
     const exposition = parseExposition(
@@ -202,34 +186,12 @@ describe("VMSnapshotSchedule run by the agents on real parts", function () {
       });
       for (const h of history) {
         const domain = h.fails ? domains.rNoAgent : domains.r;
-        const run = {
-          apiVersion: "vmsnap.io/v1alpha1",
-          kind: "VMSnapshot",
-          metadata: {
-            name: runName("r", h.at),
-            namespace: s.namespace,
-            labels: { [SCHEDULE_LABEL]: "r" },
-            annotations: { [SCHEDULED_AT_ANNOTATION]: h.at.toISOString() },
-            ownerReferences: [
-              {
-                apiVersion: "vmsnap.io/v1alpha1",
-                kind: "VMSnapshotSchedule",
-                name: "r",
-                uid: schedule.metadata.uid!,
-                controller: true,
-                blockOwnerDeletion: true,
-              },
-            ],
-          },
-          // Failed on purpose: quiesce Required on a domain without a guest agent.
-          spec: { source: { domain: domain.name, node: s.nodeName }, quiesce: "Required" },
-        };
-        const created = await s.cp.kubectl(
-          ["create", "-o", "json", "-f", "-"],
-          JSON.stringify(run),
-        );
-        expect(created.code, created.stderr).to.equal(0);
-        cephNames.set(h.key, rbdSnapshotOf(JSON.parse(created.stdout) as VMSnapshot));
+        // Failed on purpose: quiesce Required on a domain without a guest agent.
+        const run = await schedules.createRun(schedule, h.at, {
+          source: { domain: domain.name, node: s.nodeName },
+          quiesce: "Required",
+        });
+        cephNames.set(h.key, rbdSnapshotOf(run));
       }
       await waitFor(
         "retention to leave the three runs the policy keeps, all finished",
@@ -249,8 +211,8 @@ describe("VMSnapshotSchedule run by the agents on real parts", function () {
       expect(names(left)).to.have.members([runOf("h2"), runOf("h3"), runOf("f2")]);
       expect(left.find((r) => r.metadata.name === runOf("f2"))?.status?.phase).to.equal("Failed");
       // The pruned ones had finished: their Events outlive them.
-      expect(await eventReasons(runOf("h1"))).to.include("Succeeded");
-      expect(await eventReasons(runOf("f1"))).to.include("GuestAgentUnavailable");
+      expect(await schedules.eventReasons(runOf("h1"))).to.include("Succeeded");
+      expect(await schedules.eventReasons(runOf("f1"))).to.include("GuestAgentUnavailable");
 
       const inCeph = (await s.imageSnapshots(domains.r.images[0]!)).filter((n) =>
         n.startsWith("vmsnap-"),
@@ -391,7 +353,7 @@ describe("VMSnapshotSchedule run by the agents on real parts", function () {
       expect(status.lastScheduleTime).to.equal(t1.toISOString());
       expect(status.lastConsideredTime).to.equal(t1.toISOString());
       expect(status.missedRuns ?? 0, "nothing was missed").to.equal(0);
-      expect(await eventReasons("b")).not.to.include("NameConflict");
+      expect(await schedules.eventReasons("b")).not.to.include("NameConflict");
     });
 
     it("suspend stops runs; lifting it past startingDeadline counts the instant missed instead of running it late", async () => {
