@@ -26,7 +26,7 @@ export interface ScheduleGaugeValues {
   readonly lastSuccess: Date | undefined;
   /** metadata.creationTimestamp: where "no success yet" is measured from. */
   readonly created: Date;
-  /** Its period now (between its two newest scheduled times); undefined for an invalid spec. */
+  /** The period it is in (newest scheduled time to next); undefined for an invalid spec. */
   readonly intervalSeconds: number | undefined;
   readonly suspended: boolean;
 }
@@ -97,7 +97,7 @@ function registerScheduleGauges(registers: Registry[]): ScheduleGauges {
   );
   const interval = gauge(
     SCHEDULE_GAUGE_NAMES.interval,
-    "The schedule's period now: seconds between its two newest scheduled times",
+    "The period the schedule is in: seconds from its newest scheduled time to its next",
   );
   const suspended = gauge(
     SCHEDULE_GAUGE_NAMES.suspended,

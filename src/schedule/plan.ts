@@ -48,8 +48,8 @@ export interface SchedulePlan {
   /** Look again after this long; undefined: only when the schedule or one of its runs changes. */
   requeueAfterMs?: number;
   /**
-   * The schedule's period now (runs.ts periodAt), which the "no success within two periods"
-   * alert measures by; undefined for an invalid spec.
+   * The period the schedule is in (runs.ts periodAt), which the "no success within two
+   * periods" alert measures by; undefined for an invalid spec.
    */
   periodMs?: number;
   events: ScheduleEvent[];

@@ -94,19 +94,16 @@ function countBetween(
 }
 
 /**
- * The schedule's period at `now`, in ms: the time between its two newest instants at or before
- * `now` (so it changes at an instant, not between two), or between its next two when it has not
- * had two yet. Irregular schedules have irregular periods: for `0 2 * * 1-5` it is 3 days from
- * Monday 02:00 until Tuesday 02:00 (Monday's run came 3 days after Friday's), one day otherwise.
- * Undefined when the schedule has no two instants around `now` (never for a validated schedule).
+ * The period the schedule is in at `now`, in ms: from its newest instant at or before `now` to its
+ * next one (status.nextScheduleTime); between its next two should croner find none before.
+ * Irregular schedules have irregular periods: for `0 2 * * 1-5` it is 3 days from Friday 02:00
+ * until Monday 02:00, one day otherwise.
  * @example
  * periodAt(parseSchedule("0 * * * *").schedule, new Date("2026-05-01T09:10:00Z")) // 3_600_000
  */
 export function periodAt(schedule: CronSchedule, now: Date): number | undefined {
-  const newest = schedule.latestAtOrBefore(now);
-  const before = newest && schedule.latestAtOrBefore(new Date(newest.getTime() - 1));
-  if (newest && before) return newest.getTime() - before.getTime();
   const next = schedule.nextAfter(now);
-  const after = next && schedule.nextAfter(next);
-  return next && after ? after.getTime() - next.getTime() : undefined;
+  const from = schedule.latestAtOrBefore(now) ?? next;
+  const to = from === next ? next && schedule.nextAfter(next) : next;
+  return from && to ? to.getTime() - from.getTime() : undefined;
 }

@@ -229,10 +229,10 @@ describe("VMSnapshotSchedule run by the agents on real parts", function () {
       const ready = status.conditions?.find((c) => c.type === "Ready");
       expect(ready?.status, ready?.message).to.equal("True");
       // What the missed-success alert reads: h3's completion; a yearly schedule's period is the
-      // year since 1 January.
+      // year from this 1 January to the next.
       const year = new Date().getUTCFullYear();
       await expectGauges("r", {
-        intervalSeconds: (Date.UTC(year, 0, 1) - Date.UTC(year - 1, 0, 1)) / 1000,
+        intervalSeconds: (Date.UTC(year + 1, 0, 1) - Date.UTC(year, 0, 1)) / 1000,
         suspended: 0,
         retained: 3,
       });

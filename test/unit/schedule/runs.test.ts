@@ -213,18 +213,18 @@ describe("schedule runs: the period the missed-success alert measures by", () =>
     expect(periodAt(hourly, new Date("2026-05-01T10:59:59Z"))).to.equal(HOUR);
   });
 
-  it("weekdays at 02:00: three days from Monday's run until Tuesday's (the weekend), one day otherwise", () => {
+  it("weekdays at 02:00: three days from Friday's run until Monday's (the weekend), one day otherwise", () => {
     const weekdays = schedule("0 2 * * 1-5");
-    // 2026-05-04 is a Monday
-    expect(periodAt(weekdays, new Date("2026-05-02T12:00:00Z")), "Saturday").to.equal(DAY);
-    expect(periodAt(weekdays, new Date("2026-05-04T02:00:00Z")), "Monday 02:00").to.equal(3 * DAY);
-    expect(periodAt(weekdays, new Date("2026-05-05T01:59:00Z")), "Tuesday 01:59").to.equal(3 * DAY);
-    expect(periodAt(weekdays, new Date("2026-05-05T02:00:00Z")), "Tuesday 02:00").to.equal(DAY);
+    // 2026-05-01 is a Friday, 2026-05-04 a Monday
+    expect(periodAt(weekdays, new Date("2026-05-01T01:59:00Z")), "Friday 01:59").to.equal(DAY);
+    expect(periodAt(weekdays, new Date("2026-05-01T02:00:00Z")), "Friday 02:00").to.equal(3 * DAY);
+    expect(periodAt(weekdays, new Date("2026-05-03T12:00:00Z")), "Sunday").to.equal(3 * DAY);
+    expect(periodAt(weekdays, new Date("2026-05-04T02:00:00Z")), "Monday 02:00").to.equal(DAY);
   });
 
-  it("follows the wall clock across DST: the daily run's period is 23 hours on the day clocks go forward", () => {
+  it("follows the wall clock across DST: the daily run's period is 23 hours into the day clocks go forward", () => {
     const daily = schedule("0 12 * * *", "Europe/Berlin");
-    expect(periodAt(daily, new Date("2026-03-29T11:00:00Z"))).to.equal(23 * HOUR);
-    expect(periodAt(daily, new Date("2026-03-30T11:00:00Z"))).to.equal(DAY);
+    expect(periodAt(daily, new Date("2026-03-28T12:00:00Z"))).to.equal(23 * HOUR);
+    expect(periodAt(daily, new Date("2026-03-29T11:00:00Z"))).to.equal(DAY);
   });
 });
