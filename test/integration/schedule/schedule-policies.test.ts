@@ -147,13 +147,18 @@ describe("VMSnapshotSchedule policies on real parts", function () {
         template: template(allowDomain.name),
         concurrencyPolicy: "Allow",
       });
-      await waitFor(
-        "the agent to plan both schedules for T1",
-        async () =>
-          (await schedules.get("f"))?.status?.nextScheduleTime === t1.toISOString() &&
-          (await schedules.get("l"))?.status?.nextScheduleTime === t1.toISOString(),
-        10_000,
-      );
+      /** Waits until both schedules' status `field` says `at`. */
+      const bothAt = (what: string, field: "nextScheduleTime" | "lastConsideredTime", at: Date) =>
+        waitFor(
+          what,
+          async () => {
+            for (const name of ["f", "l"])
+              if ((await schedules.get(name))?.status?.[field] !== at.toISOString()) return false;
+            return true;
+          },
+          10_000,
+        );
+      await bothAt("the agent to plan both schedules for T1", "nextScheduleTime", t1);
 
       // Ceph stops answering just before T1: both runs of T1 start and wait on it past T2.
       await sleep(t1.getTime() - 1_000 - Date.now());
@@ -166,13 +171,7 @@ describe("VMSnapshotSchedule policies on real parts", function () {
           15_000,
         );
         await sleep(t2.getTime() + 3_000 - Date.now());
-        await waitFor(
-          "both schedules to decide T2",
-          async () =>
-            (await schedules.get("f"))?.status?.lastConsideredTime === t2.toISOString() &&
-            (await schedules.get("l"))?.status?.lastConsideredTime === t2.toISOString(),
-          10_000,
-        );
+        await bothAt("both schedules to decide T2", "lastConsideredTime", t2);
 
         const forbidRuns = await schedules.runs("f");
         expect(names(forbidRuns), "Forbid: only T1's run").to.deep.equal([runName("f", t1)]);
