@@ -26,6 +26,9 @@ interface Bench {
   readonly quickArgs: readonly string[];
 }
 
+/** bench/downtime.ts by RAM size and memoryMode (its own result file). */
+const LIVE_DOWNTIME = "downtime-by-mode";
+
 /** In run order; the slow Ceph ones first while the machine is (hopefully) quiet. */
 const BENCHES: readonly Bench[] = [
   {
@@ -53,6 +56,20 @@ const BENCHES: readonly Bench[] = [
     quickArgs: ["--paxos", "0.01", "--repeat", "2"],
   },
   { name: "downtime", file: "downtime.ts", args: [], quickArgs: ["--runs", "2"] },
+  {
+    // Issue 16's target: spec.memoryMode Live at 2 GiB within 2× its 128 MiB downtime. Live
+    // first on each fresh guest: its first run meets the guest's never-touched pages (counted).
+    name: LIVE_DOWNTIME,
+    file: "downtime.ts",
+    args: [
+      ...["--sizes", "128,2048", "--modes", "live,paused", "--dirty"],
+      ...["--runs", "4", "--warmup", "0", "--result", LIVE_DOWNTIME],
+    ],
+    quickArgs: [
+      ...["--sizes", "128,512", "--modes", "live,paused", "--dirty"],
+      ...["--runs", "2", "--warmup", "0", "--result", LIVE_DOWNTIME],
+    ],
+  },
   {
     name: "throughput",
     file: "throughput.ts",
@@ -149,6 +166,22 @@ export function summaryRows(): Row[] {
       target: "—",
       verdict: "—",
       load: loadOf(dt.machine.load),
+    });
+  }
+  const byMode = read<downtime.DowntimeResult>(LIVE_DOWNTIME);
+  const live = (byMode?.sizes ?? []).filter((b) => b.memoryMode === "Live");
+  if (byMode && live.length >= 2) {
+    const [small, big] = [live[0]!, live.at(-1)!];
+    const paused = byMode.sizes!.find(
+      (b) => b.memoryMode === "Paused" && b.guestMemoryMiB === big.guestMemoryMiB,
+    );
+    const ratio = big.downtimeMs.p50 / small.downtimeMs.p50;
+    rows.push({
+      measure: `VM downtime, memoryMode Live, ${big.guestMemoryMiB} vs ${small.guestMemoryMiB} MiB guest (half RAM random), ${byMode.runs} runs each`,
+      value: `p50 ${big.downtimeMs.p50} vs ${small.downtimeMs.p50} ms (${ratio.toFixed(2)}×; max ${big.downtimeMs.max} vs ${small.downtimeMs.max}); frozen p50 ${big.freezeDurationMs.p50} ms; Paused at ${big.guestMemoryMiB} MiB: p50 ${paused?.downtimeMs.p50 ?? "?"} ms`,
+      target: "≤ 2×",
+      verdict: verdict(ratio <= 2),
+      load: loadOf(byMode.machine.load),
     });
   }
   const tp = read<throughput.ThroughputResult>(throughput.NAME);
@@ -260,6 +293,11 @@ function detailTables(): string {
   section(
     "VM downtime, memory snapshots on the real guest (`bench/downtime.ts`)",
     dt && downtime.formatTable(dt),
+  );
+  const dm = read<downtime.DowntimeResult>(LIVE_DOWNTIME);
+  section(
+    "VM downtime by RAM size, Paused vs Live (`bench/downtime.ts --modes live,paused`)",
+    dm && downtime.formatTable(dm),
   );
   const tp = read<throughput.ThroughputResult>(throughput.NAME);
   section(

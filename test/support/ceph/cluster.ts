@@ -308,6 +308,13 @@ osd_fast_shutdown = false
 # Two shared cores: keep the OSD's thread pools small.
 osd_op_num_shards = 1
 osd_op_num_threads_per_shard = 2
+# Tests stop the OSD (SIGSTOP) to hold a snapshot's disk step, for up to ~70 s: its own thread
+# watchdogs must not take that for a hang once it runs again (a thread "timed out" makes the OSD
+# report itself unhealthy; past the suicide timeout it aborts).
+osd_op_thread_timeout = 600
+osd_op_thread_suicide_timeout = 0
+osd_recovery_thread_timeout = 600
+osd_heartbeat_grace = 600
 `;
 }
 

@@ -33,6 +33,32 @@ describe("run owners", () => {
     );
   });
 
+  it("wakes it when the run changes bucket or starts its deletion, not for steps in between", () => {
+    const owners = new RunOwners();
+    const key = "ns/db-01-202605011000";
+    const run = snapshot("db-01-202605011000", {
+      kind: "VMSnapshotSchedule",
+      name: "db-01",
+      controller: true,
+    });
+    const at = (phase: string, deleting = false): VMSnapshot =>
+      ({
+        ...run,
+        metadata: {
+          ...run.metadata,
+          ...(deleting ? { deletionTimestamp: new Date(0) } : {}),
+        },
+        status: { phase },
+      }) as VMSnapshot;
+    expect(owners.changed(key, run), "a new run").to.equal("ns/db-01");
+    for (const phase of ["Pending", "Frozen", "DisksSnapshotted", "Thawed"])
+      expect(owners.changed(key, at(phase)), phase).to.equal(undefined);
+    expect(owners.changed(key, at("Succeeded")), "Succeeded").to.equal("ns/db-01");
+    expect(owners.changed(key, at("Succeeded")), "the same again").to.equal(undefined);
+    expect(owners.changed(key, at("Succeeded", true)), "deletion begun").to.equal("ns/db-01");
+    expect(owners.changed(key, undefined), "gone").to.equal("ns/db-01");
+  });
+
   it("wakes nothing for a snapshot no schedule controls", () => {
     const owners = new RunOwners();
     expect(owners.changed("ns/manual", snapshot("manual"))).to.equal(undefined);
