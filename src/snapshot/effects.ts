@@ -309,9 +309,14 @@ export class SnapshotEffects {
     await session?.inFlight?.catch(() => undefined);
     const domain = snapshot.spec.source.domain;
     const name = snapshotNameOf(snapshot);
-    const recorded = this.o.storage.disksOf(context.disks);
-    const attempted = session?.disks ?? (await this.currentDisks(domain));
-    await this.o.storage.remove(domain, name, uniqueDisks([...recorded, ...attempted]));
+    const attempt = session ?? (await this.currentDomain(domain));
+    // The UUID the attempt pinned names what it made (the RBD group), not the one there now.
+    const domainUUID = session?.uuid ?? context.domainUUID ?? attempt.uuid;
+    await this.o.storage.remove(
+      { domain, name, ...withUUID(domainUUID) },
+      context.disks,
+      attempt.disks,
+    );
     await this.o.memory.remove({ domain, name, file: this.memoryFileOf(snapshot) });
   }
 
@@ -463,7 +468,10 @@ export class SnapshotEffects {
     try {
       // Group membership and such are set up before the freeze, so the frozen window holds
       // only the snapshot itself. It honours spec.failureDeadline like every other step.
-      const preparing = this.o.storage.prepare(domain, snapshotNameOf(snapshot), session.disks);
+      const preparing = this.o.storage.prepare(
+        { domain, domainUUID: info.uuid, name: snapshotNameOf(snapshot) },
+        session.disks,
+      );
       session.inFlight = preparing;
       const prepared = await raceDeadline(preparing, stepDeadlineOf(c) - this.now());
       if (prepared === "timeout") return tick(this.now());
@@ -642,6 +650,9 @@ export class SnapshotEffects {
         const xml = await this.o.hypervisor.domainXml(domain, { timeoutMs: this.o.callTimeoutMs });
         const fresh = this.sessionFromXml(snapshot, xml);
         if ("reason" in fresh) return failed(this.now(), fresh);
+        fresh.uuid =
+          c.domainUUID ??
+          (await this.o.hypervisor.domainInfo(domain, { timeoutMs: this.o.callTimeoutMs })).uuid;
         session = fresh;
         this.sessions.set(uid, session);
       } catch (err) {
@@ -678,7 +689,10 @@ export class SnapshotEffects {
         session.pausedHere = true;
         pausedAt = this.now();
       }
-      const creating = this.o.storage.create(domain, snapshotNameOf(snapshot), session.disks);
+      const creating = this.o.storage.create(
+        { domain, ...withUUID(session.uuid), name: snapshotNameOf(snapshot) },
+        session.disks,
+      );
       session.inFlight = creating;
       const result = await raceDeadline(creating, deadline - this.now());
       if (result === "timeout") return tick(this.now());
@@ -871,14 +885,14 @@ export class SnapshotEffects {
     return { disks, allTargets: all.map((d) => d.target), armedHere: false, pausedHere: false };
   }
 
-  /** For removal without a session: the domain's current disks (none when it is gone). */
-  private async currentDisks(domain: string): Promise<Disk[]> {
+  /** For removal without a session: the domain's current disks and UUID (none when it is gone). */
+  private async currentDomain(domain: string): Promise<{ disks: Disk[]; uuid?: string }> {
     try {
-      return parseDisks(
-        await this.o.hypervisor.domainXml(domain, { timeoutMs: this.o.callTimeoutMs }),
-      );
+      const timeout = { timeoutMs: this.o.callTimeoutMs };
+      const disks = parseDisks(await this.o.hypervisor.domainXml(domain, timeout));
+      return { disks, uuid: (await this.o.hypervisor.domainInfo(domain, timeout)).uuid };
     } catch {
-      return [];
+      return { disks: [] };
     }
   }
 
@@ -887,18 +901,9 @@ export class SnapshotEffects {
   }
 }
 
-/**
- * Each disk once by backend and target, the first kept: a recorded handle names the image that
- * was really snapshotted, even when the domain's disk of that target points elsewhere now.
- */
-function uniqueDisks(disks: readonly Disk[]): Disk[] {
-  const seen = new Set<string>();
-  return disks.filter((d) => {
-    const key = `${d.plan.backend}:${d.target}`;
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
+/** `{ domainUUID }` when known, else nothing (an optional field is absent, never undefined). */
+function withUUID(uuid: string | undefined): { domainUUID?: string } {
+  return uuid === undefined ? {} : { domainUUID: uuid };
 }
 
 /**

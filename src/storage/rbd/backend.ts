@@ -1,13 +1,15 @@
 // The RBD StorageBackend: the disks of one domain are snapshotted by Ceph, never by libvirt.
-// One image gets an image snapshot; several get one group snapshot of the domain's group,
-// whose membership is made equal to the domain's images first. Everything is keyed by the
-// request's name (from the VMSnapshot UID), so create, remove and rollback can all be retried.
+// One image gets an image snapshot; several get one group snapshot of the domain's group (named
+// after the domain's UUID), whose membership is made equal to the domain's images first.
+// Everything is keyed by the request's name (from the VMSnapshot UID), so create, remove and
+// rollback can all be retried; removal goes by the handles status recorded.
 //
 // Callers must serialise operations per domain (vmsnap runs one snapshot operation per domain
 // at a time): `remove` deletes the domain's group once it holds no snapshot.
 import type { Disk } from "../../hypervisor/disk.ts";
 import type {
   DiskSnapshotHandle,
+  RemoveRequest,
   RestoredDiskHandle,
   RestoreRequest,
   SnapshotRequest,
@@ -27,7 +29,7 @@ import {
 } from "./image-snapshots.ts";
 import { planRbdSnapshot, type RbdPlan } from "./plan.ts";
 import { copyRbdSnapshot, revertRbdSnapshots } from "./snapshot-copy.ts";
-import { snapshotRefOf } from "./snapshot-ref.ts";
+import { snapshotRefOf, type RbdSnapshotRef } from "./snapshot-ref.ts";
 import { createRbdRunner, type RbdRunner } from "./runner.ts";
 import {
   groupPath,
@@ -97,7 +99,7 @@ export class RbdBackend implements StorageBackend {
     const plan = this.plan(request);
     if (plan.kind !== "group") return;
     this.prepared.delete(request.name);
-    await this.ensureMembers(plan.group, plan.images);
+    await this.ensureMembers(plan.group, plan.images, plan.legacyGroup);
     this.prepared.set(request.name, membershipKey(plan.group, plan.images));
   }
 
@@ -117,7 +119,7 @@ export class RbdBackend implements StorageBackend {
         this.prepared.delete(request.name);
         // Per-domain serialisation means nobody of ours changed the group since `prepare`.
         if (preparedAs !== membershipKey(plan.group, plan.images))
-          await this.ensureMembers(plan.group, plan.images);
+          await this.ensureMembers(plan.group, plan.images, plan.legacyGroup);
         await createGroupSnapshot(this.runner, plan.group, plan.name);
         return plan.disks.map((d) =>
           handle(d.target, d.image, groupSnapPath(plan.group, plan.name)),
@@ -126,7 +128,13 @@ export class RbdBackend implements StorageBackend {
     }
   }
 
-  async remove(request: SnapshotRequest): Promise<void> {
+  /**
+   * Removes what status recorded, by the names it records (a group named after the domain by an
+   * older release, too); with nothing recorded, what `create` would have made for `disks`.
+   */
+  async remove(request: RemoveRequest): Promise<void> {
+    const refs = (request.recorded ?? []).map(snapshotRefOf);
+    if (refs.length > 0) return this.removeRefs(refs);
     const plan = this.plan(request);
     switch (plan.kind) {
       case "none":
@@ -192,12 +200,41 @@ export class RbdBackend implements StorageBackend {
   }
 
   /** One `group image list` when nothing changed; creates the group and fixes members otherwise. */
-  private async ensureMembers(group: GroupSpec, images: readonly ImageSpec[]): Promise<void> {
+  private async ensureMembers(
+    group: GroupSpec,
+    images: readonly ImageSpec[],
+    legacyGroup: GroupSpec,
+  ): Promise<void> {
     const current = await listGroupImages(this.runner, group);
     // The CLI lists a missing group as empty: create it (a no-op when it exists but is empty).
     if (current.length === 0) await ensureGroup(this.runner, group);
-    await syncGroupMembers(this.runner, group, images, current);
+    await syncGroupMembers(this.runner, group, images, current, legacyGroup);
   }
+
+  /** Removes each recorded snapshot once (a group snapshot is named by every disk in it). */
+  private async removeRefs(refs: readonly RbdSnapshotRef[]): Promise<void> {
+    for (const [, [ref]] of byGroupSnapshot(refs)) {
+      if (ref!.kind === "image") {
+        await removeImageSnapshot(this.runner, ref!.image, ref!.name);
+      } else {
+        await removeGroupSnapshot(this.runner, ref!.group, ref!.name);
+        await removeGroupIfUnused(this.runner, ref!.group);
+      }
+    }
+  }
+}
+
+/** Recorded snapshots by what they name: one entry per group snapshot, one per image snapshot. */
+function byGroupSnapshot(refs: readonly RbdSnapshotRef[]): Map<string, RbdSnapshotRef[]> {
+  const out = new Map<string, RbdSnapshotRef[]>();
+  for (const ref of refs) {
+    const key =
+      ref.kind === "group"
+        ? groupSnapPath(ref.group, ref.name)
+        : imageSnapPath(ref.image, ref.name);
+    out.set(key, [...(out.get(key) ?? []), ref]);
+  }
+  return out;
 }
 
 /** The group and its wanted members, as one comparable string. */

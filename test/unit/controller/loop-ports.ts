@@ -12,6 +12,7 @@ import { SnapshotEffects } from "../../../src/snapshot/effects.ts";
 import { snapshotKind } from "../../../src/snapshot/kind.ts";
 import type {
   DiskSnapshotHandle,
+  RemoveRequest,
   SnapshotRequest,
   StorageBackend,
 } from "../../../src/storage/backend.ts";
@@ -202,6 +203,8 @@ export interface StorageFaults {
   prepareStallsAfterMs?: number;
   /** Runs inside create(), while the guest is frozen. */
   duringCreate?: () => void;
+  /** The domain UUID of every prepare, create and remove, in order. */
+  readonly uuids?: Array<string | undefined>;
 }
 
 export function fakeStorage(
@@ -229,6 +232,7 @@ export function fakeStorage(
     }),
     async prepare(request: SnapshotRequest) {
       journal.push(`${kind}:prepare ${request.name}`);
+      faults.uuids?.push(request.domainUUID);
       if (faults.prepareStallsAfterMs !== undefined) {
         clock.now += faults.prepareStallsAfterMs;
         await new Promise((resolve) => setTimeout(resolve, 50));
@@ -238,18 +242,21 @@ export function fakeStorage(
     async create(request: SnapshotRequest): Promise<DiskSnapshotHandle[]> {
       if (request.disks.length === 0) return [];
       journal.push(`${kind}:create ${request.name}`);
+      faults.uuids?.push(request.domainUUID);
       faults.duringCreate?.();
       return request.disks.map((d) => {
         const source = d.plan.backend === "rbd" ? `pool/${d.plan.rbd.image}` : d.target;
         return { target: d.target, backend: kind, source, snapshot: `${source}@${request.name}` };
       });
     },
-    async remove(request: SnapshotRequest) {
+    async remove(request: RemoveRequest) {
       const sources = request.disks.map((d) =>
         d.plan.backend === "rbd" ? `${d.plan.rbd.pool}/${d.plan.rbd.image}` : d.target,
       );
       journal.push(`${kind}:remove ${request.name} ${sources.join(",")}`);
+      faults.uuids?.push(request.domainUUID);
     },
+
     async rollback() {
       throw new Error("not used");
     },
@@ -284,7 +291,7 @@ export function bed(domains: string[] = ["vm-a"]): Bed {
   const now = () => clock.now;
   const logs: Bed["logs"] = [];
   const guard = { down: false };
-  const storageFaults: StorageFaults = {};
+  const storageFaults: StorageFaults = { uuids: [] };
   const log = (message: string, fields: Record<string, unknown>) => logs.push({ message, fields });
   const effects: SnapshotEffects = new SnapshotEffects({
     hypervisor: hv,

@@ -186,6 +186,23 @@ describe("the reconcile loop, in-process over fake ports", () => {
     expect(only(b.journal, "rbd:remove")).to.deep.equal(["rbd:remove vmsnap-uid-1 pool/vm-a-disk"]);
   });
 
+  it("4-4 the RBD group is named by the domain's UUID pinned at the first look-up, for prepare, create and removal alike", async () => {
+    const b = bed();
+    const s = b.snapshot("s1", "vm-a");
+    await settle(b, objectKey(s));
+    b.api.touch(objectKey(s), (o) => ({
+      ...o,
+      metadata: { ...o.metadata, deletionTimestamp: new Date(b.clock.now) },
+    }));
+    await b.reconciler.reconcile(objectKey(s));
+    expect(only(b.journal, "rbd:")).to.deep.equal([
+      "rbd:prepare vmsnap-uid-1",
+      "rbd:create vmsnap-uid-1",
+      "rbd:remove vmsnap-uid-1 pool/vm-a-disk",
+    ]);
+    expect(b.storageFaults.uuids).to.deep.equal(["uuid-vm-a", "uuid-vm-a", "uuid-vm-a"]);
+  });
+
   it("6-1 spec.failureDeadline holds while the disk snapshots are prepared (a stalled Ceph): Failed DeadlineExceeded, never frozen", async () => {
     const b = bed();
     const s = b.snapshot("s1", "vm-a", false, { failureDeadline: "10s" });
