@@ -131,10 +131,10 @@ const EFFECTS: Record<string, Effect> = {
   Frozen: (e, s, c) => e.frozen(s, c),
   "DisksSnapshotted.SavingMemory": (e, s, c) => e.saveMemory(s, c),
   "DisksSnapshotted.Thawing": (e, s) => e.thaw(s),
-  "DisksSnapshotted.Completing": (e) => e.complete(),
+  "DisksSnapshotted.Completing": (e, _s, c) => e.complete(c),
   "MemorySaved.Thawing": (e, s) => e.thaw(s),
-  "MemorySaved.Completing": (e) => e.complete(),
-  Thawed: (e) => e.complete(),
+  "MemorySaved.Completing": (e, _s, c) => e.complete(c),
+  Thawed: (e, _s, c) => e.complete(c),
 };
 
 /** How often a deleted snapshot still used by a restore looks again (the restore's end wakes it). */
@@ -711,7 +711,16 @@ export class SnapshotEffects {
     }
   }
 
-  async complete(): Promise<Outcome> {
+  /**
+   * Succeeds once the disk snapshots are checked to hold what status records (the RBD group's
+   * members, after the thaw, see storage/rbd/backend.ts); a failure removes them.
+   */
+  async complete(c: SnapshotContext): Promise<Outcome> {
+    try {
+      await this.o.storage.verify(c.disks);
+    } catch (err) {
+      return failed(this.now(), this.failure(err, "checking what the disk snapshots hold"));
+    }
     return completed(this.now());
   }
 

@@ -67,6 +67,13 @@ export interface StorageBackend {
   create(request: SnapshotRequest): Promise<DiskSnapshotHandle[]>;
   /** Removes what `create` made; succeeds when it is already gone. */
   remove(request: RemoveRequest): Promise<void>;
+  /**
+   * Checks, once the guest runs again, that what `create` made holds exactly the recorded disks
+   * and nothing else (an RBD group another party re-membered between prepare and create would
+   * hold another VM's images). Throws a StorageError when it does not; the caller fails the
+   * snapshot, which removes it.
+   */
+  verify?(handles: readonly DiskSnapshotHandle[]): Promise<void>;
   /** The disk a recorded handle stands for: enough to find and remove its snapshot. */
   diskOf(handle: DiskSnapshotHandle): Disk;
   /** Reverts the disks to the snapshot (the domain must not be using them). */

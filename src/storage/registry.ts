@@ -50,6 +50,11 @@ export class StorageRegistry {
     }
   }
 
+  /** Checks with each backend that its recorded snapshots hold exactly their disks. */
+  async verify(handles: readonly DiskSnapshotHandle[]): Promise<void> {
+    for (const [backend, mine] of this.byBackend(handles)) await backend.verify?.(mine);
+  }
+
   /** The disks recorded handles stand for, by the backend that made each. */
   disksOf(handles: readonly DiskSnapshotHandle[]): Disk[] {
     return handles.map((handle) => this.backendOf(handle).diskOf(handle));

@@ -4,6 +4,12 @@
 // Everything is keyed by the request's name (from the VMSnapshot UID), so create, remove and
 // rollback can all be retried; removal goes by the handles status recorded.
 //
+// Membership is set before the freeze, so the frozen window holds the snapshot alone; anyone
+// who changes it in between (another host snapshotting a domain of the same UUID, an
+// administrator) would have the group snapshot hold other images than status says. `verify`
+// compares the group's members with the recorded images once the guest runs again, and the
+// snapshot fails (and is removed) on any difference.
+//
 // Callers must serialise operations per domain (vmsnap runs one snapshot operation per domain
 // at a time): `remove` deletes the domain's group once it holds no snapshot.
 import type { Disk } from "../../hypervisor/disk.ts";
@@ -21,7 +27,14 @@ import {
   removeGroupSnapshot,
   rollbackGroupSnapshot,
 } from "./group-snapshots.ts";
-import { ensureGroup, listGroupImages, removeGroupIfUnused, syncGroupMembers } from "./groups.ts";
+import { StorageError } from "./errors.ts";
+import {
+  ensureGroup,
+  listGroupImages,
+  membershipDifference,
+  removeGroupIfUnused,
+  syncGroupMembers,
+} from "./groups.ts";
 import {
   createImageSnapshot,
   removeImageSnapshot,
@@ -148,6 +161,35 @@ export class RbdBackend implements StorageBackend {
         await removeGroupSnapshot(this.runner, plan.group, plan.name);
         await removeGroupIfUnused(this.runner, plan.group);
         return;
+    }
+  }
+
+  /**
+   * Fails with `MembershipChanged` unless each recorded group's members are exactly the images
+   * recorded in it. One `group image list` per group, after the thaw: the frozen window is not
+   * lengthened, and a group snapshot, once made, holds what it holds.
+   */
+  async verify(handles: readonly DiskSnapshotHandle[]): Promise<void> {
+    for (const [path, refs] of byGroupSnapshot(handles.map(snapshotRefOf))) {
+      const first = refs[0]!;
+      if (first.kind !== "group") continue;
+      const recorded = refs.map((r) => r.image);
+      const { missing, extra } = membershipDifference(
+        await listGroupImages(this.runner, first.group),
+        recorded,
+      );
+      if (missing.length === 0 && extra.length === 0) continue;
+      const list = (images: readonly ImageSpec[]) => images.map(imagePath).join(", ");
+      const changes = [
+        ...(extra.length > 0 ? [`now also holds ${list(extra)}`] : []),
+        ...(missing.length > 0 ? [`no longer holds ${list(missing)}`] : []),
+      ];
+      throw new StorageError(
+        "MembershipChanged",
+        `RBD group ${groupPath(first.group)} changed members around ${path} (${changes.join("; ")}): ` +
+          `the group snapshot may hold another VM's images or lack this one's, so it is not kept. ` +
+          `Is a domain of the same UUID snapshotted from another host, or was the group edited by hand?`,
+      );
     }
   }
 

@@ -321,11 +321,66 @@ describe("RBD group snapshots (real Ceph)", function () {
         expect(await memberOf(image), image).to.deep.equal([`${groupA}@vmsnap-uid-on-a`]);
       for (const image of [b1!, b2!])
         expect(await memberOf(image), image).to.deep.equal([`${groupB}@vmsnap-uid-on-b`]);
+      await hostA.verify(handlesA);
+      await hostB.verify(handlesB);
 
       await hostA.remove({ ...onA, recorded: handlesA });
       await hostB.remove({ ...onB, recorded: handlesB });
       for (const group of [groupA, groupB])
         expect(await groupExists(runner, { pool: cluster.pool, group }), group).to.equal(false);
+    });
+
+    it("a foreign image added between prepare and create: verify fails MembershipChanged, and removal takes the snapshot off it", async () => {
+      const domain = uniqueName("raced");
+      const [mine1, mine2, foreign] = await newImages(3);
+      const request = requestFor(domain, "vmsnap-uid-raced", [mine1!, mine2!]);
+      const group = groupOf(domain);
+      await backend.prepare(request);
+      // Someone else's membership change, between prepare and the frozen window's create.
+      await addImageToGroup(runner, group, { pool: cluster.pool, image: foreign! });
+      const handles = await backend.create(request);
+      expect(
+        await memberOf(foreign!),
+        "the hazard: the snapshot holds the foreign image",
+      ).to.deep.equal([`${group.group}@vmsnap-uid-raced`]);
+
+      const error = await backend.verify(handles).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(isStorageError(error, "MembershipChanged"), String(error)).to.equal(true);
+      expect(String(error)).to.include(`now also holds ${cluster.pool}/${foreign}`);
+
+      await backend.remove({ ...request, recorded: handles });
+      for (const image of [mine1!, mine2!, foreign!])
+        expect(await memberOf(image), image).to.deep.equal([]);
+      expect(await groupExists(runner, group)).to.equal(false);
+    });
+
+    it("one of ours taken out between prepare and create: verify fails MembershipChanged", async () => {
+      const domain = uniqueName("shrunk");
+      const [mine1, mine2] = await newImages(2);
+      const request = requestFor(domain, "vmsnap-uid-shrunk", [mine1!, mine2!]);
+      const group = groupOf(domain);
+      await backend.prepare(request);
+      await cluster.rbd([
+        "group",
+        "image",
+        "rm",
+        `${cluster.pool}/${group.group}`,
+        `${cluster.pool}/${mine2}`,
+      ]);
+      const handles = await backend.create(request);
+      expect(await memberOf(mine2!), "status would list a disk the snapshot lacks").to.deep.equal(
+        [],
+      );
+      const error = await backend.verify(handles).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(isStorageError(error, "MembershipChanged"), String(error)).to.equal(true);
+      expect(String(error)).to.include(`no longer holds ${cluster.pool}/${mine2}`);
+      await backend.remove({ ...request, recorded: handles });
     });
 
     it("a snapshot an older release took in the name-keyed group: the images move to the UUID group, and the old one still reverts and is removed by its handles", async () => {
@@ -350,6 +405,7 @@ describe("RBD group snapshots (real Ceph)", function () {
       // The upgraded controller's next snapshot of the domain.
       const request = requestFor(domain, "vmsnap-uid-new", names);
       const handles = await backend.create(request);
+      await backend.verify(handles);
       expect(
         (await listGroupImages(runner, groupOf(domain))).map((i) => i.image).sort(),
       ).to.deep.equal([...names].sort());

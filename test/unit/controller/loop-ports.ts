@@ -16,6 +16,7 @@ import type {
   SnapshotRequest,
   StorageBackend,
 } from "../../../src/storage/backend.ts";
+import { StorageError } from "../../../src/storage/rbd/errors.ts";
 import { StorageRegistry } from "../../../src/storage/registry.ts";
 import type { SnapshotEvent } from "../../../src/machine/events.ts";
 import type { Compensation } from "../../../src/machine/machine.ts";
@@ -203,6 +204,8 @@ export interface StorageFaults {
   prepareStallsAfterMs?: number;
   /** Runs inside create(), while the guest is frozen. */
   duringCreate?: () => void;
+  /** verify() finds the group's members changed since the snapshot's prepare. */
+  membershipChanged?: boolean;
   /** The domain UUID of every prepare, create and remove, in order. */
   readonly uuids?: Array<string | undefined>;
 }
@@ -256,7 +259,11 @@ export function fakeStorage(
       journal.push(`${kind}:remove ${request.name} ${sources.join(",")}`);
       faults.uuids?.push(request.domainUUID);
     },
-
+    async verify(handles) {
+      journal.push(`${kind}:verify ${handles.map((h) => h.snapshot).join(",")}`);
+      if (faults.membershipChanged)
+        throw new StorageError("MembershipChanged", "group pool/g now also holds pool/foreign");
+    },
     async rollback() {
       throw new Error("not used");
     },

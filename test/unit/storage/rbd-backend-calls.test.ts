@@ -231,6 +231,40 @@ describe("RBD backend invocations", () => {
     expect(String(error)).to.include("rbd/other");
   });
 
+  it("verify lists each recorded group once and passes when it holds exactly the recorded images", async () => {
+    const { runner, calls } = scripted(() => okJson(members));
+    const handles = await new RbdBackend({ config, runner: async () => okJson(members) }).create(
+      request,
+    );
+    await new RbdBackend({ config, runner }).verify(handles);
+    expect(calls).to.deep.equal([`group image list ${GROUP} --format json`]);
+  });
+
+  it("verify fails MembershipChanged when the group gained a foreign image or lost one of ours", async () => {
+    const handles = await new RbdBackend({ config, runner: async () => okJson(members) }).create(
+      request,
+    );
+    const foreign = { image: "x", pool: "rbd", namespace: "", state: 0 };
+    for (const [now, says] of [
+      [[...members, foreign], /now also holds rbd\/x/],
+      [[members[0]], /no longer holds rbd\/b/],
+    ] as const) {
+      const error = await new RbdBackend({ config, runner: async () => okJson(now) })
+        .verify(handles)
+        .catch((e: unknown) => e);
+      expect(isStorageError(error, "MembershipChanged"), String(error)).to.equal(true);
+      expect(String(error)).to.match(says);
+    }
+  });
+
+  it("verify has nothing to ask of image snapshots", async () => {
+    const { runner, calls } = scripted(() => OK);
+    const single = { domain: "web", name: "uid-2", disks: [rbd("vda", "a")] };
+    const handles = await new RbdBackend({ config, runner }).create(single);
+    await new RbdBackend({ config, runner }).verify(handles);
+    expect(calls).to.deep.equal(["snap create --no-progress rbd/a@uid-2"]);
+  });
+
   it("the real runner passes conf, id, keyring and Ceph timeouts, then the subcommand", async () => {
     const { connectionArgs } = await import("../../../src/storage/rbd/runner.ts");
     expect(connectionArgs({ ...config, opTimeoutSeconds: 7 })).to.deep.equal([
