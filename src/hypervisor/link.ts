@@ -2,7 +2,7 @@
 // under a deadline, notices a lost connection (libvirt's close callback, or a failed call on a
 // dead connection), reconnects with backoff while anyone listens for events, and re-registers
 // those event listeners on each new connection.
-import { withDeadline } from "./deadline.ts";
+import { withDeadline, type Stall } from "./deadline.ts";
 import { HypervisorError, toHypervisorError, type Operation } from "./errors.ts";
 import {
   decodeAgentLifecycle,
@@ -139,11 +139,11 @@ export class Link {
     // A connection still being opened is closed by open() itself when it lands.
     if (live === undefined) return;
     const ms = this.options.callTimeoutMs;
-    await withDeadline(live.native.close(), ms, () => timeoutError("close", undefined, ms)).catch(
-      (err: unknown) => {
-        throw toHypervisorError(err, "close");
-      },
-    );
+    await withDeadline(live.native.close(), ms, (stall) =>
+      timeoutError("close", undefined, ms, stall),
+    ).catch((err: unknown) => {
+      throw toHypervisorError(err, "close");
+    });
   }
 
   // ---- connection ------------------------------------------------------------------------
@@ -171,9 +171,9 @@ export class Link {
       used = live;
       return start(live);
     });
-    const timedOut = () => {
+    const timedOut = (stall?: Stall) => {
       expired = true;
-      return timeoutError(operation, target, ms);
+      return timeoutError(operation, target, ms, stall);
     };
     return withDeadline(work, ms, timedOut).catch((err: unknown) => {
       const error = toHypervisorError(err, operation, target);
@@ -205,7 +205,7 @@ export class Link {
           (reason) => this.onNativeClose(generation, reason),
         ),
         ms,
-        () => timeoutError("open", undefined, ms),
+        (stall) => timeoutError("open", undefined, ms, stall),
         // Nobody waits for a connection that opened after its deadline: don't leak it.
         (late) => void late.close().catch(() => {}),
       );
@@ -218,8 +218,8 @@ export class Link {
         if (this.closed || this.listeners[kind].size === 0) continue;
         // Bounded too: every caller waits on this one shared attempt.
         const callMs = this.options.callTimeoutMs;
-        await withDeadline(this.register(live, kind), callMs, () =>
-          timeoutError("subscribe", undefined, callMs),
+        await withDeadline(this.register(live, kind), callMs, (stall) =>
+          timeoutError("subscribe", undefined, callMs, stall),
         );
       }
       // close() may have run while this attempt was under way; it could not close this one.
@@ -293,7 +293,7 @@ export class Link {
     live.registrations.delete(kind);
     const ms = this.options.callTimeoutMs;
     const work = registration.then((id) => live.native.deregisterDomainEvent(id));
-    await withDeadline(work, ms, () => timeoutError("subscribe", undefined, ms)).catch(
+    await withDeadline(work, ms, (stall) => timeoutError("subscribe", undefined, ms, stall)).catch(
       (err: unknown) => {
         throw toHypervisorError(err, "subscribe");
       },
@@ -313,12 +313,22 @@ function notify<T>(listener: (value: T) => void, value: T): void {
   }
 }
 
+/** The call's deadline passed: libvirt's Timeout, or ProcessStalled when we were not running. */
 function timeoutError(
   operation: Operation,
   target: string | undefined,
   ms: number,
+  stall?: Stall,
 ): HypervisorError {
   const where = target === undefined ? operation : `${operation}(${target})`;
+  if (stall !== undefined) {
+    return new HypervisorError(
+      `${where}: no answer within ${ms} ms, but this process was not running for ${stall.stalledMs} ms ` +
+        `around the deadline (stopped, a long GC pause or starved of CPU), and none came in the ` +
+        `grace after it ran again: whether libvirt answered in time is unknown`,
+      { reason: "ProcessStalled", operation, target },
+    );
+  }
   return new HypervisorError(`${where}: no answer within ${ms} ms`, {
     reason: "Timeout",
     operation,

@@ -16,7 +16,7 @@ import { inUseByRestore } from "../api/restore-types.ts";
 import type { Hypervisor } from "../hypervisor/connection.ts";
 import type { Disk } from "../hypervisor/disk.ts";
 import { parseDisks } from "../hypervisor/disk-inventory.ts";
-import { HypervisorError } from "../hypervisor/errors.ts";
+import { describeHypervisorError, HypervisorError } from "../hypervisor/errors.ts";
 import { hasGuestAgentChannel } from "../hypervisor/guest-agent-channel.ts";
 import {
   DEFAULT_THAW_POLICY,
@@ -615,13 +615,14 @@ export class SnapshotEffects {
     this.o.onError?.(err);
     const at = this.now();
     if (err instanceof HypervisorError) {
-      const detail = `virDomainFSFreeze on ${domain}: libvirt error ${err.code} (${err.reason}): ${err.message}`;
+      const detail = `virDomainFSFreeze on ${domain}: ${describeHypervisorError(err)}`;
       switch (err.reason) {
         case "GuestAgentNotConfigured":
         case "GuestAgentUnresponsive":
           return unquiesced(at, UnquiescedReason.NoGuestAgent, detail);
         case "QuiesceHookFailed":
         case "Timeout":
+        case "ProcessStalled":
           return unquiesced(at, UnquiescedReason.FreezeFailed, detail);
       }
     }
@@ -855,8 +856,9 @@ export class SnapshotEffects {
         case "GuestAgentNotConfigured":
         case "GuestAgentUnresponsive":
         case "Timeout":
+        case "ProcessStalled":
           this.o.onError?.(err);
-          return `the guest agent of ${domain} did not answer guest-ping (waited up to ${AGENT_PROBE_TIMEOUT_MS} ms), so no freeze was sent: libvirt error ${err.code} (${err.reason}): ${err.message}`;
+          return `the guest agent of ${domain} did not answer guest-ping (waited up to ${AGENT_PROBE_TIMEOUT_MS} ms), so no freeze was sent: ${describeHypervisorError(err)}`;
         default:
           return undefined;
       }
