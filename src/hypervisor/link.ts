@@ -1,7 +1,8 @@
-// The managed libvirt connection under the Hypervisor: opens it on first use, runs every call
-// under a deadline, notices a lost connection (libvirt's close callback, or a failed call on a
-// dead connection), reconnects with backoff while anyone listens for events, and re-registers
-// those event listeners on each new connection.
+// One managed libvirt connection under the Hypervisor: opens it on first use, runs every call
+// under a deadline (never sending one whose deadline passed while the connection opened),
+// notices a lost connection (libvirt's close callback, or a failed call on a dead connection),
+// reconnects with backoff while anyone listens for events, and re-registers those event
+// listeners on each new connection. How many calls a connection carries at once is lanes.ts's.
 import { withDeadline, type Stall } from "./deadline.ts";
 import { HypervisorError, toHypervisorError, type Operation } from "./errors.ts";
 import {
@@ -24,14 +25,6 @@ export interface LinkOptions {
   /** Reconnect backoff bounds; the delay doubles from min to max while attempts fail. */
   readonly reconnectMinMs: number;
   readonly reconnectMaxMs: number;
-  /**
-   * At most one libvirt call at a time: a call waits (within its own deadline) for the one
-   * before it to return, even one whose deadline passed. For the thaw guard, whose retries
-   * would otherwise pile calls onto a hung daemon: libvirt 9.0's client crashed (SIGSEGV in its
-   * RPC event loop) when a stopped libvirtd resumed with several calls waiting on one
-   * connection (docs/libvirt-facts.md).
-   */
-  readonly oneCallAtATime?: boolean;
 }
 
 /** Why the connection was lost: libvirt's close reason, or a call that found it dead. */
@@ -66,8 +59,6 @@ export class Link {
   private readonly listeners: Listeners = { lifecycle: new Set(), agent: new Set() };
   private readonly lostListeners = new Set<(reason: LostReason) => void>();
   private readonly restoredListeners = new Set<() => void>();
-  /** Settles when the last call started has returned (oneCallAtATime). */
-  private lastCall: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly uri: string,
@@ -157,19 +148,11 @@ export class Link {
     const ms = timeoutMs ?? this.options.callTimeoutMs;
     let used: Live | undefined;
     let expired = false;
-    const start = (live: Live): Promise<T> => {
-      if (!this.options.oneCallAtATime) return run(live);
-      const call = this.lastCall.then(() => {
-        // Its caller gave up while it waited: libvirt never sees it.
-        if (expired) throw timeoutError(operation, target, ms);
-        return run(live);
-      });
-      this.lastCall = call.catch(() => {});
-      return call;
-    };
     const work = this.connection().then((live) => {
+      // Its caller gave up while the connection opened: libvirt never sees it.
+      if (expired) throw timeoutError(operation, target, ms);
       used = live;
-      return start(live);
+      return run(live);
     });
     const timedOut = (stall?: Stall) => {
       expired = true;
@@ -313,23 +296,28 @@ function notify<T>(listener: (value: T) => void, value: T): void {
   }
 }
 
-/** The call's deadline passed: libvirt's Timeout, or ProcessStalled when we were not running. */
-function timeoutError(
+/**
+ * The call's deadline passed: libvirt's Timeout, or ProcessStalled when we were not running.
+ * `why` says what the call was waiting for when it was not yet in libvirt.
+ */
+export function timeoutError(
   operation: Operation,
   target: string | undefined,
   ms: number,
   stall?: Stall,
+  why?: string,
 ): HypervisorError {
   const where = target === undefined ? operation : `${operation}(${target})`;
+  const waited = why === undefined ? "" : ` (${why})`;
   if (stall !== undefined) {
     return new HypervisorError(
-      `${where}: no answer within ${ms} ms, but this process was not running for ${stall.stalledMs} ms ` +
+      `${where}: no answer within ${ms} ms${waited}, but this process was not running for ${stall.stalledMs} ms ` +
         `around the deadline (stopped, a long GC pause or starved of CPU), and none came in the ` +
         `grace after it ran again: whether libvirt answered in time is unknown`,
       { reason: "ProcessStalled", operation, target },
     );
   }
-  return new HypervisorError(`${where}: no answer within ${ms} ms`, {
+  return new HypervisorError(`${where}: no answer within ${ms} ms${waited}`, {
     reason: "Timeout",
     operation,
     target,
