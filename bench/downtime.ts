@@ -12,7 +12,12 @@
 // Delete: overlay committed, memory image removed) before the next, so the disk chain and the
 // memory folder stay the same size from run to run.
 //
-// Usage: npx tsx bench/downtime.ts [--runs 5] [--warmup 1] [--sizes 128,512] [--dirty] [--churn 8]
+// `--modes paused,live` runs each size in each spec.memoryMode (default paused only): Live pauses
+// the vCPUs for the disk snapshots and QEMU's arming of its background snapshot, then writes RAM
+// while the guest runs, so its downtimeMs is vCPUs paused → QEMU ran them again.
+//
+// Usage: npx tsx bench/downtime.ts [--runs 5] [--warmup 1] [--sizes 128,512] [--modes paused,live]
+//        [--dirty] [--churn 8] [--result downtime-by-mode]
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import { CustomObjectsApi } from "@kubernetes/client-node";
@@ -21,6 +26,7 @@ import {
   PLURAL,
   VERSION,
   vmsnapshots,
+  type MemoryMode,
   type VMSnapshot,
   type VMSnapshotStatus,
 } from "../src/api/types.ts";
@@ -47,6 +53,7 @@ export const NAME = "downtime";
 interface Run {
   readonly warmup: boolean;
   readonly guestMemoryMiB: number;
+  readonly memoryMode: MemoryMode;
   readonly load1m: number;
   readonly downtimeMs: number;
   readonly freezeDurationMs: number;
@@ -83,6 +90,7 @@ export interface DowntimeResult {
 
 export interface SizeBlock {
   readonly guestMemoryMiB: number;
+  readonly memoryMode: MemoryMode;
   /** MiB of random data the guest wrote into its RAM before the runs (0: none). */
   readonly dirtiedMiB: number;
   readonly churnMiB: number;
@@ -106,8 +114,14 @@ async function main(): Promise<void> {
       sizes: { type: "string", default: "128" },
       dirty: { type: "boolean", default: false },
       churn: { type: "string", default: "8" },
+      modes: { type: "string", default: "paused" },
+      // Where the result goes under bench/results/ (make bench's table reads `downtime`).
+      result: { type: "string", default: NAME },
     },
   });
+  const modes = values.modes
+    .split(",")
+    .map((m): MemoryMode => (m.trim().toLowerCase() === "live" ? "Live" : "Paused"));
   const runs = Number(values.runs);
   const warmup = Number(values.warmup);
   const sizes = values.sizes.split(",").map(Number);
@@ -152,102 +166,111 @@ async function main(): Promise<void> {
     log(
       `guest ${guest.name} answers its agent after ${guestBootMs} ms; ready, ${dirtied} MiB dirtied`,
     );
-    const mine: Run[] = [];
-    for (let i = 0; i < warmup + runs; i++) {
-      const name = `mem-${guestMemoryMiB}-${i}`;
-      const before = await controller.metrics();
-      await driver.create(name, {
-        source: { domain: guest.name, node: controller.node },
-        memory: true,
-        quiesce: "Required",
-        deletionPolicy: "Delete",
-      });
-      const finished = await driver.finished(name, 180_000);
-      const after = await controller.metrics();
-      const st = finished.snapshot.status;
-      if (st?.phase !== "Succeeded" || st.downtimeMs === undefined) {
-        // A failure is a result too (e.g. a RAM save longer than freezeTimeout): counted, shown.
-        const failure = `${st?.phase}: ${JSON.stringify(st?.error ?? st?.conditions)}`;
-        log(`  ${name}: ${failure}`);
-        failures.push({ guestMemoryMiB, name, failure });
-      } else {
-        const d = (name: string, labels: Record<string, string>) =>
-          (metric(after, name, labels) - metric(before, name, labels)) * 1000;
-        const run: Run = {
-          warmup: i < warmup,
-          guestMemoryMiB,
-          load1m: loadAverage1m(),
-          downtimeMs: st.downtimeMs,
-          freezeDurationMs: st.freezeDurationMs!,
-          fileSnapshotMs: round(
-            d("vmsnap_storage_operation_seconds_sum", {
-              backend: "libvirt-file",
-              operation: "create",
-            }),
-            1,
-          ),
-          disksSnapshottedPhaseMs: round(
-            d("vmsnap_phase_duration_seconds_sum", { phase: "DisksSnapshotted" }),
-            1,
-          ),
-          memoryBytes: st.memory?.bytes ?? 0,
-          applyToSucceededMs: finished.seenAt - driver.appliedAt.get(name)!,
-        };
-        samples.push(run);
-        mine.push(run);
-        lastStatus = st;
-        log(
-          `  ${name}${run.warmup ? " (warm-up)" : ""}: downtime ${run.downtimeMs} ms, frozen ${run.freezeDurationMs} ms, file snapshot ${run.fileSnapshotMs} ms, image ${round(run.memoryBytes / 2 ** 20)} MiB, load ${run.load1m}`,
+    for (const memoryMode of modes) {
+      const mine: Run[] = [];
+      for (let i = 0; i < warmup + runs; i++) {
+        const name = `mem-${guestMemoryMiB}-${memoryMode.toLowerCase()}-${i}`;
+        const before = await controller.metrics();
+        await driver.create(name, {
+          source: { domain: guest.name, node: controller.node },
+          memory: true,
+          memoryMode,
+          quiesce: "Required",
+          deletionPolicy: "Delete",
+        });
+        const finished = await driver.finished(name, 180_000);
+        const after = await controller.metrics();
+        const st = finished.snapshot.status;
+        if (st?.phase !== "Succeeded" || st.downtimeMs === undefined) {
+          // A failure is a result too (e.g. a RAM save longer than freezeTimeout): counted, shown.
+          const failure = `${st?.phase}: ${JSON.stringify(st?.error ?? st?.conditions)}`;
+          log(`  ${name}: ${failure}`);
+          failures.push({ guestMemoryMiB, name, failure });
+        } else {
+          const d = (name: string, labels: Record<string, string>) =>
+            (metric(after, name, labels) - metric(before, name, labels)) * 1000;
+          const run: Run = {
+            warmup: i < warmup,
+            guestMemoryMiB,
+            memoryMode,
+            load1m: loadAverage1m(),
+            downtimeMs: st.downtimeMs,
+            freezeDurationMs: st.freezeDurationMs!,
+            fileSnapshotMs: round(
+              d("vmsnap_storage_operation_seconds_sum", {
+                backend: "libvirt-file",
+                operation: "create",
+              }),
+              1,
+            ),
+            disksSnapshottedPhaseMs: round(
+              d("vmsnap_phase_duration_seconds_sum", { phase: "DisksSnapshotted" }),
+              1,
+            ),
+            memoryBytes: st.memory?.bytes ?? 0,
+            applyToSucceededMs: finished.seenAt - driver.appliedAt.get(name)!,
+          };
+          samples.push(run);
+          mine.push(run);
+          lastStatus = st;
+          log(
+            `  ${name}${run.warmup ? " (warm-up)" : ""}: ${memoryMode} downtime ${run.downtimeMs} ms, frozen ${run.freezeDurationMs} ms, file snapshot ${run.fileSnapshotMs} ms, image ${round(run.memoryBytes / 2 ** 20)} MiB, load ${run.load1m}`,
+          );
+        }
+        // Delete it (the finalizer commits the overlay and removes the memory image) and wait until
+        // it is gone, so every run starts from the same disk chain.
+        await api.deleteNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          namespace,
+          plural: PLURAL,
+          name,
+        });
+        await waitFor(
+          `${name} to be deleted`,
+          async () => {
+            try {
+              await api.getNamespacedCustomObject({
+                group: GROUP,
+                version: VERSION,
+                namespace,
+                plural: PLURAL,
+                name,
+              });
+              return false;
+            } catch {
+              return true;
+            }
+          },
+          120_000,
+          200,
         );
       }
-      // Delete it (the finalizer commits the overlay and removes the memory image) and wait until
-      // it is gone, so every run starts from the same disk chain.
-      await api.deleteNamespacedCustomObject({
-        group: GROUP,
-        version: VERSION,
-        namespace,
-        plural: PLURAL,
-        name,
+      const counted = mine.filter((s) => !s.warmup);
+      blocks.push({
+        guestMemoryMiB,
+        memoryMode,
+        dirtiedMiB: dirtied,
+        churnMiB,
+        downtimeMs: summarize(counted.map((s) => s.downtimeMs)),
+        freezeDurationMs: summarize(counted.map((s) => s.freezeDurationMs)),
+        fileSnapshotMs: summarize(counted.map((s) => s.fileSnapshotMs)),
+        disksSnapshottedPhaseMs: summarize(counted.map((s) => s.disksSnapshottedPhaseMs)),
+        applyToSucceededMs: summarize(counted.map((s) => s.applyToSucceededMs)),
+        memoryMiB: round((counted[0]?.memoryBytes ?? 0) / 2 ** 20, 1),
+        guestBootMs,
+        load1m: summarize(
+          counted.map((s) => s.load1m),
+          2,
+        ),
+        failed: failures.filter(
+          (f) =>
+            f.guestMemoryMiB === guestMemoryMiB &&
+            f.name.includes(`-${memoryMode.toLowerCase()}-`) &&
+            !f.name.endsWith("-0"),
+        ).length,
       });
-      await waitFor(
-        `${name} to be deleted`,
-        async () => {
-          try {
-            await api.getNamespacedCustomObject({
-              group: GROUP,
-              version: VERSION,
-              namespace,
-              plural: PLURAL,
-              name,
-            });
-            return false;
-          } catch {
-            return true;
-          }
-        },
-        120_000,
-        200,
-      );
     }
-    const counted = mine.filter((s) => !s.warmup);
-    blocks.push({
-      guestMemoryMiB,
-      dirtiedMiB: dirtied,
-      churnMiB,
-      downtimeMs: summarize(counted.map((s) => s.downtimeMs)),
-      freezeDurationMs: summarize(counted.map((s) => s.freezeDurationMs)),
-      fileSnapshotMs: summarize(counted.map((s) => s.fileSnapshotMs)),
-      disksSnapshottedPhaseMs: summarize(counted.map((s) => s.disksSnapshottedPhaseMs)),
-      applyToSucceededMs: summarize(counted.map((s) => s.applyToSucceededMs)),
-      memoryMiB: round((counted[0]?.memoryBytes ?? 0) / 2 ** 20, 1),
-      guestBootMs,
-      load1m: summarize(
-        counted.map((s) => s.load1m),
-        2,
-      ),
-      failed: failures.filter((f) => f.guestMemoryMiB === guestMemoryMiB && !f.name.endsWith("-0"))
-        .length,
-    });
     // One big TCG guest at a time: this one goes before the next boots.
     await guest.remove();
   }
@@ -285,13 +308,13 @@ async function main(): Promise<void> {
     samples,
     notes: [
       `${warmup} warm-up snapshot(s) not counted; each snapshot deleted (Delete policy) before the next`,
-      "downtime = status.downtimeMs: suspend returned → resume returned; it holds the file-disk snapshot, the DisksSnapshotted status write, the memory image and the resume",
+      "downtime = status.downtimeMs: suspend returned → resume returned (Paused: it holds the file-disk snapshot, the DisksSnapshotted status write, the memory image and the resume; Live: the file-disk snapshot and QEMU's arming, up to QEMU running the vCPUs again)",
       "top-level figures are the first size's; `sizes` has one block per guest RAM size, run one guest at a time",
     ],
     sizes: blocks,
     failures,
   };
-  const path = writeResult(NAME, result);
+  const path = writeResult(values.result, result);
   console.log(formatTable(result));
   console.log(`\nwritten to ${path}`);
 }
@@ -309,11 +332,11 @@ export function formatTable(r: DowntimeResult): string {
 
 function formatSizes(r: DowntimeResult, sizes: readonly SizeBlock[]): string {
   return [
-    "| guest RAM (MiB) | dirtied (MiB) | runs (failed) | downtime p50 / max (ms) | frozen p50 / max (ms) | file-disk snapshot p50 (ms) | status write + memory image + resume p50 (ms) | memory image (MiB) | load 1 min p50 (max) |",
-    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| guest RAM (MiB) | memoryMode | dirtied (MiB) | runs (failed) | downtime p50 / max (ms) | frozen p50 / max (ms) | file-disk snapshot p50 (ms) | status write + memory image + resume p50 (ms) | memory image (MiB) | load 1 min p50 (max) |",
+    "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...sizes.map(
       (b) =>
-        `| ${b.guestMemoryMiB} | ${b.dirtiedMiB} | ${r.runs} (${b.failed}) | ${b.downtimeMs.p50} / ${b.downtimeMs.max} | ${b.freezeDurationMs.p50} / ${b.freezeDurationMs.max} | ${b.fileSnapshotMs.p50} | ${b.disksSnapshottedPhaseMs.p50} | ${b.memoryMiB} | ${b.load1m.p50} (${b.load1m.max}) |`,
+        `| ${b.guestMemoryMiB} | ${b.memoryMode ?? "Paused"} | ${b.dirtiedMiB} | ${r.runs} (${b.failed}) | ${b.downtimeMs.p50} / ${b.downtimeMs.max} | ${b.freezeDurationMs.p50} / ${b.freezeDurationMs.max} | ${b.fileSnapshotMs.p50} | ${b.disksSnapshottedPhaseMs.p50} | ${b.memoryMiB} | ${b.load1m.p50} (${b.load1m.max}) |`,
     ),
     "",
     ...(r.failures ?? []).map((f) => `- ${f.guestMemoryMiB} MiB, ${f.name}: ${f.failure}`),

@@ -16,6 +16,7 @@ import { loadAverage1m } from "./lib/machine.ts";
 import { resultPath, RESULTS_DIR } from "./lib/report.ts";
 import * as memory from "./memory.ts";
 import * as restoreThaw from "./restore-thaw.ts";
+import * as schedules from "./schedules.ts";
 import * as throughput from "./throughput.ts";
 
 interface Bench {
@@ -72,6 +73,12 @@ const BENCHES: readonly Bench[] = [
     ],
   },
   { name: "memory", file: "memory.ts", args: [], quickArgs: ["--objects", "500", "--settle", "5"] },
+  {
+    name: "schedules",
+    file: "schedules.ts",
+    args: [],
+    quickArgs: ["--schedules", "100", "--domains", "25", "--lead", "60", "--modes", "tsx"],
+  },
   { name: "restore-thaw", file: "restore-thaw.ts", args: [], quickArgs: ["--runs", "2"] },
 ];
 
@@ -193,6 +200,24 @@ export function summaryRows(): Row[] {
       load: loadOf(mem!.machine.load),
     });
   }
+  const sc = read<schedules.SchedulesResult>(schedules.NAME);
+  for (const r of sc?.runs ?? []) {
+    const agent = r.mode === "compiled" ? "the bundle, as deployed" : "under tsx, as tested";
+    rows.push({
+      measure: `${r.schedules} schedules over ${r.domains} domains due in the same minute, noop storage (${agent}): instant → every run final`,
+      value: `${r.allFinalSeconds} s, ${r.succeeded} Succeeded, ${r.failed} failed (all runs created after ${r.allCreatedSeconds} s)`,
+      target: "—",
+      verdict: "—",
+      load: loadOf(r.machine.load),
+    });
+    rows.push({
+      measure: `Agent RSS through that burst (${agent})`,
+      value: `peak ${r.rss.burstPeakMiB} MiB (idle with the schedules planned ${r.rss.idleMiB} MiB; VmHWM ${r.rss.hwmMiB} MiB)`,
+      target: "—",
+      verdict: "—",
+      load: loadOf(r.machine.load),
+    });
+  }
   const rs = read<restoreThaw.RestoreThawResult>(restoreThaw.NAME);
   if (rs) {
     rows.push({
@@ -243,6 +268,11 @@ function detailTables(): string {
   );
   const mem = read<memory.MemoryResult>(memory.NAME);
   section("Memory (`bench/memory.ts`)", mem && memory.formatTable(mem));
+  const sc = read<schedules.SchedulesResult>(schedules.NAME);
+  section(
+    "Schedules: many due in the same minute (`bench/schedules.ts`)",
+    sc && schedules.formatTable(sc),
+  );
   const api = read<apiClient.ApiClientResult>(apiClient.NAME);
   section(
     "One API request from the controller's client (`bench/api-client.ts`)",

@@ -26,6 +26,12 @@ import { ThawGuard, type StateReply, type ThawedReply } from "./guard/thaw-guard
 import { Hypervisor } from "./hypervisor/connection.ts";
 import { makePrivateFolder } from "./hypervisor/memory-folder.ts";
 import { removeMemory, saveMemory } from "./hypervisor/memory-snapshot.ts";
+import {
+  armBackgroundSnapshot,
+  cancelBackgroundSnapshot,
+  finishBackgroundSnapshot,
+  prepareBackgroundSnapshot,
+} from "./hypervisor/background-snapshot.ts";
 import { NamespaceCap } from "./limits/namespace-cap.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { createMetrics, MetricsServer, type VmsnapMetrics } from "./metrics/index.ts";
@@ -38,6 +44,12 @@ import { restoreKind } from "./restore/kind.ts";
 import { RestoreMetricsObserver } from "./restore/observe.ts";
 import { ScheduleReconciler } from "./schedule/reconciler.ts";
 import { RunOwners } from "./schedule/run-owners.ts";
+import { settleLeftoversAtStart } from "./recovery/at-start.ts";
+import { DEFAULT_THAW_POLICY } from "./hypervisor/thaw.ts";
+import { monotonicNow } from "./clock.ts";
+
+/** How long the start-up leftover thaw waits for the API server's lists. */
+const LEFTOVER_LIST_TIMEOUT_MS = 20_000;
 
 /** Builds the storage backends the effects snapshot disks with. */
 export type StorageWiring = (
@@ -65,6 +77,16 @@ export async function runAgent(
   const metrics = createMetrics();
   const hypervisor = await Hypervisor.open(config.libvirtUri, {
     callTimeoutMs: config.callTimeoutMs,
+  });
+  // First, before waiting for the guard (it may be down too): thaw what a previous process left.
+  await settleLeftoversAtStart(hypervisor, {
+    kubeConfig,
+    node: config.nodeName,
+    ...(config.namespace ? { namespace: config.namespace } : {}),
+    listTimeoutMs: LEFTOVER_LIST_TIMEOUT_MS,
+    policy: { ...DEFAULT_THAW_POLICY, callTimeoutMs: config.callTimeoutMs },
+    now: monotonicNow,
+    log: (message, fields) => log.warn(message, fields),
   });
   // The guard's reports reach the effects, which need the guard: bound once both exist.
   // eslint-disable-next-line prefer-const -- assigned below, after the guard it needs
@@ -94,6 +116,15 @@ export async function runAgent(
       save: (request) => saveMemory(hypervisor, request),
       remove: (request) => removeMemory(hypervisor, request),
     },
+    liveMemory: {
+      prepare: (request) => prepareBackgroundSnapshot(hypervisor, request),
+      arm: async (request) => {
+        const armed = await armBackgroundSnapshot(hypervisor, request);
+        log.debug("live memory armed", { domain: request.domain, ...armed.steps });
+      },
+      finish: (request) => finishBackgroundSnapshot(hypervisor, request),
+      cancel: (domain, file) => cancelBackgroundSnapshot(hypervisor, domain, file),
+    },
     guard,
     admission,
     memoryDir: config.memoryDir,
@@ -101,6 +132,7 @@ export async function runAgent(
     isDraining: () => draining,
     log: (message, fields) => log.warn(message, fields),
     onError: (err) => observer.error(err),
+    onThawConfirmed: (snapshot) => observer.thawConfirmed(snapshot),
     tenancy: {
       node: config.nodeName,
       unownedDomains: config.tenancy.unownedDomains,

@@ -54,6 +54,8 @@ export async function startCompiledController(flags: {
       "/nonexistent",
     ],
     ...["--workers", "4", "--max-frozen-guests", "4", "--log-level", "info"],
+    // As startController (test support): test-driver domains carry no owner element.
+    "--allow-unowned-domains=*",
     ...["--metrics-bind-address", `127.0.0.1:${metricsPort}`, "--bench-storage", flags.storage],
   ];
   const daemon = await startDaemon("vmsnap-controller-compiled", process.execPath, args, {

@@ -142,6 +142,8 @@ export class SnapshotDriver {
   private restarts = 0;
   /** Date.now() just before each create was sent. */
   readonly appliedAt = new Map<string, number>();
+  /** Date.now() when the list or watch first showed each object (for ones others create). */
+  readonly firstSeenAt = new Map<string, number>();
 
   constructor(
     private readonly kubeConfig: KubeConfig,
@@ -183,6 +185,7 @@ export class SnapshotDriver {
   private observe(object: VMSnapshot): void {
     const phase = object.status?.phase;
     const name = object.metadata.name!;
+    if (!this.firstSeenAt.has(name)) this.firstSeenAt.set(name, Date.now());
     if ((phase !== "Succeeded" && phase !== "Failed") || this.done.has(name)) return;
     const finished = { snapshot: object, seenAt: Date.now() };
     this.done.set(name, finished);

@@ -213,6 +213,7 @@ Napi::Function Connection::Define(Napi::Env env) {
     InstanceMethod<&Connection::JobType>("jobType"),
     InstanceMethod<&Connection::Undefine>("undefine"),
     InstanceMethod<&Connection::SaveImageXml>("saveImageXml"),
+    InstanceMethod<&Connection::SetDomainMetadataByUUID>("setDomainMetadataByUUID"),
   });
 }
 
@@ -625,6 +626,22 @@ Napi::Value Connection::SaveImageXml(const Napi::CallbackInfo& info) {
   auto flags = Flags(info, 1);
   return Call(info, [path, flags](virConnectPtr c) {
     return String(Take(c, virDomainSaveImageGetXMLDesc(c, path.c_str(), flags)));
+  });
+}
+
+// virDomainSetMetadata of the domain with this UUID: `metadata` null removes the element of
+// namespace `uri`; `key` is the prefix libvirt writes it under. Flags are ModificationImpact.
+Napi::Value Connection::SetDomainMetadataByUUID(const Napi::CallbackInfo& info) {
+  auto uuid = Str(info, 0);
+  int type = Int(info, 1);
+  auto metadata = OptStr(info, 2);
+  auto key = OptStr(info, 3);
+  auto uri = OptStr(info, 4);
+  auto flags = Flags(info, 5);
+  return Call(info, [uuid, type, metadata, key, uri, flags](virConnectPtr c) {
+    Check(c, virDomainSetMetadata(Domain::ByUUID(c, uuid), type, metadata ? metadata->c_str() : nullptr,
+                                  key ? key->c_str() : nullptr, uri ? uri->c_str() : nullptr, flags));
+    return Undefined();
   });
 }
 

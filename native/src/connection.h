@@ -73,6 +73,8 @@ class Connection : public Napi::ObjectWrap<Connection> {
   Napi::Value JobType(const Napi::CallbackInfo& info);
   Napi::Value Undefine(const Napi::CallbackInfo& info);
   Napi::Value SaveImageXml(const Napi::CallbackInfo& info);
+  // Writing one element of a live domain's <metadata>: the guard's record of a thaw it did.
+  Napi::Value SetDomainMetadataByUUID(const Napi::CallbackInfo& info);
 
   virConnectPtr conn_ = nullptr;  // JS thread only; null once closed
   std::shared_ptr<Attachments> attachments_ = std::make_shared<Attachments>();

@@ -11,6 +11,8 @@ export const FailureReason = {
   StorageError: "StorageError",
   StorageTimeout: "StorageTimeout",
   UnsupportedDisk: "UnsupportedDisk",
+  /** spec.memoryMode Live on an agent that cannot drive QEMU's background snapshot. */
+  UnsupportedMemoryMode: "UnsupportedMemoryMode",
   MemorySnapshotOfOfflineDomain: "MemorySnapshotOfOfflineDomain",
   HypervisorError: "HypervisorError",
   /**

@@ -68,6 +68,8 @@ export type RestoreCondition = Omit<Condition, "type"> & {
 
 export type Consistency = "ApplicationConsistent" | "CrashConsistent";
 
+export type ThawedBy = "Agent" | "Guard";
+
 export interface VMRestoreStatus {
   phase?: RestorePhase;
   observedGeneration?: number;
@@ -88,6 +90,8 @@ export interface VMRestoreStatus {
   resumeToThawMs?: number;
   /** Filesystems the thaw after the resume found frozen (a RAM image taken while frozen). */
   thawedFilesystems?: number;
+  /** Who thawed the restored guest: this agent, or the thaw guard first (its agent had died). */
+  thawedBy?: ThawedBy;
   completionTime?: string;
   error?: { reason: RestoreFailureReason; message: string };
 }

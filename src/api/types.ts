@@ -39,11 +39,15 @@ export const PHASES = [
 export type Phase = (typeof PHASES)[number];
 
 export type QuiescePolicy = "Required" | "IfAvailable" | "Disabled";
+/** How a VM snapshot's RAM is saved: with the vCPUs paused until it is on disk (Paused), or
+ *  captured at the pause and written while the guest runs (Live: QEMU's background snapshot). */
+export type MemoryMode = "Paused" | "Live";
 export type DeletionPolicy = "Delete" | "Retain";
 
 export interface VMSnapshotSpec {
   source: { domain: string; node: string };
   memory?: boolean;
+  memoryMode?: MemoryMode;
   quiesce?: QuiescePolicy;
   freezeTimeout?: string;
   failureDeadline?: string;
@@ -72,7 +76,9 @@ export interface VMSnapshotStatus {
   indications?: Indication[];
   disks?: DiskSnapshotHandle[];
   excludedDisks?: string[];
-  memory?: { file: string; bytes: number };
+  memory?: { file: string; bytes: number; mode?: MemoryMode };
+  /** Live memory: when RAM was captured (write tracking armed, the vCPUs running again). */
+  memoryCapturedAt?: string;
   snapshotName?: string;
   freezeDeadline?: string;
   domainUUID?: string;

@@ -38,6 +38,11 @@ export interface Announcement {
   readonly note: string;
 }
 
+export interface Revisit<S> {
+  readonly state?: S;
+  readonly retryAfterMs?: number;
+}
+
 export interface Kind<T extends KubeObject, S extends KindState, E, C> {
   /** The controller's name in metrics and logs (controller-runtime's `controller` label). */
   readonly name: string;
@@ -83,6 +88,12 @@ export interface Kind<T extends KubeObject, S extends KindState, E, C> {
    * guest it left frozen or paused), from the objects' recorded states.
    */
   recover?(objects: readonly T[]): Promise<void>;
+  /**
+   * A final object that still owes the world a check (a failure whose thaw was never
+   * confirmed): look again. `state` replaces the recorded one (status follows); `retryAfterMs`
+   * asks to look again then. Undefined: nothing left to check.
+   */
+  revisit?(object: T, state: S): Promise<Revisit<S> | undefined>;
 
   // ---- how urgently status must follow ----
   /**

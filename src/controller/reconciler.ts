@@ -75,12 +75,10 @@ export class Reconciler<T extends KubeObject, S extends KindState, E extends { t
     if (this.kind.handles && !(await this.kind.handles(object))) return {};
     this.uids.set(key, uidOf(object));
     if (object.metadata.deletionTimestamp) return this.finalize(object);
-    if (
-      this.kind.isFinal(this.kind.stateOf(object, this.now())) &&
-      !this.states.has(uidOf(object))
-    ) {
+    const recorded = this.kind.stateOf(object, this.now());
+    if (this.kind.isFinal(recorded) && !this.states.has(uidOf(object))) {
       await this.kind.finish(object);
-      return {};
+      return this.revisit(object, recorded);
     }
     const finalizers = object.metadata.finalizers ?? [];
     if (!finalizers.includes(this.kind.finalizer)) {
@@ -118,7 +116,7 @@ export class Reconciler<T extends KubeObject, S extends KindState, E extends { t
         current = await this.write(current, state);
         this.states.delete(uid);
         await this.kind.finish(current);
-        return {};
+        return this.revisit(current, state);
       }
       const overdue = this.kind.overdue(state, this.now());
       const outcome = overdue ? { event: overdue } : await this.kind.run(current, state);
@@ -216,6 +214,13 @@ export class Reconciler<T extends KubeObject, S extends KindState, E extends { t
   }
 
   /** Patches status when it changed; on a conflict, retries once if status is still ours. */
+  /** A final object that still owes a check: look again, write what changed, come back later. */
+  private async revisit(object: T, state: S): Promise<ReconcileResult> {
+    const again = await this.kind.revisit?.(object, state);
+    if (again?.state !== undefined) await this.write(object, again.state);
+    return again?.retryAfterMs === undefined ? {} : { requeueAfterMs: again.retryAfterMs };
+  }
+
   private async write(object: T, state: S, waiting?: Waiting): Promise<T> {
     const status = this.kind.statusOf(object, state, this.now(), waiting);
     if (sameStatus(object.status, status)) return object;

@@ -23,6 +23,7 @@ import { GuardSession } from "./guard-session.ts";
 import { jsonLog, type Log } from "./log.ts";
 import { encode, type FireCause, type Reply } from "./protocol.ts";
 import { thawGuest } from "../hypervisor/thaw.ts";
+import { recordGuardThaw } from "../hypervisor/thaw-record.ts";
 
 const log: Log = jsonLog((line) => process.stderr.write(line));
 
@@ -56,14 +57,27 @@ async function main(): Promise<void> {
   const common = {
     // Its own connection reconnects on demand (link.ts): each try of a thaw that waits out a
     // libvirtd outage opens a new one, so the first try after libvirtd is back succeeds.
-    thaw: (
-      entry: { domain: string; resumeIfPaused: boolean; uuid?: string },
+    thaw: async (
+      entry: { id: string; domain: string; resumeIfPaused: boolean; uuid?: string },
       onRetry: () => void,
-    ) =>
-      thawGuest(hv, entry.domain, entry.resumeIfPaused, config, {
+    ) => {
+      const result = await thawGuest(hv, entry.domain, entry.resumeIfPaused, config, {
         onRetry,
         ...(entry.uuid === undefined ? {} : { uuid: entry.uuid }),
-      }),
+      });
+      if (result.outcome === "thawed" && entry.uuid !== undefined) {
+        // Its controller may be gone and never hear the reply: the guest keeps the time.
+        await recordGuardThaw(hv, entry.uuid, entry.id, result.thawed, config.callTimeoutMs).catch(
+          (err: unknown) =>
+            log("warn", "could not record the thaw on the domain", {
+              id: entry.id,
+              domain: entry.domain,
+              error: String(err),
+            }),
+        );
+      }
+      return result;
+    },
     log,
     stopping: () => stopping,
   };

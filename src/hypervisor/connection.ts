@@ -97,8 +97,8 @@ const STATUS_PROBE_MS = 5_000;
  * finally { await hv.fsThaw("web-1"); }
  */
 export class Hypervisor {
-  /** The first connection: events, loss and reconnect are observed on it. */
-  private readonly link: Link;
+  /** The first connection, for events, loss and reconnect only: every call goes through lanes. */
+  private readonly link: Pick<Link, "uri" | "connected" | "subscribe" | "onLost" | "onRestored">;
 
   private constructor(private readonly lanes: Lanes) {
     this.link = lanes.first;
@@ -375,6 +375,30 @@ export class Hypervisor {
   saveImageXml(path: string, options?: CallOptions & { readonly flags?: number }): Promise<string> {
     return this.lanes.call("saveImageXml", path, options?.timeoutMs, (c) =>
       c.saveImageXml(path, options?.flags ?? 0),
+    );
+  }
+
+  /**
+   * Writes (or, with `xml` undefined, removes) the element of namespace `uri` in the `<metadata>`
+   * of the domain with this UUID, under the prefix `key`. `flags` are ModificationImpact (Live:
+   * the running domain only, gone when it stops).
+   */
+  setDomainMetadata(
+    uuid: string,
+    uri: string,
+    key: string,
+    xml: string | undefined,
+    options?: CallOptions & { readonly flags?: number },
+  ): Promise<void> {
+    return this.lanes.call("setDomainMetadata", uuid, options?.timeoutMs, (c) =>
+      c.setDomainMetadataByUUID(
+        uuid,
+        MetadataType.Element,
+        xml ?? null,
+        xml === undefined ? null : key,
+        uri,
+        options?.flags ?? ModificationImpact.Current,
+      ),
     );
   }
 

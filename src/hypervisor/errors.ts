@@ -10,6 +10,7 @@ export type Operation =
   | "domainInfo"
   | "domainXml"
   | "domainMetadata"
+  | "setDomainMetadata"
   | "isActive"
   | "fsFreeze"
   | "fsThaw"

@@ -93,6 +93,15 @@ export interface NativeConnection {
   undefine(name: string, flags: number): Promise<void>;
   /** virDomainSaveImageGetXMLDesc: the domain XML inside a save (memory) image. */
   saveImageXml(path: string, flags: number): Promise<string>;
+  /** virDomainSetMetadata by UUID; `metadata` null removes the element of namespace `uri`. */
+  setDomainMetadataByUUID(
+    uuid: string,
+    type: number,
+    metadata: string | null,
+    key: string | null,
+    uri: string | null,
+    flags: number,
+  ): Promise<void>;
 }
 
 export interface NativeBinding {

@@ -113,10 +113,13 @@ export async function thawGuest(
           ? await target.domainInfo(domain, timeout)
           : undefined;
       if (hooks.uuid !== undefined && info!.uuid !== hooks.uuid) {
-        lastError = new Error(
+        // The domain that was frozen is not here under that name: not found, as for libvirt.
+        lastError = new HypervisorError(
           `domain ${domain} is now another domain (UUID ${info!.uuid}, frozen was ${hooks.uuid})`,
+          { reason: "DomainNotFound", operation: "fsThaw", target: domain },
         );
-        return { outcome: "lost", thawed: 0, resumed, attempts: attempt, lastError };
+        error = "DomainNotFound";
+        return end("lost");
       }
       if (resumeIfPaused && info!.state === "paused") {
         await target.resume(domain, timeout);

@@ -6,12 +6,13 @@
 // two deadlines: the machine's guards, the effects, the loop and the start-up recovery all ask
 // them, so no two places can disagree.
 import { UnquiescedReason, type FailureReason } from "../api/reasons.ts";
-import type { QuiescePolicy } from "../api/types.ts";
+import type { MemoryMode, QuiescePolicy } from "../api/types.ts";
 import type { DiskSnapshotHandle } from "../storage/backend.ts";
 
 export interface SnapshotContext {
   // --- from spec ---
   readonly memory: boolean;
+  readonly memoryMode: MemoryMode;
   readonly quiesce: QuiescePolicy;
   readonly freezeTimeoutMs: number;
   readonly failureDeadlineMs: number;
@@ -30,7 +31,13 @@ export interface SnapshotContext {
   readonly quiesced?: boolean;
   readonly unquiesced?: { readonly reason: UnquiescedReason; readonly message: string };
   readonly disks: readonly DiskSnapshotHandle[];
-  readonly memoryImage?: { readonly file: string; readonly bytes: number };
+  readonly memoryImage?: {
+    readonly file: string;
+    readonly bytes: number;
+    readonly mode?: MemoryMode;
+  };
+  /** Live memory: when QEMU captured RAM (the image is written after, while the guest runs). */
+  readonly memoryCapturedAt?: number;
   readonly completedAt?: number;
   readonly error?: { readonly reason: FailureReason; readonly message: string };
   /** Set when no thaw could be confirmed after a freeze (libvirtd unreachable, the domain not
@@ -41,6 +48,7 @@ export interface SnapshotContext {
 /** The spec's choices and the start time: all a new snapshot's machine needs. */
 export interface SnapshotInput {
   readonly memory: boolean;
+  readonly memoryMode: MemoryMode;
   readonly quiesce: QuiescePolicy;
   readonly freezeTimeoutMs: number;
   readonly failureDeadlineMs: number;
@@ -102,4 +110,19 @@ export function passedDeadline(
  */
 export function stepDeadlineOf(context: SnapshotContext): number {
   return frozenByUs(context) ? context.freezeDeadline! : failureDeadlineOf(context);
+}
+
+/**
+ * Is RAM saved live (captured at the pause, written while the guest runs)? Only for a guest this
+ * attempt pauses: QEMU 7.2 runs the vCPUs once it has armed the capture, so a domain someone else
+ * paused (and a shut-off one, which has no RAM) is saved the paused way.
+ */
+export function savesMemoryLive(context: SnapshotContext): boolean {
+  const reason = context.unquiesced?.reason;
+  return (
+    context.memory &&
+    context.memoryMode === "Live" &&
+    reason !== UnquiescedReason.DomainPaused &&
+    reason !== UnquiescedReason.DomainOffline
+  );
 }

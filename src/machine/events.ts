@@ -39,8 +39,18 @@ export interface DisksSnapshottedEvent extends Timed {
 /** The memory image is written and the vCPUs run again. */
 export interface MemorySavedEvent extends Timed {
   readonly type: "MEMORY_SAVED";
-  readonly memory: { readonly file: string; readonly bytes: number };
+  readonly memory: {
+    readonly file: string;
+    readonly bytes: number;
+    readonly mode?: "Paused" | "Live";
+  };
   readonly resumedAt: number;
+}
+
+/** Live memory: QEMU captured RAM (write tracking armed) and ran the vCPUs again itself; the
+ *  image is still being written. */
+export interface MemoryCapturedEvent extends Timed {
+  readonly type: "MEMORY_CAPTURED";
 }
 
 /** virDomainFSThaw returned. */
@@ -80,6 +90,7 @@ export type SnapshotEvent =
   | UnquiescedEvent
   | DisksSnapshottedEvent
   | MemorySavedEvent
+  | MemoryCapturedEvent
   | ThawedEvent
   | CompletedEvent
   | FailedEvent

@@ -7,7 +7,12 @@
 // and nowhere else.
 //
 // Steps: Pending.{Inspecting, Armed, Unfrozen} → Frozen → DisksSnapshotted.{SavingMemory,
-// Thawing, Completing} → MemorySaved.{Thawing, Completing} → Thawed → Succeeded | Failed.
+// CapturingMemory, Thawing, WritingMemory, Completing} → MemorySaved.{Thawing, Completing} →
+// Thawed.{WritingMemory, Completing} → Succeeded | Failed.
+//
+// Live memory (spec.memoryMode Live) captures RAM inside the pause (CapturingMemory: the vCPUs
+// run again once QEMU armed it) and writes it after the thaw (Thawed.WritingMemory), so its
+// phases read Frozen → DisksSnapshotted → Thawed → MemorySaved: each one when it happened.
 //
 // Invariants (checked on every path of the graph by test/unit/machine):
 // - a guest that was frozen ends thawed: by a THAWED event, or a `thaw` action on failure;
@@ -22,6 +27,7 @@ import {
   mayBeFrozen,
   mayHavePaused,
   passedDeadline,
+  savesMemoryLive,
   type SnapshotContext,
   type SnapshotInput,
 } from "./context.ts";
@@ -119,6 +125,18 @@ function decideUnquiesced(): [] {
   ] as unknown as []; // typed as deadline() is, for the same reason
 }
 
+/** Live memory's last step, once the vCPUs run again: QEMU writes the captured RAM. */
+function writingMemory() {
+  return {
+    on: {
+      MEMORY_SAVED: [
+        ...deadline(),
+        { target: "#vmsnapshot.MemorySaved", actions: "recordMemory" as const },
+      ],
+    },
+  };
+}
+
 /**
  * The last steps once disks (and memory) are taken, shared by DisksSnapshotted and MemorySaved:
  * thaw the guest if this attempt froze it, then complete.
@@ -184,6 +202,7 @@ export const snapshotMachine = setup({
       assertEvent(event, "MEMORY_SAVED");
       return { memoryImage: event.memory, resumedAt: event.resumedAt };
     }),
+    recordCapture: assign(({ event }) => ({ memoryCapturedAt: event.at, resumedAt: event.at })),
     recordThaw: assign(({ event }) => ({ thawedAt: event.at })),
     recordCompletion: assign(({ event }) => ({ completedAt: event.at })),
   },
@@ -195,7 +214,10 @@ export const snapshotMachine = setup({
     // Routing: which step of a phase a (re)entered state is on, from the facts alone.
     decidedUnfrozen: ({ context }) => context.quiesced === false,
     armed: ({ context }) => context.freezeDeadline !== undefined,
-    wantsMemory: ({ context }) => context.memory,
+    savesMemoryPaused: ({ context }) => context.memory && !savesMemoryLive(context),
+    capturesMemory: ({ context }) =>
+      savesMemoryLive(context) && context.memoryCapturedAt === undefined,
+    writesMemory: ({ context }) => savesMemoryLive(context) && context.memoryImage === undefined,
     frozenByUs: ({ context }) => frozenByUs(context),
   },
 }).createMachine({
@@ -261,8 +283,11 @@ export const snapshotMachine = setup({
       states: {
         Route: {
           always: [
-            { guard: "wantsMemory", target: "SavingMemory" },
+            { guard: "capturesMemory", target: "CapturingMemory" },
+            { guard: "savesMemoryPaused", target: "SavingMemory" },
             { guard: "frozenByUs", target: "Thawing" },
+            // Live and never frozen (taken unquiesced): no thaw; the image is written now.
+            { guard: "writesMemory", target: "WritingMemory" },
             { target: "Completing" },
           ],
         },
@@ -274,6 +299,13 @@ export const snapshotMachine = setup({
             ],
           },
         },
+        /** The vCPUs paused and the disks taken: QEMU captures RAM and runs the vCPUs again. */
+        CapturingMemory: {
+          on: {
+            MEMORY_CAPTURED: [...deadline(), { target: "Route", actions: "recordCapture" }],
+          },
+        },
+        WritingMemory: writingMemory(),
         ...finishingSteps(),
       },
     },
@@ -288,9 +320,14 @@ export const snapshotMachine = setup({
       },
     },
     Thawed: {
-      on: {
-        TICK: deadline(),
-        COMPLETED: [...deadline(), { target: "Succeeded", actions: "recordCompletion" }],
+      initial: "Route",
+      on: { TICK: deadline() },
+      states: {
+        Route: {
+          always: [{ guard: "writesMemory", target: "WritingMemory" }, { target: "Completing" }],
+        },
+        WritingMemory: writingMemory(),
+        Completing: finishingSteps().Completing,
       },
     },
     Succeeded: { type: "final" },

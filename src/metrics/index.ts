@@ -22,6 +22,7 @@ import {
 
 export type { ControllerMetrics, ReconcileResult } from "./controller-runtime.ts";
 export type { FrozenGuests } from "./frozen-guests.ts";
+export { SCHEDULE_GAUGE_NAMES } from "./schedule.ts";
 export type { ScheduleMetrics, ScheduleRunResult } from "./schedule.ts";
 export type { GuardMetrics, GuardStateSample, UnconfirmedOutcome } from "./guard.ts";
 export type { SnapshotResult, StorageOperation, StorageOperationResult } from "./snapshot.ts";

@@ -5,6 +5,7 @@ import type {
   PowerState,
   RestoredDiskStatus,
   RestoreFailureReason,
+  ThawedBy,
 } from "../api/restore-types.ts";
 
 export interface RestoreInput {
@@ -45,6 +46,7 @@ export interface RestoreContext extends RestoreInput {
   readonly thawedAt?: number;
   /** Filesystems the thaw found frozen: more than 0 when the RAM image was taken frozen. */
   readonly thawedFilesystems?: number;
+  readonly thawedBy?: ThawedBy;
   readonly completedAt?: number;
   readonly error?: { readonly reason: RestoreFailureReason; readonly message: string };
 }
@@ -64,4 +66,10 @@ export function overdueReason(c: RestoreContext, now: number): RestoreFailureRea
   if (awaitingThaw(c) && c.thawDeadline !== undefined && now > c.thawDeadline) return "ThawFailed";
   if (now > restoreDeadlineOf(c)) return "DeadlineExceeded";
   return undefined;
+}
+
+/** "123 ms after the resume", saying so when the thaw guard (not the agent) thawed it. */
+export function thawedAfterResume(c: RestoreContext): string {
+  const by = c.thawedBy === "Guard" ? " by the thaw guard (its agent had died)" : "";
+  return `${c.thawedAt! - c.resumedAt!} ms after the resume${by}`;
 }

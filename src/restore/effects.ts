@@ -19,6 +19,7 @@ import type { Outcome as KindOutcome, Waiting } from "../controller/kind.ts";
 import { HypervisorError } from "../hypervisor/errors.ts";
 import { DomainXmlFlags, SaveRestoreFlags, StartFlags } from "../hypervisor/flags.ts";
 import { thawAndConfirm } from "../hypervisor/memory-restore.ts";
+import { readThawRecord, writeThawRecord, type ThawRecord } from "../hypervisor/thaw-record.ts";
 import { restoreDomainXml, type RestoredDisk } from "../hypervisor/restore-xml.ts";
 import { DEFAULT_THAW_POLICY, thawGuest } from "../hypervisor/thaw.ts";
 import { ConflictError } from "../kube/object-client.ts";
@@ -273,18 +274,82 @@ export class RestoreEffects {
     return event({ type: "RESUMED", at: this.now() });
   }
 
-  async thaw(_restore: VMRestore, c: RestoreContext): Promise<RestoreOutcome> {
+  async thaw(restore: VMRestore, c: RestoreContext): Promise<RestoreOutcome> {
     try {
       const thawed = await thawAndConfirm(this.o.hypervisor, c.targetDomain!, c.thawDeadline!, {
         now: this.now,
       });
-      return event({ type: "THAWED", at: thawed.at, filesystems: thawed.filesystems });
+      if (thawed.filesystems > 0) {
+        await this.recordThaw(restore, c, thawed.at, thawed.filesystems);
+        return event({
+          type: "THAWED",
+          at: thawed.at,
+          filesystems: thawed.filesystems,
+          by: "Agent",
+        });
+      }
+      const earlier = await this.recordedThaw(restore, c);
+      return event(
+        earlier === undefined
+          ? { type: "THAWED", at: thawed.at, filesystems: 0, by: "Agent" }
+          : {
+              type: "THAWED",
+              at: earlier.at,
+              filesystems: earlier.filesystems,
+              by: earlier.by === "guard" ? "Guard" : "Agent",
+            },
+      );
     } catch (err) {
       return this.fail(
         "ThawFailed",
         `the restored guest could not be confirmed thawed: ${String(err)}; the thaw guard keeps trying until ${new Date(c.thawDeadline!).toISOString()}`,
       );
     }
+  }
+
+  /**
+   * This agent's thaw, noted on the domain before status says it: should the agent die in
+   * between, the next one reads when the guest was really thawed (recordedThaw). Best effort.
+   */
+  private async recordThaw(
+    restore: VMRestore,
+    c: RestoreContext,
+    at: number,
+    filesystems: number,
+  ): Promise<void> {
+    if (c.targetUUID === undefined) return;
+    const record = { id: restore.metadata.uid!, at, filesystems, by: "agent" as const };
+    await writeThawRecord(this.o.hypervisor, c.targetUUID, record, this.o.callTimeoutMs).catch(
+      (err: unknown) =>
+        this.o.log?.("could not record the thaw on the domain", {
+          key: objectKey(restore),
+          error: String(err),
+        }),
+    );
+  }
+
+  /**
+   * Nothing was frozen when this agent thawed: if this restore's guest was thawed after the
+   * resume by the guard (its agent had died) or by an agent killed before it wrote status, the
+   * record on the domain says when — the end of the frozen time status must report. A guard's
+   * record of 0 filesystems is when it found the guest thawed already (the dead agent's thaw
+   * call had landed): the latest the thaw can have been. Without a record, this agent's own
+   * time stands.
+   */
+  private async recordedThaw(
+    restore: VMRestore,
+    c: RestoreContext,
+  ): Promise<ThawRecord | undefined> {
+    if (c.targetUUID === undefined || c.resumedAt === undefined) return undefined;
+    const record = await readThawRecord(
+      this.o.hypervisor,
+      c.targetUUID,
+      restore.metadata.uid!,
+      this.o.callTimeoutMs,
+    ).catch(() => undefined);
+    if (record === undefined) return undefined;
+    // Two clocks (the guard's wall clock, ours): never before the resume nor after now.
+    return { ...record, at: Math.min(Math.max(record.at, c.resumedAt), this.now()) };
   }
 
   /** After the thaw: the persistent definition follows the restored disks; the guard disarmed. */

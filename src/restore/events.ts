@@ -3,6 +3,7 @@ import type {
   Consistency,
   RestoredDiskStatus,
   RestoreFailureReason,
+  ThawedBy,
 } from "../api/restore-types.ts";
 
 export type RestoreEvent =
@@ -27,7 +28,13 @@ export type RestoreEvent =
   | { readonly type: "MEMORY_RESTORED"; readonly at: number; readonly thawDeadline: number }
   | { readonly type: "RESUMED"; readonly at: number }
   /** The agent confirmed the guest thawed; `filesystems` were frozen (a frozen RAM image). */
-  | { readonly type: "THAWED"; readonly at: number; readonly filesystems: number }
+  | {
+      readonly type: "THAWED";
+      readonly at: number;
+      readonly filesystems: number;
+      /** Guard: the thaw guard had thawed it first (its record on the domain gives `at`). */
+      readonly by: ThawedBy;
+    }
   | { readonly type: "COMPLETED"; readonly at: number }
   | {
       readonly type: "FAILED";

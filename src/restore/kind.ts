@@ -1,7 +1,7 @@
 // VMRestore as a kind of the one reconcile loop: its machine, effects, status codec and Events.
 import type { VMRestore } from "../api/restore-types.ts";
 import type { Announcement, Kind } from "../controller/kind.ts";
-import { awaitingThaw, overdueReason, type RestoreContext } from "./context.ts";
+import { awaitingThaw, overdueReason, thawedAfterResume, type RestoreContext } from "./context.ts";
 import type { RestoreEffects } from "./effects.ts";
 import type { RestoreEvent } from "./events.ts";
 import { restoreStateFromStatus, restoreStatusFromState } from "./status.ts";
@@ -62,7 +62,7 @@ function noteFor(phase: RestoreState["phase"], c: RestoreContext): string {
     case "Resumed":
       return `resumed ${c.targetDomain}; thawing its filesystems`;
     case "Thawed":
-      return `thawed ${c.targetDomain} ${c.thawedAt! - c.resumedAt!} ms after the resume`;
+      return `thawed ${c.targetDomain} ${thawedAfterResume(c)}`;
     default:
       return `restored ${c.targetDomain} from VMSnapshot ${c.snapshotName}`;
   }

@@ -51,7 +51,7 @@ export const restoreMachine = setup({
     }),
     thawed: assign(({ event }) => {
       assertEvent(event, "THAWED");
-      return { thawedAt: event.at, thawedFilesystems: event.filesystems };
+      return { thawedAt: event.at, thawedFilesystems: event.filesystems, thawedBy: event.by };
     }),
     completed: assign(({ event }) => ({ completedAt: event.at })),
     failed: assign(({ event }) => {

@@ -9,6 +9,7 @@ export type RestoreHypervisorPort = Pick<
   | "domainInfo"
   | "domainInfoByUUID"
   | "domainMetadata"
+  | "setDomainMetadata"
   | "domainXml"
   | "saveImageXml"
   | "defineXml"

@@ -9,7 +9,7 @@ import type {
 } from "../api/restore-types.ts";
 import { defined, iso, toMs, withTransitionTimes } from "../controller/conditions.ts";
 import type { Waiting } from "../controller/kind.ts";
-import type { RestoreContext, RestoreInput } from "./context.ts";
+import { thawedAfterResume, type RestoreContext, type RestoreInput } from "./context.ts";
 import { isFinalRestore, rehydrateRestore, startRestore, type RestoreState } from "./step.ts";
 
 const DEFAULT_THAW_TIMEOUT = "10s";
@@ -47,6 +47,7 @@ export function restoreStateFromStatus(restore: VMRestore, now: number): Restore
     ...defined("resumedAt", toMs(status.resumedAt)),
     ...defined("thawedAt", toMs(status.thawedAt)),
     ...defined("thawedFilesystems", status.thawedFilesystems),
+    ...defined("thawedBy", status.thawedBy),
     ...defined("completedAt", toMs(status.completionTime)),
     ...defined(
       "error",
@@ -81,6 +82,7 @@ export function restoreStatusFromState(
     ...defined("resumedAt", iso(c.resumedAt)),
     ...defined("thawedAt", iso(c.thawedAt)),
     ...defined("thawedFilesystems", c.thawedFilesystems),
+    ...defined("thawedBy", c.thawedBy),
     ...defined(
       "resumeToThawMs",
       c.resumedAt !== undefined && c.thawedAt !== undefined ? c.thawedAt - c.resumedAt : undefined,
@@ -135,7 +137,7 @@ function conditionsOf(
 
 function readyMessage(c: RestoreContext): string {
   const what = c.memoryRestored
-    ? `disks and memory restored, thawed ${c.thawedAt! - c.resumedAt!} ms after the resume`
+    ? `disks and memory restored, thawed ${thawedAfterResume(c)}`
     : `${c.restoredDisks.length} disk(s) restored`;
   const consistency =
     c.consistency === "ApplicationConsistent"

@@ -24,7 +24,7 @@ import { API_VERSION, KIND, type VMSnapshot } from "../api/types.ts";
 import { DEFAULT_TIME_ZONE, parseSchedule } from "./cron.ts";
 import { runName, scheduleLabelValue } from "./names.ts";
 import { applyRetention, type RetentionCandidate, type RetentionPhase } from "./retention.ts";
-import { decideRun } from "./runs.ts";
+import { decideRun, periodAt } from "./runs.ts";
 
 export interface ScheduleEvent {
   type: "Normal" | "Warning";
@@ -47,6 +47,11 @@ export interface SchedulePlan {
   status: VMSnapshotScheduleStatus;
   /** Look again after this long; undefined: only when the schedule or one of its runs changes. */
   requeueAfterMs?: number;
+  /**
+   * The period the schedule is in (runs.ts periodAt), which the "no success within two
+   * periods" alert measures by; undefined for an invalid spec.
+   */
+  periodMs?: number;
   events: ScheduleEvent[];
 }
 
@@ -157,6 +162,7 @@ export function planSchedule(
     }
   }
 
+  const periodMs = periodAt(parsed.schedule, now);
   const retention = applyRetention(live.map(candidateOf), spec.retention ?? {}, timeZone);
   const toDelete = retention.prune.map((p) => p.name);
   if (toDelete.length > 0) {
@@ -180,6 +186,7 @@ export function planSchedule(
     delete: toDelete,
     status,
     ...(decision.requeueAfterMs !== undefined && { requeueAfterMs: decision.requeueAfterMs }),
+    ...(periodMs !== undefined && { periodMs }),
     events,
   };
 }
@@ -196,8 +203,8 @@ export function isControlledBy(snapshot: VMSnapshot, schedule: VMSnapshotSchedul
   );
 }
 
-/** The VMSnapshot a schedule creates for its run at `instant`. */
-function runOf(schedule: VMSnapshotSchedule, name: string, instant: Date): VMSnapshot {
+/** The VMSnapshot a schedule creates for its run at `instant`, named `name` (names.ts runName). */
+export function runOf(schedule: VMSnapshotSchedule, name: string, instant: Date): VMSnapshot {
   const { metadata } = schedule;
   if (!metadata.uid) throw new Error(`schedule ${metadata.name} has no metadata.uid`);
   return {

@@ -62,6 +62,11 @@ export class ScheduleReconciler implements KeyReconciler {
 
   async reconcile(key: string): Promise<{ requeueAfterMs?: number }> {
     let schedule = this.o.read(key);
+    if (!schedule || schedule.metadata.deletionTimestamp) {
+      // Gone, going, or moved to another node's agent: its series go, so that nothing alerts
+      // about a schedule no one runs here (a deleted schedule cannot miss a success).
+      this.o.metrics?.scheduleGauges.remove(labelsOfKey(key));
+    }
     if (!schedule) return {};
     const finalizers = schedule.metadata.finalizers ?? [];
     if (schedule.metadata.deletionTimestamp) {
@@ -85,7 +90,7 @@ export class ScheduleReconciler implements KeyReconciler {
     const patch = statusMergePatch(schedule.status, plan.status);
     if (patch) await this.o.schedules.patchStatus(schedule, patch as VMSnapshotScheduleStatus);
     for (const event of plan.events) this.record(schedule, event);
-    this.count(schedule, plan);
+    this.report(schedule, plan);
     return plan.requeueAfterMs === undefined ? {} : { requeueAfterMs: plan.requeueAfterMs };
   }
 
@@ -140,7 +145,6 @@ export class ScheduleReconciler implements KeyReconciler {
       schedule,
       finalizers.filter((f) => f !== SCHEDULE_FINALIZER),
     );
-    this.o.metrics?.scheduleSnapshotsRetained.remove(labelsOf(schedule));
     return {};
   }
 
@@ -153,8 +157,11 @@ export class ScheduleReconciler implements KeyReconciler {
     this.o.events.record(schedule, event.type, event.reason, EVENT_ACTION, event.message);
   }
 
-  /** Counts what the pass decided, once it is recorded (a pass that threw counts nothing). */
-  private count(schedule: VMSnapshotSchedule, plan: SchedulePlan): void {
+  /**
+   * Counts what the pass decided and shows the schedule as it now stands, once it is recorded (a
+   * pass that threw counts nothing).
+   */
+  private report(schedule: VMSnapshotSchedule, plan: SchedulePlan): void {
     const metrics = this.o.metrics;
     if (!metrics) return;
     const before = schedule.status ?? {};
@@ -166,14 +173,20 @@ export class ScheduleReconciler implements KeyReconciler {
     if (missed - conflicts > 0)
       metrics.scheduleRunsTotal.inc({ result: "missed" }, missed - conflicts);
     if (conflicts > 0) metrics.scheduleRunsTotal.inc({ result: "conflict" }, conflicts);
-    const counts = plan.status.snapshots;
-    if (counts) {
-      const retained = counts.inProgress + counts.succeeded + counts.failed - plan.delete.length;
-      metrics.scheduleSnapshotsRetained.set(labelsOf(schedule), retained);
-    }
+    const counts = plan.status.snapshots ?? { inProgress: 0, succeeded: 0, failed: 0 };
+    const lastSuccess = plan.status.lastSuccessfulTime;
+    metrics.scheduleGauges.set(labelsOfKey(objectKey(schedule)), {
+      retained: counts.inProgress + counts.succeeded + counts.failed - plan.delete.length,
+      lastSuccess: lastSuccess === undefined ? undefined : new Date(lastSuccess),
+      created: new Date(schedule.metadata.creationTimestamp ?? this.now()),
+      intervalSeconds: plan.periodMs === undefined ? undefined : plan.periodMs / 1000,
+      suspended: schedule.spec.suspend === true,
+    });
   }
 }
 
-function labelsOf(schedule: VMSnapshotSchedule): { namespace: string; schedule: string } {
-  return { namespace: schedule.metadata.namespace!, schedule: schedule.metadata.name! };
+/** The metric labels of the schedule at `namespace/name`. */
+function labelsOfKey(key: string): { namespace: string; schedule: string } {
+  const slash = key.indexOf("/");
+  return { namespace: key.slice(0, slash), schedule: key.slice(slash + 1) };
 }

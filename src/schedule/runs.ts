@@ -92,3 +92,18 @@ function countBetween(
   }
   return { count, atLeast: false };
 }
+
+/**
+ * The period the schedule is in at `now`, in ms: from its newest instant at or before `now` to its
+ * next one (status.nextScheduleTime); between its next two should croner find none before.
+ * Irregular schedules have irregular periods: for `0 2 * * 1-5` it is 3 days from Friday 02:00
+ * until Monday 02:00, one day otherwise.
+ * @example
+ * periodAt(parseSchedule("0 * * * *").schedule, new Date("2026-05-01T09:10:00Z")) // 3_600_000
+ */
+export function periodAt(schedule: CronSchedule, now: Date): number | undefined {
+  const next = schedule.nextAfter(now);
+  const from = schedule.latestAtOrBefore(now) ?? next;
+  const to = from === next ? next && schedule.nextAfter(next) : next;
+  return from && to ? to.getTime() - from.getTime() : undefined;
+}

@@ -28,17 +28,16 @@ import {
 import { compensationsFor, type Compensation } from "../machine/machine.ts";
 import {
   inFrozenWindow,
-  mayBeFrozen,
-  mayHavePaused,
+  savesMemoryLive,
   stepDeadlineOf,
   type SnapshotContext,
 } from "../machine/context.ts";
-import { stateFromStatus } from "./status.ts";
 import type { SnapshotEvent } from "../machine/events.ts";
 import { isFinal, type MachineState } from "../machine/step.ts";
 import type { DiskSnapshotHandle } from "../storage/backend.ts";
 import type { Outcome as KindOutcome } from "../controller/kind.ts";
 import { objectKey } from "../kube/resource.ts";
+import { resumeIfPaused, settleLeftovers, snapshotLeftovers } from "../recovery/leftovers.ts";
 import { checkMemorySpace } from "../limits/check-memory-space.ts";
 import type { NamespaceCap } from "../limits/namespace-cap.ts";
 import { checkOwnership } from "../tenancy/check-ownership.ts";
@@ -46,7 +45,7 @@ import type { UnownedDomainPolicy } from "../tenancy/unowned-policy.ts";
 import type { Admission } from "./admission.ts";
 import { failureFrom, type Failure } from "./failures.ts";
 import type { StorageRegistry } from "../storage/registry.ts";
-import type { HypervisorPort, MemoryImagePort, ThawGuardPort } from "./ports.ts";
+import type { HypervisorPort, LiveMemoryPort, MemoryImagePort, ThawGuardPort } from "./ports.ts";
 
 export type Outcome = KindOutcome<SnapshotEvent>;
 
@@ -55,6 +54,8 @@ export interface EffectsOptions {
   readonly hypervisor: HypervisorPort & Pick<Hypervisor, "guestPing">;
   readonly storage: StorageRegistry;
   readonly memory: MemoryImagePort;
+  /** Live memory (spec.memoryMode Live); without it such a snapshot fails UnsupportedMemoryMode. */
+  readonly liveMemory?: LiveMemoryPort;
   readonly guard: ThawGuardPort;
   readonly admission: Admission;
   readonly memoryDir: string;
@@ -66,6 +67,8 @@ export interface EffectsOptions {
   readonly isDraining?: () => boolean;
   /** Every adapter error met, for metrics (libvirt errors by code). */
   readonly onError?: (err: unknown) => void;
+  /** A failed attempt's unconfirmed thaw was confirmed later by asking the guest agent. */
+  readonly onThawConfirmed?: (snapshot: VMSnapshot) => void;
   /** Who may snapshot which domain here, and the per-host limits (src/tenancy, src/limits). */
   readonly tenancy?: {
     readonly node: string;
@@ -83,6 +86,8 @@ interface Session {
   allTargets: string[];
   armedHere: boolean;
   pausedHere: boolean;
+  /** Live memory: the image's header is written and its file handed to QEMU. */
+  livePrepared?: boolean;
   /** A storage call that may still be running after its deadline: removal waits for it. */
   inFlight?: Promise<unknown>;
 }
@@ -130,11 +135,14 @@ const EFFECTS: Record<string, Effect> = {
   "Pending.Unfrozen": (e, s, c) => e.snapshotDisks(s, c),
   Frozen: (e, s, c) => e.frozen(s, c),
   "DisksSnapshotted.SavingMemory": (e, s, c) => e.saveMemory(s, c),
+  "DisksSnapshotted.CapturingMemory": (e, s, c) => e.captureMemory(s, c),
+  "DisksSnapshotted.WritingMemory": (e, s, c) => e.writeMemory(s, c),
   "DisksSnapshotted.Thawing": (e, s) => e.thaw(s),
   "DisksSnapshotted.Completing": (e, _s, c) => e.complete(c),
   "MemorySaved.Thawing": (e, s) => e.thaw(s),
   "MemorySaved.Completing": (e, _s, c) => e.complete(c),
-  Thawed: (e, _s, c) => e.complete(c),
+  "Thawed.WritingMemory": (e, s, c) => e.writeMemory(s, c),
+  "Thawed.Completing": (e, _s, c) => e.complete(c),
 };
 
 /** How often a deleted snapshot still used by a restore looks again (the restore's end wakes it). */
@@ -142,6 +150,9 @@ const IN_USE_RETRY_MS = 10_000;
 
 /** A thaw inside the reconcile: a few quick tries; the guard stays armed if they all fail. */
 const EFFECT_THAW_ATTEMPTS = 3;
+
+/** How often a finished attempt's unconfirmed thaw is checked again with the guest agent. */
+export const THAW_RECHECK_MS = 10_000;
 
 export class SnapshotEffects {
   private readonly sessions = new Map<string, Session>();
@@ -317,6 +328,10 @@ export class SnapshotEffects {
       context.disks,
       attempt.disks,
     );
+    if (savesMemoryLive(context) && context.memoryImage === undefined) {
+      // A live write that never finished: QEMU may still be writing (it holds its own descriptor).
+      await this.o.liveMemory?.cancel(domain, this.memoryFileOf(snapshot));
+    }
     await this.o.memory.remove({ domain, name, file: this.memoryFileOf(snapshot) });
   }
 
@@ -325,37 +340,47 @@ export class SnapshotEffects {
    * may have left frozen (or paused), patiently, before anything else happens.
    */
   async recoverLeftovers(snapshots: readonly VMSnapshot[]): Promise<void> {
-    for (const snapshot of snapshots) {
-      const { phase, context } = stateFromStatus(snapshot, this.now());
-      if (isFinal(phase)) continue;
-      const resume = mayHavePaused(context);
-      if (!mayBeFrozen(context) && !resume) continue;
-      const domain = snapshot.spec.source.domain;
-      if (!mayBeFrozen(context)) {
-        // Paused without a freeze: resume only, never thaw a freeze that is not ours.
-        await this.resumeIfPaused(domain).catch((err: unknown) =>
-          this.o.log?.("could not resume a guest left paused by a previous instance", {
-            key: keyOf(snapshot),
-            domain,
-            error: String(err),
-          }),
-        );
-        continue;
+    await settleLeftovers(this.o.hypervisor, snapshotLeftovers(snapshots, this.now()), {
+      policy: this.recoveryPolicy,
+      now: this.now,
+      ...(this.o.log ? { log: this.o.log } : {}),
+    });
+  }
+
+  /**
+   * A finished attempt whose thaw was never confirmed (the guard's thaw failed or lost the
+   * domain): ask the guest agent itself (`guest-fsfreeze-status`) until it says thawed, or the
+   * pinned domain is found shut off. Until then status keeps `Thawed=Unknown`; then it records
+   * when the thaw was confirmed (an upper bound of the frozen window, which status then shows).
+   */
+  async recheckThaw(
+    snapshot: VMSnapshot,
+    state: MachineState,
+  ): Promise<{ state?: MachineState; retryAfterMs?: number }> {
+    const c = state.context;
+    try {
+      const info =
+        c.domainUUID === undefined
+          ? await this.o.hypervisor.domainInfo(snapshot.spec.source.domain, {
+              timeoutMs: this.o.callTimeoutMs,
+            })
+          : await this.o.hypervisor.domainInfoByUUID(c.domainUUID, {
+              timeoutMs: this.o.callTimeoutMs,
+            });
+      const thawed =
+        !info.active ||
+        (await this.o.hypervisor.freezeStatus(info.name, { timeoutMs: this.o.callTimeoutMs })) ===
+          "thawed";
+      if (thawed) {
+        this.o.onThawConfirmed?.(snapshot);
+        const { thawUnconfirmed: _, ...rest } = c;
+        return { state: { ...state, context: { ...rest, thawedAt: this.now() } } };
       }
-      const result = await thawGuest(
-        this.o.hypervisor,
-        domain,
-        resume,
-        this.recoveryPolicy,
-        context.domainUUID === undefined ? {} : { uuid: context.domainUUID },
-      );
-      this.o.log?.(
-        !thawConfirmed(result.outcome)
-          ? "could not confirm the thaw of a guest left by a previous instance"
-          : "thawed a guest left frozen by a previous instance",
-        { key: keyOf(snapshot), domain, phase, ...result, lastError: undefined },
-      );
+    } catch (err) {
+      // Not here (migrated?), libvirtd or the agent not answering: still unknown.
+      this.o.onError?.(err);
     }
+    return { retryAfterMs: THAW_RECHECK_MS };
   }
 
   /** Lets go of the domain and freeze slot of a snapshot that vanished without finalize. */
@@ -545,6 +570,12 @@ export class SnapshotEffects {
         "this host already has its maximum of frozen guests",
       );
     }
+    // Before the freeze, so that only QEMU's arming is left for the pause.
+    const unprepared = await this.prepareLiveMemory(snapshot, c, session);
+    if (unprepared) {
+      this.o.admission.releaseFreezeSlot(key);
+      return unprepared;
+    }
     try {
       await this.o.guard.arm({
         id: snapshot.metadata.uid!,
@@ -669,6 +700,8 @@ export class SnapshotEffects {
       c.unquiesced?.reason !== UnquiescedReason.DomainOffline;
     try {
       if (pauses) {
+        const unprepared = await this.prepareLiveMemory(snapshot, c, session);
+        if (unprepared) return unprepared;
         if (!frozen) {
           // Paused vCPUs need the guard too: it resumes them if this process dies.
           try {
@@ -758,9 +791,108 @@ export class SnapshotEffects {
     }
   }
 
+  /** Live memory, before the pause: header, capability and file handed to QEMU (idempotent). */
+  private async prepareLiveMemory(
+    snapshot: VMSnapshot,
+    c: SnapshotContext,
+    session: Session,
+  ): Promise<Outcome | undefined> {
+    if (!savesMemoryLive(c) || session.livePrepared) return undefined;
+    const domain = snapshot.spec.source.domain;
+    if (!this.o.liveMemory) {
+      return failed(this.now(), {
+        reason: FailureReason.UnsupportedMemoryMode,
+        message: "spec.memoryMode Live is not available on this host's agent",
+      });
+    }
+    try {
+      await this.o.liveMemory.prepare({
+        domain,
+        file: this.memoryFileOf(snapshot),
+        timeoutMs: this.o.callTimeoutMs,
+      });
+      session.livePrepared = true;
+      return undefined;
+    } catch (err) {
+      return failed(
+        this.now(),
+        this.failure(err, `preparing the live memory snapshot of ${domain}`),
+      );
+    }
+  }
+
+  /**
+   * Live memory, vCPUs paused and disks taken: QEMU captures RAM (write tracking armed) and runs
+   * the vCPUs again itself; resolves once it has, so disks and RAM are the pause's instant.
+   */
+  async captureMemory(snapshot: VMSnapshot, c: SnapshotContext): Promise<Outcome> {
+    const domain = snapshot.spec.source.domain;
+    const session = this.sessions.get(snapshot.metadata.uid!);
+    if (!session?.pausedHere || !session.livePrepared || !this.o.liveMemory) {
+      return failed(this.now(), {
+        reason: FailureReason.Interrupted,
+        message:
+          "the controller restarted while the vCPUs were paused; they were resumed, so RAM no longer matches the disks",
+      });
+    }
+    try {
+      await this.o.liveMemory.arm({
+        domain,
+        file: this.memoryFileOf(snapshot),
+        timeoutMs: Math.max(1, stepDeadlineOf(c) - this.now()),
+      });
+    } catch (err) {
+      return failed(this.now(), this.failure(err, `capturing the memory of ${domain}`));
+    }
+    const at = this.now();
+    session.pausedHere = false;
+    // An unfrozen VM snapshot armed the guard only for the pause.
+    if (c.frozenAt === undefined) await this.disarmQuietly(snapshot);
+    return { event: { type: "MEMORY_CAPTURED", at } };
+  }
+
+  /**
+   * Live memory, the guest running (and thawed): waits for QEMU to write the captured RAM and
+   * marks the image complete. A restarted agent picks this up where it was: QEMU keeps writing
+   * through its own descriptor whatever happens to this process.
+   */
+  async writeMemory(snapshot: VMSnapshot, c: SnapshotContext): Promise<Outcome> {
+    const domain = snapshot.spec.source.domain;
+    if (!this.o.liveMemory) {
+      return failed(this.now(), {
+        reason: FailureReason.UnsupportedMemoryMode,
+        message: "spec.memoryMode Live is not available on this host's agent",
+      });
+    }
+    try {
+      const image = await this.o.liveMemory.finish({
+        domain,
+        file: this.memoryFileOf(snapshot),
+        timeoutMs: Math.max(1, stepDeadlineOf(c) - this.now()),
+      });
+      return {
+        event: {
+          type: "MEMORY_SAVED",
+          at: this.now(),
+          memory: { file: image.file, bytes: image.bytes, mode: "Live" },
+          resumedAt: c.resumedAt!,
+        },
+      };
+    } catch (err) {
+      return failed(this.now(), this.failure(err, `writing the memory of ${domain}`));
+    }
+  }
+
   async thaw(snapshot: VMSnapshot): Promise<Outcome> {
     const domain = snapshot.spec.source.domain;
-    const result = await thawGuest(this.o.hypervisor, domain, false, this.thawPolicy);
+    // The domain frozen, by its pinned UUID: a same-named replacement is not thawed (or counted).
+    const result = await thawGuest(
+      this.o.hypervisor,
+      domain,
+      false,
+      this.thawPolicy,
+      this.pinnedIdentity(snapshot),
+    );
     if (result.outcome !== "thawed") {
       // The guard stays armed: it thaws at the deadline if the compensating thaw fails too.
       return failed(this.now(), this.failure(result.lastError, `thawing ${domain}`));
@@ -866,11 +998,8 @@ export class SnapshotEffects {
   }
 
   /** Resumes the vCPUs if they are paused; true when it did. */
-  private async resumeIfPaused(domain: string): Promise<boolean> {
-    const info = await this.o.hypervisor.domainInfo(domain, { timeoutMs: this.o.callTimeoutMs });
-    if (info.state !== "paused") return false;
-    await this.o.hypervisor.resume(domain, { timeoutMs: this.o.callTimeoutMs });
-    return true;
+  private resumeIfPaused(domain: string): Promise<boolean> {
+    return resumeIfPaused(this.o.hypervisor, domain, this.o.callTimeoutMs);
   }
 
   /** The disks that take part, or the failure that stops the snapshot before it starts. */

@@ -37,6 +37,10 @@ export function snapshotKind(effects: SnapshotEffects): SnapshotKind {
     finish: (snapshot) => effects.finish(snapshot),
     forget: (key) => effects.forget(key),
     recover: (snapshots) => effects.recoverLeftovers(snapshots),
+    revisit: async (snapshot, state) =>
+      state.context.thawUnconfirmed === undefined
+        ? undefined
+        : effects.recheckThaw(snapshot, state),
     urgent: (state) => inFrozenWindow(state.context),
     writeAhead: (from, to) =>
       to.context.freezeDeadline !== undefined && from.context.freezeDeadline === undefined,

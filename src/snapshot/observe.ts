@@ -43,6 +43,14 @@ export class MetricsObserver implements TransitionObserver<VMSnapshot, MachineSt
       this.guardReports.delete(this.guardReports.keys().next().value!);
   }
 
+  /** The agent itself confirmed a failed attempt's guest thawed: no longer counted frozen. */
+  thawConfirmed(snapshot: VMSnapshot): void {
+    const uid = snapshot.metadata.uid!;
+    const key = this.awaitingGuard.get(uid) ?? keyOf(snapshot);
+    this.awaitingGuard.delete(uid);
+    this.metrics.frozenGuests.thawed(key);
+  }
+
   transition(snapshot: VMSnapshot, from: MachineState, to: MachineState): void {
     const key = keyOf(snapshot);
     const c = to.context;

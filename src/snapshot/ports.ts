@@ -11,6 +11,7 @@ export type HypervisorPort = Pick<
   | "domainXml"
   | "fsFreeze"
   | "fsThaw"
+  | "freezeStatus"
   | "suspend"
   | "resume"
 >;
@@ -26,6 +27,23 @@ export interface MemoryImagePort {
   }): Promise<{ file: string; bytes: number }>;
   /** Removes the memory snapshot and its file; succeeds when already gone. */
   remove(request: { domain: string; name: string; file: string }): Promise<void>;
+}
+
+/**
+ * Live memory (spec.memoryMode Live): QEMU's background snapshot, driven through QMP
+ * (src/hypervisor/background-snapshot.ts). prepare before the pause, arm inside it (resolves
+ * once QEMU captured RAM and ran the vCPUs again), finish while the guest runs; cancel stops a
+ * write in progress and removes the file.
+ */
+export interface LiveMemoryPort {
+  prepare(request: { domain: string; file: string; timeoutMs: number }): Promise<void>;
+  arm(request: { domain: string; file: string; timeoutMs: number }): Promise<void>;
+  finish(request: {
+    domain: string;
+    file: string;
+    timeoutMs: number;
+  }): Promise<{ file: string; bytes: number }>;
+  cancel(domain: string, file: string): Promise<void>;
 }
 
 /** The out-of-process guard that thaws (and resumes) a guest when its deadline passes. */

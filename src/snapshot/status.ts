@@ -30,6 +30,7 @@ export function inputFromSpec(snapshot: VMSnapshot, startedAt: number): Snapshot
   const spec = snapshot.spec;
   return {
     memory: spec.memory ?? false,
+    memoryMode: spec.memoryMode ?? "Paused",
     quiesce: spec.quiesce ?? "IfAvailable",
     freezeTimeoutMs: parseDuration(spec.freezeTimeout ?? DEFAULT_FREEZE_TIMEOUT),
     failureDeadlineMs: parseDuration(spec.failureDeadline ?? DEFAULT_FAILURE_DEADLINE),
@@ -67,6 +68,7 @@ export function stateFromStatus(snapshot: VMSnapshot, now: number): MachineState
         }
       : {}),
     ...defined("memoryImage", status.memory),
+    ...defined("memoryCapturedAt", toMs(status.memoryCapturedAt)),
     ...defined(
       "thawUnconfirmed",
       thawed?.reason === ThawUnconfirmedReason ? thawed.message : undefined,
@@ -113,6 +115,7 @@ export function statusFromState(
       c.pausedAt !== undefined && c.resumedAt !== undefined ? c.resumedAt - c.pausedAt : undefined,
     ),
     ...defined("memory", c.memoryImage ? { ...c.memoryImage } : undefined),
+    ...defined("memoryCapturedAt", iso(c.memoryCapturedAt)),
     ...defined("completionTime", isFinal(state.phase) ? iso(c.completedAt ?? now) : undefined),
     readyToUse: state.phase === "Succeeded",
     ...defined("error", c.error ? { ...c.error } : undefined),

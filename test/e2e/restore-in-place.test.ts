@@ -15,7 +15,15 @@ import type { VMSnapshot } from "../../src/api/types.ts";
 import { vmrestoresIn, type VMRestores } from "../support/kube/vmrestores.ts";
 import { waitFor } from "../support/processes.ts";
 import { useE2eController, type E2eController } from "../support/e2e/controller.ts";
-import { checkSnapshotOfDisk } from "../support/e2e/ext4.ts";
+import { join } from "node:path";
+import { rmSync } from "node:fs";
+import {
+  checkExt4,
+  checkSnapshotOfDisk,
+  describeExt4,
+  exportRbdSnapshot,
+  qcow2ToRaw,
+} from "../support/e2e/ext4.ts";
 import { guestWriterLog, lastSeq, waitForSeq } from "../support/e2e/writer.ts";
 import {
   createRbdGuestDisk,
@@ -26,7 +34,8 @@ import {
   type Guest,
   type WriterFileRecord,
 } from "../support/guest/index.ts";
-import { domainState, freezeStatus } from "../support/libvirt/libvirtd.ts";
+import { domainState, freezeStatus, fsFreeze, virsh } from "../support/libvirt/libvirtd.ts";
+import { parseThawRecord, THAW_RECORD_URI } from "../../src/hypervisor/thaw-record.ts";
 
 const DISKS = ["vda", "vdb"] as const;
 
@@ -101,6 +110,7 @@ describe("in-place restore of a VM snapshot on a real QEMU guest (qcow2 + RBD di
       restoresMemory: true,
       memoryRestored: true,
       consistency: "ApplicationConsistent",
+      thawedBy: "Agent",
     });
     expect(st.restoredDisks!.map((d) => [d.target, d.method]).sort()).to.deep.equal([
       ["vda", "Overlay"],
@@ -190,10 +200,11 @@ describe("in-place restore of a VM snapshot on a real QEMU guest (qcow2 + RBD di
 
       const name = `back-killed-${phase.toLowerCase()}`;
       let killing: Promise<unknown> | undefined;
+      let nextAgentReadyAt = 0;
       const watch = await restores.watchFor(
         name,
         (r) => r.status?.phase === phase,
-        () => (killing = e2e.killAndRestart()),
+        () => (killing = e2e.killAndRestart().then(() => (nextAgentReadyAt = Date.now()))),
       );
       await restores.apply(name, {
         snapshotName: source,
@@ -210,12 +221,72 @@ describe("in-place restore of a VM snapshot on a real QEMU guest (qcow2 + RBD di
       expect(await freezeStatus(guest.name)).to.equal("thawed");
       const st = done.status!;
       console.log(
-        `      killed at ${phase}; the next agent finished: resume -> thaw ${st.resumeToThawMs} ms ` +
-          `(${st.thawedFilesystems} filesystem(s) frozen when it thawed; 0 means the guard had thawed it already)`,
+        `      killed at ${phase}; the next agent finished: resume -> thaw ${st.resumeToThawMs} ms, ` +
+          `thawed by the ${st.thawedBy} (${st.thawedFilesystems} filesystem(s) frozen)`,
       );
+      // Whoever thawed, status says it, and counts the frozen time to that thaw: a thaw the
+      // guard did as the agent died (or the agent's own call, landing as it died) is not
+      // reported as the next agent's, seconds later — the record on the domain says when.
+      if (phase === "MemoryRestored") {
+        expect(st.thawedBy, "killed before the resume: the next agent thaws").to.equal("Agent");
+        expect(st.thawedFilesystems, "the RAM image woke up frozen").to.be.greaterThan(0);
+      } else {
+        expect(
+          Date.parse(st.thawedAt!),
+          "killed after the resume: thawed before the next agent was even up",
+        ).to.be.below(nextAgentReadyAt);
+        // The time in status is the first thaw's, as its thawer recorded it on the domain.
+        const record = parseThawRecord(
+          await virsh(["metadata", guest.name, "--live", "--uri", THAW_RECORD_URI]),
+        );
+        expect(record?.id, "the record names this restore").to.equal(done.metadata.uid);
+        expect(Date.parse(st.thawedAt!)).to.equal(Math.max(record!.at, Date.parse(st.resumedAt!)));
+        if (st.thawedBy === "Agent") {
+          // The kill came after the dying agent's thaw and its record: that record is the time.
+          expect(st.thawedFilesystems, "the dying agent's own thaw").to.be.greaterThan(0);
+        } else {
+          // The guard thawed it (n > 0), or found it thawed by the dying agent's call (0).
+          expect(st.thawedBy).to.equal("Guard");
+        }
+      }
       const log = await guestWriterLog(guest, "vdb");
       expect(sequenceGaps(log), "vdb: gaps").to.deep.equal([]);
       await e2e.delete(source);
     });
   }
+
+  // Last, because it stops the guest: the disks three memory restores left behind, after a clean
+  // stop. The tiny guest has no shutdown path of its own, so "clean" is what a shutdown's final
+  // step leaves: the agent freezes the filesystems (ext4 flushes its journal and clears
+  // needs_recovery), then the power goes off. Had RAM and disks disagreed after a restore, the
+  // restored kernel's writes would have corrupted them, and e2fsck -fn would say so.
+  it("after the memory restores, a clean stop leaves both disks e2fsck -fn clean with the writer's log gapless", async () => {
+    const sources = Object.fromEntries(
+      (await virsh(["domblklist", guest.name]))
+        .split("\n")
+        .map((line) => line.trim().split(/\s+/))
+        .filter(([target]) => (DISKS as readonly string[]).includes(target ?? "")),
+    ) as Record<string, string>;
+    const frozen = await fsFreeze(guest.name);
+    expect(frozen, "filesystems frozen for the stop").to.equal(DISKS.length);
+    await virsh(["destroy", guest.name]);
+    for (const disk of DISKS) {
+      const raw = join(guest.workDir, `${disk}.stopped.raw`);
+      try {
+        if (disk === "vda") await qcow2ToRaw(sources[disk]!, raw);
+        else await exportRbdSnapshot(e2e.ceph, sources[disk]!, raw);
+        const check = await checkExt4(raw);
+        console.log(`      ${describeExt4(`${disk} after the stop`, check)}`);
+        expect(check.fsckClean, `${disk}: ${check.fsckOutput}`).to.equal(true);
+        expect(check.needsRecovery, `${disk}: needs_recovery`).to.equal(false);
+        expect(sequenceGaps(check.writerLog), `${disk}: gaps`).to.deep.equal([]);
+        expect(
+          check.writerLog.at(-1)!.seq,
+          `${disk}: the writer went on after the restores`,
+        ).to.be.greaterThan(beforeRestore[disk]!);
+      } finally {
+        rmSync(raw, { force: true });
+      }
+    }
+  });
 });

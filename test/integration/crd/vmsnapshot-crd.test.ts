@@ -93,6 +93,16 @@ const invalidSpecs: ReadonlyArray<{ name: string; spec: Record<string, unknown>;
       field: "spec.memory",
     },
     {
+      name: "memoryMode not in the enum",
+      spec: { source: validSource, memory: true, memoryMode: "Background" },
+      field: "spec.memoryMode",
+    },
+    {
+      name: "memoryMode Live without memory",
+      spec: { source: validSource, memoryMode: "Live" },
+      field: "spec.memoryMode",
+    },
+    {
       name: "freezeTimeout malformed",
       spec: { source: validSource, freezeTimeout: "ten seconds" },
       field: "spec.freezeTimeout",
@@ -217,6 +227,7 @@ describe("VMSnapshot CRD on a real kube-apiserver", function () {
       const spec = JSON.parse(got.stdout).spec;
       expect(spec).to.deep.include({
         memory: false,
+        memoryMode: "Paused",
         quiesce: "IfAvailable",
         freezeTimeout: "10s",
         failureDeadline: "5m",

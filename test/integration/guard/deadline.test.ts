@@ -4,6 +4,7 @@
 import { expect } from "chai";
 
 import { ThawGuard, type ThawedReply } from "../../../src/guard/thaw-guard.ts";
+import { readThawRecord } from "../../../src/hypervisor/thaw-record.ts";
 import {
   testDomainXml,
   useLibvirtTestHost,
@@ -90,6 +91,22 @@ describe("thaw guard: deadlines", function () {
     expect(reports[0]).to.include({ id: "snap-r", domain: name, outcome: "lost" });
     expect(await host.isFrozen(name), "the other VM's freeze is left alone").to.equal(true);
     await hv.fsThaw(name);
+  });
+
+  it("records its thaw on the domain it thawed (whose controller may be gone to hear it)", async () => {
+    const name = await guests.frozen("record");
+    const hv = host.hypervisor();
+    const uuid = (await hv.domainInfo(name)).uuid;
+    expect(await readThawRecord(hv, uuid, "snap-rec", 5_000), "no record before").to.equal(
+      undefined,
+    );
+    await guard.arm({ id: "snap-rec", domain: name, deadline: Date.now() + 200, uuid });
+    await when("the guard's report", () => reports.length > 0, 3_000);
+    const record = await readThawRecord(hv, uuid, "snap-rec", 5_000);
+    expect(record, "the guard's record on the domain").to.include({ filesystems: 2, by: "guard" });
+    // Written right after the thaw call returned, before the reply was sent.
+    expect(reports[0]!.at - record!.at).to.be.within(0, 1_000);
+    expect(await readThawRecord(hv, uuid, "another-attempt", 5_000)).to.equal(undefined);
   });
 
   it("never thaws a disarmed entry: the guest stays frozen past the deadline", async () => {

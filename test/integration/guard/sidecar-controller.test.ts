@@ -145,4 +145,51 @@ describe("controller with a sidecar thaw guard", function () {
     expect(back.status?.phase, JSON.stringify(back.status?.error)).to.equal("Succeeded");
     expect(back.status?.frozenAt).to.be.a("string");
   });
+
+  it("the controller and its guard killed together: the next controller thaws the leftover first, guard or no guard", async () => {
+    const domain = await s.newDomain({ rbdDisks: 2, label: "both-gone" });
+    const name = "both-killed";
+    const stall = await s.watchFor(
+      name,
+      (o) => o.status?.freezeDeadline !== undefined,
+      () => s.ceph.pauseOsd(),
+    );
+    const frozen = await s.watchFor(name, (o) => o.status?.phase === "Frozen");
+    let next: Promise<unknown> | undefined;
+    try {
+      await s.apply(name, { freezeTimeout: "3s" }, domain.name);
+      await frozen.seen;
+      // Both at once, as when a pod's containers die together: nobody is left to thaw it.
+      guard.kill("SIGKILL");
+      s.controller.kill("SIGKILL");
+      await guard.exited;
+      s.ceph.resumeOsd();
+      expect(await s.host.isFrozen(domain.name), "frozen with both gone").to.equal(true);
+      // The next controller comes up while the guard is still away; it waits for the guard to be
+      // ready, but the guest must not wait with it.
+      const startedAt = Date.now();
+      next = s.startController(controllerOptions());
+      next.catch(() => undefined);
+      await waitFor(
+        `${domain.name} to be thawed by the new controller without a guard`,
+        async () => !(await s.host.isFrozen(domain.name)),
+        15_000,
+        50,
+      );
+      console.log(
+        `      the guest thawed ${Date.now() - startedAt} ms after the new controller was started, its guard still down`,
+      );
+      expect(hasExited(guard.pid), "the guard is still down").to.equal(true);
+    } finally {
+      stall.stop();
+      frozen.stop();
+      s.ceph.resumeOsd();
+      guard = await startSidecarGuard(s.host.uri, dir.socketPath, log);
+      await next;
+    }
+    const done = await s.waitFinal(name, 90_000);
+    expect(done.status?.phase, "the interrupted attempt ends failed").to.equal("Failed");
+    expect(await s.host.isFrozen(domain.name)).to.equal(false);
+    expect(await s.host.domainState(domain.name)).to.equal("running");
+  });
 });

@@ -241,7 +241,7 @@ describe("deploy/ manifests", () => {
       }
     });
 
-    it("shows what an operator needs: frozen window p50/p99, downtime, results by reason, guests frozen, reconciles, errors, queue depth", () => {
+    it("shows what an operator needs: frozen window p50/p99, downtime, results by reason, guests frozen, reconciles, errors, queue depth, time since each schedule's last success", () => {
       const all = dashboardExprs().map((e) => e.expr);
       const has = (pattern: RegExp) => all.some((e) => pattern.test(e));
       expect(has(/histogram_quantile\(0\.5, .*vmsnap_guest_frozen_seconds_bucket/)).to.equal(true);
@@ -252,6 +252,11 @@ describe("deploy/ manifests", () => {
       expect(has(/rate\(controller_runtime_reconcile_total/)).to.equal(true);
       expect(has(/rate\(controller_runtime_reconcile_errors_total/)).to.equal(true);
       expect(has(/workqueue_depth\{/)).to.equal(true);
+      expect(
+        has(
+          /^time\(\) - max by \(namespace, schedule\) \(vmsnap_schedule_last_success_timestamp_seconds\{/,
+        ),
+      ).to.equal(true);
     });
   });
 });

@@ -72,6 +72,16 @@ describe("the agent's /metrics exposition", () => {
       0.1,
     );
     metrics.frozenGuests.frozen("ns/a");
+    metrics.scheduleGauges.set(
+      { namespace: "ns", schedule: "hourly" },
+      {
+        retained: 3,
+        lastSuccess: new Date(),
+        created: new Date(),
+        intervalSeconds: 3600,
+        suspended: false,
+      },
+    );
     server = new MetricsServer({ registry: metrics.registry, ready: () => true });
     const { port } = await server.start("127.0.0.1", 0);
     const response = await fetch(`http://127.0.0.1:${port}/metrics`);

@@ -10,8 +10,9 @@
 // references cascade nothing here. Deleting a schedule still deletes its runs because the agent
 // holds a finalizer on the schedule until it has deleted them, which is what the test proves.
 import { expect } from "chai";
-import { SCHEDULE_LABEL, SCHEDULED_AT_ANNOTATION } from "../../../src/api/schedule-types.ts";
+import { SCHEDULED_AT_ANNOTATION } from "../../../src/api/schedule-types.ts";
 import type { VMSnapshot } from "../../../src/api/types.ts";
+import { SCHEDULE_GAUGE_NAMES } from "../../../src/metrics/index.ts";
 import { runName } from "../../../src/schedule/names.ts";
 import { startController, type ControllerProcess } from "../../support/controller/process.ts";
 import {
@@ -19,7 +20,7 @@ import {
   type Scenario,
   type TestDomain,
 } from "../../support/controller/snapshot-scenario.ts";
-import { parseExposition, valueOf } from "../../support/exposition.ts";
+import { parseExposition, samplesOf, valueOf } from "../../support/exposition.ts";
 import { schedulesIn, type ScheduleClient } from "../../support/kube/vmsnapshotschedules.ts";
 import { waitFor } from "../../support/processes.ts";
 
@@ -55,19 +56,52 @@ describe("VMSnapshotSchedule run by the agents on real parts", function () {
   const untilT1Plus = (ms: number) => sleep(t1.getTime() + ms - Date.now());
   const rbdSnapshotOf = (run: VMSnapshot) => `vmsnap-${run.metadata.uid}`;
   const names = (runs: VMSnapshot[]) => runs.map((r) => r.metadata.name!);
-  const eventReasons = async (regarding: string) => {
-    const out = await s.cp.kubectl([
-      "get",
-      "events.events.k8s.io",
-      "-n",
-      s.namespace,
-      "-o",
-      "json",
-      "--field-selector",
-      `regarding.name=${regarding}`,
-    ]);
-    return (JSON.parse(out.stdout) as { items: Array<{ reason: string }> }).items.map(
-      (e) => e.reason,
+  /** Agent A's per-schedule series of `schedule`, by metric name (absent ones left out). */
+  const gaugesOf = async (schedule: string): Promise<Record<string, number>> => {
+    const exposition = parseExposition(
+      await (await fetch(`http://127.0.0.1:${s.controller.metricsPort}/metrics`)).text(),
+    );
+    return Object.fromEntries(
+      Object.values(SCHEDULE_GAUGE_NAMES).flatMap((name) =>
+        samplesOf(exposition, name, { namespace: s.namespace, schedule }).map((x) => [
+          name,
+          x.value,
+        ]),
+      ),
+    );
+  };
+  /** What the missed-success alert reads of a schedule, as its status and metadata say it. */
+  const expectGauges = async (
+    schedule: string,
+    expected: { intervalSeconds: number; suspended: 0 | 1; retained: number },
+  ) => {
+    const object = (await schedules.get(schedule))!;
+    const lastSuccess = object.status?.lastSuccessfulTime;
+    // Set by the pass that wrote the status just read, a moment after its write.
+    await waitFor(
+      `schedule ${schedule}'s series to match its status`,
+      async () => {
+        const gauges = await gaugesOf(schedule);
+        if (lastSuccess === undefined) {
+          expect(gauges, "no last-success series before a success").not.to.have.property(
+            "vmsnap_schedule_last_success_timestamp_seconds",
+          );
+        } else {
+          expect(gauges.vmsnap_schedule_last_success_timestamp_seconds).to.be.closeTo(
+            Date.parse(lastSuccess) / 1000,
+            0.001,
+          );
+        }
+        expect(gauges).to.include({
+          vmsnap_schedule_created_timestamp_seconds:
+            Date.parse(object.metadata.creationTimestamp as unknown as string) / 1000,
+          vmsnap_schedule_interval_seconds: expected.intervalSeconds,
+          vmsnap_schedule_suspended: expected.suspended,
+          vmsnap_schedule_snapshots_retained: expected.retained,
+        });
+        return true;
+      },
+      5_000,
     );
   };
 
@@ -152,34 +186,12 @@ describe("VMSnapshotSchedule run by the agents on real parts", function () {
       });
       for (const h of history) {
         const domain = h.fails ? domains.rNoAgent : domains.r;
-        const run = {
-          apiVersion: "vmsnap.io/v1alpha1",
-          kind: "VMSnapshot",
-          metadata: {
-            name: runName("r", h.at),
-            namespace: s.namespace,
-            labels: { [SCHEDULE_LABEL]: "r" },
-            annotations: { [SCHEDULED_AT_ANNOTATION]: h.at.toISOString() },
-            ownerReferences: [
-              {
-                apiVersion: "vmsnap.io/v1alpha1",
-                kind: "VMSnapshotSchedule",
-                name: "r",
-                uid: schedule.metadata.uid!,
-                controller: true,
-                blockOwnerDeletion: true,
-              },
-            ],
-          },
-          // Failed on purpose: quiesce Required on a domain without a guest agent.
-          spec: { source: { domain: domain.name, node: s.nodeName }, quiesce: "Required" },
-        };
-        const created = await s.cp.kubectl(
-          ["create", "-o", "json", "-f", "-"],
-          JSON.stringify(run),
-        );
-        expect(created.code, created.stderr).to.equal(0);
-        cephNames.set(h.key, rbdSnapshotOf(JSON.parse(created.stdout) as VMSnapshot));
+        // Failed on purpose: quiesce Required on a domain without a guest agent.
+        const run = await schedules.createRun(schedule, h.at, {
+          source: { domain: domain.name, node: s.nodeName },
+          quiesce: "Required",
+        });
+        cephNames.set(h.key, rbdSnapshotOf(run));
       }
       await waitFor(
         "retention to leave the three runs the policy keeps, all finished",
@@ -199,8 +211,8 @@ describe("VMSnapshotSchedule run by the agents on real parts", function () {
       expect(names(left)).to.have.members([runOf("h2"), runOf("h3"), runOf("f2")]);
       expect(left.find((r) => r.metadata.name === runOf("f2"))?.status?.phase).to.equal("Failed");
       // The pruned ones had finished: their Events outlive them.
-      expect(await eventReasons(runOf("h1"))).to.include("Succeeded");
-      expect(await eventReasons(runOf("f1"))).to.include("GuestAgentUnavailable");
+      expect(await schedules.eventReasons(runOf("h1"))).to.include("Succeeded");
+      expect(await schedules.eventReasons(runOf("f1"))).to.include("GuestAgentUnavailable");
 
       const inCeph = (await s.imageSnapshots(domains.r.images[0]!)).filter((n) =>
         n.startsWith("vmsnap-"),
@@ -216,6 +228,14 @@ describe("VMSnapshotSchedule run by the agents on real parts", function () {
       // The newest finished run (h3) succeeded: Ready.
       const ready = status.conditions?.find((c) => c.type === "Ready");
       expect(ready?.status, ready?.message).to.equal("True");
+      // What the missed-success alert reads: h3's completion; a yearly schedule's period is the
+      // year from this 1 January to the next.
+      const year = new Date().getUTCFullYear();
+      await expectGauges("r", {
+        intervalSeconds: (Date.UTC(year + 1, 0, 1) - Date.UTC(year, 0, 1)) / 1000,
+        suspended: 0,
+        retained: 3,
+      });
     });
 
     it("deleting the schedule deletes its runs and their Ceph snapshots (the agent's finalizer, no garbage collector)", async () => {
@@ -236,6 +256,7 @@ describe("VMSnapshotSchedule run by the agents on real parts", function () {
         n.startsWith("vmsnap-"),
       );
       expect(inCeph).to.deep.equal([]);
+      expect(await gaugesOf("r"), "a deleted schedule's series are gone").to.deep.equal({});
     });
   });
 
@@ -274,12 +295,14 @@ describe("VMSnapshotSchedule run by the agents on real parts", function () {
       );
       expect(valueOf(exposition, "vmsnap_schedule_runs_total", { result: "created" })).to.equal(1);
       expect(valueOf(exposition, "vmsnap_schedule_run_lateness_seconds_count")).to.equal(1);
-      expect(
-        valueOf(exposition, "vmsnap_schedule_snapshots_retained", {
-          namespace: s.namespace,
-          schedule: "a",
-        }),
-      ).to.equal(1);
+      await expectGauges("a", { intervalSeconds: 60, suspended: 0, retained: 1 });
+      expect((await gaugesOf("a")).vmsnap_schedule_last_success_timestamp_seconds).to.be.within(
+        t1.getTime() / 1000,
+        Date.now() / 1000,
+      );
+      // Suspended and never succeeded: no last success, so the alert measures from its creation,
+      // and suspended 1 keeps it quiet.
+      await expectGauges("s", { intervalSeconds: 60, suspended: 1, retained: 0 });
     });
 
     it("an agent down across the instant runs it once when back (late, no burst), and a kill right after creating it does not run it twice", async () => {
@@ -330,7 +353,7 @@ describe("VMSnapshotSchedule run by the agents on real parts", function () {
       expect(status.lastScheduleTime).to.equal(t1.toISOString());
       expect(status.lastConsideredTime).to.equal(t1.toISOString());
       expect(status.missedRuns ?? 0, "nothing was missed").to.equal(0);
-      expect(await eventReasons("b")).not.to.include("NameConflict");
+      expect(await schedules.eventReasons("b")).not.to.include("NameConflict");
     });
 
     it("suspend stops runs; lifting it past startingDeadline counts the instant missed instead of running it late", async () => {

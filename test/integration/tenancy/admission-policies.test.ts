@@ -1,7 +1,7 @@
 // deploy/tenancy/'s admission policies on a real kube-apiserver (v1.37): the namespace's
-// allowed-domains list refuses a VMSnapshot of any other domain with a message naming the field,
-// and the agent's service account, with real pod-bound tokens, may write only its own node's
-// VMSnapshots, status, finalizers and Events.
+// allowed-domains list refuses a VMSnapshot of any other domain, and a VMSnapshotSchedule created
+// with or changed to one, with a message naming the field; and the agent's service account, with
+// real pod-bound tokens, may write only its own node's VMSnapshots, status, finalizers and Events.
 import {
   ApiException,
   CustomObjectsApi,
@@ -32,6 +32,29 @@ const snapshot = (namespace: string, name: string, domain: string, node: string)
     metadata: { name, namespace, finalizers: ["vmsnap.io/cleanup"] },
     spec: { source: { domain, node } },
   });
+
+/** The field the policy names for a schedule. */
+const field = "spec.template.source.domain";
+
+const schedule = (namespace: string, name: string, domain: string, node: string) =>
+  JSON.stringify({
+    apiVersion: "vmsnap.io/v1alpha1",
+    kind: "VMSnapshotSchedule",
+    metadata: { name, namespace, finalizers: ["vmsnap.io/schedule-runs"] },
+    spec: { schedule: "0 0 1 1 *", template: { source: { domain, node } } },
+  });
+
+/** Expects `r` to be vmsnap-allowed-domains refusing `domain` on `node`, naming `field`. */
+function expectRefused(
+  r: { code: number; stderr: string },
+  o: { field: string; domain: string; node: string; namespace: string },
+): void {
+  expect(r.code, "refused").to.not.equal(0);
+  expect(r.stderr).to.include("ValidatingAdmissionPolicy 'vmsnap-allowed-domains'");
+  expect(r.stderr).to.include(
+    `${o.field}: domain "${o.domain}" on node "${o.node}" is not allowed in namespace ${o.namespace}`,
+  );
+}
 
 async function ok(p: Promise<{ code: number; stdout: string; stderr: string }>): Promise<string> {
   const r = await p;
@@ -97,11 +120,7 @@ describe("tenancy admission policies on a real apiserver", function () {
         ["e", "web-01", "hv-3"],
       ] as const) {
         const r = await cp.kubectl(["create", "-f", "-"], snapshot(restricted, name, domain, node));
-        expect(r.code).to.not.equal(0);
-        expect(r.stderr).to.include("ValidatingAdmissionPolicy 'vmsnap-allowed-domains'");
-        expect(r.stderr).to.include(
-          `spec.source.domain: domain "${domain}" on node "${node}" is not allowed in namespace ${restricted}`,
-        );
+        expectRefused(r, { field: "spec.source.domain", domain, node, namespace: restricted });
         const gone = await cp.kubectl(["get", "vmsnapshot", name, "-n", restricted]);
         expect(gone.code, "nothing was created").to.not.equal(0);
       }
@@ -109,9 +128,55 @@ describe("tenancy admission policies on a real apiserver", function () {
 
     it("leaves namespaces without the annotation alone", async () => {
       await ok(cp.kubectl(["create", "-f", "-"], snapshot(open, "any", "db-07", "hv-3")));
+      await ok(cp.kubectl(["create", "-f", "-"], schedule(open, "any", "db-07", "hv-3")));
     });
 
-    it("checks creation only: status and finalizer writes on older snapshots still pass", async () => {
+    it("refuses a VMSnapshotSchedule of an unlisted domain at creation, naming spec.template.source.domain, and admits listed ones", async () => {
+      await ok(cp.kubectl(["create", "-f", "-"], schedule(restricted, "sa", "db-01", "hv-1")));
+      await ok(cp.kubectl(["create", "-f", "-"], schedule(restricted, "sb", "web-01", "hv-2")));
+      for (const [name, domain, node] of [
+        ["sd", "db-07", "hv-1"],
+        ["se", "web-01", "hv-3"],
+      ] as const) {
+        const r = await cp.kubectl(["create", "-f", "-"], schedule(restricted, name, domain, node));
+        expectRefused(r, { field, domain, node, namespace: restricted });
+        const gone = await cp.kubectl(["get", "vmsnapshotschedule", name, "-n", restricted]);
+        expect(gone.code, "nothing was created").to.not.equal(0);
+      }
+    });
+
+    it("refuses changing a schedule's spec.template.source to an unlisted domain, and lets other spec changes pass", async () => {
+      const patch = (spec: object) =>
+        cp.kubectl([
+          "patch",
+          "vmsnapshotschedule",
+          "sa",
+          "-n",
+          restricted,
+          "--type=merge",
+          "-p",
+          JSON.stringify({ spec }),
+        ]);
+      for (const source of [
+        { domain: "db-07", node: "hv-1" },
+        { domain: "web-01", node: "hv-1" },
+      ]) {
+        expectRefused(await patch({ template: { source } }), {
+          field,
+          ...source,
+          namespace: restricted,
+        });
+      }
+      await ok(patch({ template: { source: { domain: "web-01", node: "hv-2" } } }));
+      await ok(patch({ suspend: true, retention: { keepLast: 3 } }));
+      const now = JSON.parse(
+        await ok(cp.kubectl(["get", "vmsnapshotschedule", "sa", "-n", restricted, "-o", "json"])),
+      ) as { spec: { suspend: boolean; template: { source: object } } };
+      expect(now.spec.template.source).to.deep.equal({ domain: "web-01", node: "hv-2" });
+      expect(now.spec.suspend).to.equal(true);
+    });
+
+    it("checks creation (and a schedule's change of domain) only: status, finalizer and other writes on older objects still pass", async () => {
       await ok(
         cp.kubectl([
           "annotate",
@@ -158,6 +223,15 @@ describe("tenancy admission policies on a real apiserver", function () {
           '{"metadata":{"finalizers":null}}',
         ]),
       );
+      // A schedule of a domain no longer listed: changes that keep its source, its status and
+      // the agent's finalizer removal still pass, so it can be suspended and deleted.
+      for (const args of [
+        ["--type=merge", "-p", '{"spec":{"suspend":false}}'],
+        ["--subresource=status", "--type=merge", "-p", '{"status":{"missedRuns":1}}'],
+        ["--type=merge", "-p", '{"metadata":{"finalizers":null}}'],
+      ])
+        await ok(cp.kubectl(["patch", "vmsnapshotschedule", "sb", "-n", restricted, ...args]));
+      await ok(cp.kubectl(["delete", "vmsnapshotschedule", "sb", "-n", restricted]));
     });
   });
 

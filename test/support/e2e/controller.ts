@@ -4,6 +4,10 @@
 // that the e2e time budget does not have twice), and what a test does with VMSnapshots through
 // kubectl: apply, read, wait for the end, record the phases a watch shows.
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { onTeardown } from "../teardown.ts";
 import { getCephCluster, type CephCluster } from "../ceph/cluster.ts";
 import { getControlPlane, type ControlPlane } from "../kube/control-plane.ts";
 import { startController, type ControllerProcess } from "../controller/process.ts";
@@ -35,7 +39,12 @@ async function start(): Promise<E2eController> {
   const [cp, ceph] = await Promise.all([getControlPlane(), getCephCluster(), useLibvirtd()]);
   const namespace = await cp.newNamespace("e2e");
   const nodeName = `hv-e2e-${randomBytes(3).toString("hex")}`;
+  // As deployed (a hostPath): the memory folder outlives each controller process, so the one
+  // after a crash finds the images its predecessor started (a live one QEMU is still writing).
+  const memoryDir = mkdtempSync(join(tmpdir(), "vmsnap-e2e-memory-"));
+  onTeardown(() => rmSync(memoryDir, { recursive: true, force: true }));
   const options = {
+    memoryDir,
     kubeconfig: cp.kubeconfigPath,
     nodeName,
     namespace,

@@ -7,14 +7,30 @@ import {
   type VMSnapshotSchedule,
   type VMSnapshotScheduleSpec,
 } from "../../../src/api/schedule-types.ts";
-import { GROUP, PLURAL, VERSION, type VMSnapshot } from "../../../src/api/types.ts";
+import {
+  GROUP,
+  PLURAL,
+  VERSION,
+  type VMSnapshot,
+  type VMSnapshotSpec,
+} from "../../../src/api/types.ts";
+import { runName } from "../../../src/schedule/names.ts";
+import { runOf } from "../../../src/schedule/plan.ts";
 import type { ControlPlane } from "./control-plane.ts";
 
 export interface ScheduleClient {
   apply(name: string, spec: VMSnapshotScheduleSpec): Promise<VMSnapshotSchedule>;
   get(name: string): Promise<VMSnapshotSchedule | undefined>;
+  /**
+   * Creates the run `schedule` would create for `at`, exactly as the agent makes it (name, label,
+   * annotation, controller reference), with `spec` instead of its template if given: a history
+   * of runs without waiting for their instants.
+   */
+  createRun(schedule: VMSnapshotSchedule, at: Date, spec?: VMSnapshotSpec): Promise<VMSnapshot>;
   /** The VMSnapshots labelled as runs of `schedule`, by name. */
   runs(schedule: string): Promise<VMSnapshot[]>;
+  /** The reasons of the Events about the object named `regarding` (schedule or run). */
+  eventReasons(regarding: string): Promise<string[]>;
   /** Merge-patches the schedule's spec, as `kubectl patch --type=merge` does. */
   patchSpec(name: string, spec: Partial<VMSnapshotScheduleSpec>): Promise<void>;
   /** Starts noting when each VMSnapshot of the namespace first appears on a watch. */
@@ -45,6 +61,12 @@ export function schedulesIn(cp: ControlPlane, namespace: string): ScheduleClient
       if (r.code !== 0) throw new Error(`kubectl get ${name}: ${r.stderr}`);
       return JSON.parse(r.stdout) as VMSnapshotSchedule;
     },
+    async createRun(schedule, at, spec) {
+      const run = runOf(schedule, runName(schedule.metadata.name!, at), at);
+      if (spec) run.spec = spec;
+      const out = await kubectl(["create", "-o", "json", "-f", "-"], JSON.stringify(run));
+      return JSON.parse(out) as VMSnapshot;
+    },
     async runs(schedule) {
       const out = await kubectl([
         "get",
@@ -59,6 +81,19 @@ export function schedulesIn(cp: ControlPlane, namespace: string): ScheduleClient
       return (JSON.parse(out) as { items: VMSnapshot[] }).items.sort((a, b) =>
         a.metadata.name! < b.metadata.name! ? -1 : 1,
       );
+    },
+    async eventReasons(regarding) {
+      const out = await kubectl([
+        "get",
+        "events.events.k8s.io",
+        "-n",
+        namespace,
+        "-o",
+        "json",
+        "--field-selector",
+        `regarding.name=${regarding}`,
+      ]);
+      return (JSON.parse(out) as { items: Array<{ reason: string }> }).items.map((e) => e.reason);
     },
     async patchSpec(name, spec) {
       await kubectl([

@@ -172,6 +172,12 @@ export class FakeHypervisor {
     return 1;
   }
 
+  async freezeStatus(domain: string): Promise<"frozen" | "thawed"> {
+    this.exists(domain);
+    this.journal.push(`hv:freezeStatus ${domain}`);
+    return this.frozen.has(domain) ? "frozen" : "thawed";
+  }
+
   async suspend(domain: string): Promise<void> {
     this.journal.push(`hv:suspend ${domain}`);
     this.paused.add(domain);

@@ -37,8 +37,9 @@ describe("the reconcile loop, in-process over fake ports", () => {
       "hv:fsFreeze vm-a",
       "rbd:create vmsnap-uid-1",
       "api:patchStatus Frozen",
-      "hv:fsThaw vm-a",
+      // Sent, not awaited, while the thaw looks the domain up by its pinned UUID.
       "api:patchStatus DisksSnapshotted",
+      "hv:fsThaw vm-a",
       "guard:disarm",
       "api:patchStatus Thawed",
       "rbd:verify pool/vm-a-disk@vmsnap-uid-1", // what the snapshot holds, checked after the thaw
@@ -267,6 +268,36 @@ describe("the reconcile loop, in-process over fake ports", () => {
     expect(thawed?.message).to.match(/not found .*may still be frozen elsewhere/);
     // The guard's report at the deadline is the last word: it is not disarmed.
     expect(b.journal).to.not.include("guard:disarm");
+  });
+
+  it("6-2d an unconfirmed thaw is checked again with the guest agent until it says thawed, then status says when", async () => {
+    const b = bed();
+    const s = b.snapshot("s1", "vm-a");
+    b.storageFaults.duringCreate = () => {
+      b.hv.domains.delete("vm-a");
+    };
+    await settle(b, objectKey(s));
+    const key = objectKey(s);
+    const thawedCondition = () =>
+      b.api.objects.get(key)!.status!.conditions?.find((c) => c.type === "Thawed");
+    expect(thawedCondition()).to.include({ status: "Unknown" });
+
+    // Back (migrated back, libvirtd answering again) but still frozen: still unknown, ask again.
+    b.hv.domains.add("vm-a");
+    expect(b.hv.frozen.has("vm-a")).to.equal(true);
+    expect(await b.reconciler.reconcile(key)).to.deep.equal({ requeueAfterMs: 10_000 });
+    expect(thawedCondition()).to.include({ status: "Unknown" });
+    expect(b.journal).to.include("hv:freezeStatus vm-a");
+
+    // Thawed (by the guard, an administrator): the agent sees it and says so, once.
+    b.hv.frozen.delete("vm-a");
+    b.clock.now = T0 + 60_000;
+    expect(await b.reconciler.reconcile(key)).to.deep.equal({});
+    const status = b.api.objects.get(key)!.status!;
+    expect(status.phase).to.equal("Failed");
+    expect(thawedCondition(), "no Thawed=Unknown once confirmed").to.equal(undefined);
+    expect(Date.parse(status.thawedAt!), "when the agent confirmed it").to.equal(T0 + 60_000);
+    expect(await b.reconciler.reconcile(key)).to.deep.equal({});
   });
 
   it("6-2b a guard that fired but could not confirm the thaw fails the attempt without claiming a thaw", async () => {

@@ -92,6 +92,7 @@ export class FakeConnection {
       jobType: call("jobType", 0),
       undefine: call("undefine", undefined),
       saveImageXml: call("saveImageXml", "<domain/>"),
+      setDomainMetadataByUUID: call("setDomainMetadataByUUID", undefined),
       registerDomainEvent: async (eventId, callback) => {
         await this.registerGate();
         const id = this.nextId++;

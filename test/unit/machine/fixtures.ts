@@ -1,6 +1,6 @@
 // Events and inputs for exercising the phase machine: one of every kind, at times that keep
 // within the deadlines, plus late ones that break them.
-import type { QuiescePolicy } from "../../../src/api/types.ts";
+import type { MemoryMode, QuiescePolicy } from "../../../src/api/types.ts";
 import type { SnapshotInput } from "../../../src/machine/context.ts";
 import type { SnapshotEvent } from "../../../src/machine/events.ts";
 
@@ -8,9 +8,14 @@ export const T0 = 1_000_000;
 export const FREEZE_TIMEOUT_MS = 10_000;
 export const FAILURE_DEADLINE_MS = 300_000;
 
-export function input(memory: boolean, quiesce: QuiescePolicy): SnapshotInput {
+export function input(
+  memory: boolean,
+  quiesce: QuiescePolicy,
+  memoryMode: MemoryMode = "Paused",
+): SnapshotInput {
   return {
     memory,
+    memoryMode,
     quiesce,
     freezeTimeoutMs: FREEZE_TIMEOUT_MS,
     failureDeadlineMs: FAILURE_DEADLINE_MS,
@@ -48,6 +53,7 @@ export const ev = {
     memory: { file: "/m", bytes: 1 },
     resumedAt: T0 + 300,
   },
+  memoryCaptured: { type: "MEMORY_CAPTURED", at: T0 + 250 },
   thawed: { type: "THAWED", at: T0 + 400 },
   completed: { type: "COMPLETED", at: T0 + 500 },
   storageFailed: { type: "FAILED", at: T0 + 250, reason: "StorageError", message: "rbd: boom" },
@@ -57,6 +63,12 @@ export const ev = {
 
 export const allEvents: SnapshotEvent[] = Object.values(ev);
 
-export const inputs = ([false, true] as const).flatMap((memory) =>
-  (["Required", "IfAvailable", "Disabled"] as const).map((quiesce) => input(memory, quiesce)),
+export const inputs = (
+  [
+    [false, "Paused"],
+    [true, "Paused"],
+    [true, "Live"],
+  ] as const
+).flatMap(([memory, mode]) =>
+  (["Required", "IfAvailable", "Disabled"] as const).map((quiesce) => input(memory, quiesce, mode)),
 );

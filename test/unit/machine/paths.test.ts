@@ -46,7 +46,7 @@ const ENTERED_BY: Record<string, ReadonlyArray<SnapshotEvent["type"]>> = {
 };
 
 for (const input of inputs) {
-  describe(`phase machine paths (memory: ${input.memory}, quiesce: ${input.quiesce})`, () => {
+  describe(`phase machine paths (memory: ${input.memory}, ${input.memoryMode}, quiesce: ${input.quiesce})`, () => {
     const paths = pathsFor(input);
     const finished = paths.filter((p) => isFinal(p.final.phase));
 
@@ -84,7 +84,7 @@ for (const input of inputs) {
       }
     });
 
-    it("vCPUs we may have paused end running: MEMORY_SAVED resumed them or a resume compensation runs", () => {
+    it("vCPUs we may have paused end running: MEMORY_SAVED (or live, MEMORY_CAPTURED) resumed them or a resume compensation runs", () => {
       if (!input.memory) return;
       for (const path of finished.filter((p) => p.final.phase === "Failed")) {
         const c = path.final.context;

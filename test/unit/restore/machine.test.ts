@@ -58,7 +58,7 @@ describe("VMRestore machine", () => {
       { type: "DISKS_RESTORED", at: 1_300, disks: [disk] },
       { type: "MEMORY_RESTORED", at: 1_400, thawDeadline: 11_400 },
       { type: "RESUMED", at: 1_500 },
-      { type: "THAWED", at: 1_600, filesystems: 2 },
+      { type: "THAWED", at: 1_600, filesystems: 2, by: "Agent" },
       { type: "COMPLETED", at: 1_700 },
     ]);
     expect(steps).to.deep.equal([

@@ -76,8 +76,9 @@ function harness(schedule: VMSnapshotSchedule, cached: VMSnapshot[], now: string
   const statuses: Array<Record<string, unknown>> = [];
   const events: string[] = [];
   const metrics = createMetrics(undefined, { defaultMetrics: false });
+  const cache = { schedule: schedule as VMSnapshotSchedule | undefined };
   const reconciler = new ScheduleReconciler({
-    read: (key) => (key === KEY ? schedule : undefined),
+    read: (key) => (key === KEY ? cache.schedule : undefined),
     runs: (namespace, label) =>
       cached.filter(
         (r) => r.metadata.namespace === namespace && r.metadata.labels?.[SCHEDULE_LABEL] === label,
@@ -120,7 +121,14 @@ function harness(schedule: VMSnapshotSchedule, cached: VMSnapshot[], now: string
   });
   const metric = async (name: string, labels: Record<string, string> = {}) =>
     valueOf(parseExposition(await metrics.registry.metrics()), name, labels);
-  return { reconciler, journal, uncached, statuses, events, metric };
+  /** The values of every `vmsnap_schedule_*` series of db-01, by name. */
+  const gauges = async () => {
+    const samples = parseExposition(await metrics.registry.metrics()).samples.filter(
+      (x) => x.labels.namespace === "tenant-a" && x.labels.schedule === "db-01",
+    );
+    return Object.fromEntries(samples.map((x) => [x.name, x.value]));
+  };
+  return { reconciler, journal, uncached, statuses, events, metric, gauges, cache };
 }
 
 describe("schedule reconciler", () => {
@@ -241,5 +249,64 @@ describe("schedule reconciler", () => {
     const h = harness(scheduleOf(), [], "2026-05-01T10:00:00Z");
     expect(await h.reconciler.reconcile("tenant-a/other")).to.deep.equal({});
     expect(h.journal).to.deep.equal([]);
+  });
+
+  describe("10 - the series the missed-success alert reads", () => {
+    const done = (completionTime: string) => ({
+      status: { phase: "Succeeded" as const, completionTime },
+    });
+
+    it("10-1 - after a pass: last success, creation, period and suspend of the schedule", async () => {
+      const runs = [
+        runOf("db-01-202605010900", "2026-05-01T09:00:00.000Z", UID, done("2026-05-01T09:00:04Z")),
+        runOf("db-01-202605011000", "2026-05-01T10:00:00.000Z", UID, done("2026-05-01T10:00:03Z")),
+      ];
+      const h = harness(scheduleOf({ schedule: "*/30 * * * *" }), runs, "2026-05-01T10:20:00Z");
+      await h.reconciler.reconcile(KEY);
+      expect(await h.gauges()).to.deep.equal({
+        vmsnap_schedule_snapshots_retained: 2,
+        vmsnap_schedule_last_success_timestamp_seconds: Date.parse("2026-05-01T10:00:03Z") / 1000,
+        vmsnap_schedule_created_timestamp_seconds: Date.parse(CREATED) / 1000,
+        vmsnap_schedule_interval_seconds: 1800,
+        vmsnap_schedule_suspended: 0,
+      });
+    });
+
+    it("10-2 - never succeeded and suspended: no last-success series, suspended 1", async () => {
+      const h = harness(scheduleOf({ suspend: true }), [], "2026-05-01T10:20:00Z");
+      await h.reconciler.reconcile(KEY);
+      const gauges = await h.gauges();
+      expect(gauges).not.to.have.property("vmsnap_schedule_last_success_timestamp_seconds");
+      expect(gauges).to.include({
+        vmsnap_schedule_created_timestamp_seconds: Date.parse(CREATED) / 1000,
+        vmsnap_schedule_interval_seconds: 3600,
+        vmsnap_schedule_suspended: 1,
+      });
+    });
+
+    it("10-3 - an invalid spec: no period, so the alert cannot compare (Stalled says why)", async () => {
+      const h = harness(scheduleOf({ schedule: "61 * * * *" }), [], "2026-05-01T10:20:00Z");
+      await h.reconciler.reconcile(KEY);
+      expect(await h.gauges()).not.to.have.property("vmsnap_schedule_interval_seconds");
+    });
+
+    const leaving: Array<[string, Partial<VMSnapshotSchedule["metadata"]> | undefined]> = [
+      ["being deleted (with the agent's finalizer)", { deletionTimestamp: new Date() }],
+      [
+        "being deleted with propagationPolicy=Orphan",
+        { deletionTimestamp: new Date(), finalizers: ["orphan"] },
+      ],
+      ["gone from the cache (deleted, or moved to another node)", undefined],
+    ];
+    for (const [label, leave] of leaving) {
+      it(`10-4 - ${label}: every series of the schedule goes`, async () => {
+        const h = harness(scheduleOf(), [], "2026-05-01T10:20:00Z");
+        await h.reconciler.reconcile(KEY);
+        expect(Object.keys(await h.gauges())).to.have.length(4);
+        h.cache.schedule = leave && scheduleOf({}, leave);
+        await h.reconciler.reconcile(KEY);
+        expect(await h.gauges()).to.deep.equal({});
+      });
+    }
   });
 });

@@ -2,7 +2,12 @@
 // past startingDeadline (skipped and counted), suspended, changed mid-way, and across DST.
 import { expect } from "chai";
 import { parseSchedule, type CronSchedule } from "../../../src/schedule/cron.ts";
-import { decideRun, MAX_COUNTED_MISSED, type RunDecision } from "../../../src/schedule/runs.ts";
+import {
+  decideRun,
+  MAX_COUNTED_MISSED,
+  periodAt,
+  type RunDecision,
+} from "../../../src/schedule/runs.ts";
 
 function schedule(expression: string, timeZone?: string): CronSchedule {
   const parsed = parseSchedule(expression, timeZone);
@@ -195,5 +200,31 @@ describe("schedule runs: DST in Europe/Berlin, woken every five minutes", () => 
     );
     expect(runs.length).to.equal(25); // local 00:00 .. 23:00 with 02:00 twice
     expect(new Set(runs).size).to.equal(25);
+  });
+});
+
+describe("schedule runs: the period the missed-success alert measures by", () => {
+  const HOUR = 3_600_000;
+  const DAY = 24 * HOUR;
+
+  it("an hourly schedule: one hour, at an instant and between two", () => {
+    const hourly = schedule("0 * * * *");
+    expect(periodAt(hourly, new Date("2026-05-01T10:00:00Z"))).to.equal(HOUR);
+    expect(periodAt(hourly, new Date("2026-05-01T10:59:59Z"))).to.equal(HOUR);
+  });
+
+  it("weekdays at 02:00: three days from Friday's run until Monday's (the weekend), one day otherwise", () => {
+    const weekdays = schedule("0 2 * * 1-5");
+    // 2026-05-01 is a Friday, 2026-05-04 a Monday
+    expect(periodAt(weekdays, new Date("2026-05-01T01:59:00Z")), "Friday 01:59").to.equal(DAY);
+    expect(periodAt(weekdays, new Date("2026-05-01T02:00:00Z")), "Friday 02:00").to.equal(3 * DAY);
+    expect(periodAt(weekdays, new Date("2026-05-03T12:00:00Z")), "Sunday").to.equal(3 * DAY);
+    expect(periodAt(weekdays, new Date("2026-05-04T02:00:00Z")), "Monday 02:00").to.equal(DAY);
+  });
+
+  it("follows the wall clock across DST: the daily run's period is 23 hours into the day clocks go forward", () => {
+    const daily = schedule("0 12 * * *", "Europe/Berlin");
+    expect(periodAt(daily, new Date("2026-03-28T12:00:00Z"))).to.equal(23 * HOUR);
+    expect(periodAt(daily, new Date("2026-03-29T11:00:00Z"))).to.equal(DAY);
   });
 });

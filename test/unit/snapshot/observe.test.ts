@@ -17,6 +17,7 @@ const snapshot = {
 } as VMSnapshot;
 const base: SnapshotContext = {
   memory: false,
+  memoryMode: "Paused",
   quiesce: "IfAvailable",
   freezeTimeoutMs: 10_000,
   failureDeadlineMs: 300_000,

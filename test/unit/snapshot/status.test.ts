@@ -151,6 +151,7 @@ describe("status conditions and indications", () => {
   it("in progress is Reconciling=True with the phase, or the reason it waits", () => {
     const pending = start({
       memory: false,
+      memoryMode: "Paused",
       quiesce: "IfAvailable",
       freezeTimeoutMs: 1,
       failureDeadlineMs: 2,
