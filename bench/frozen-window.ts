@@ -27,7 +27,7 @@ import { vmsnapshots, type VMSnapshot } from "../src/api/types.ts";
 import { KubeObjectClient } from "../src/kube/object-client.ts";
 import { Hypervisor } from "../src/hypervisor/connection.ts";
 import { listGroupImages } from "../src/storage/rbd/groups.ts";
-import { groupNameForDomain } from "../src/storage/rbd/names.ts";
+import { groupNameForDomainUUID } from "../src/storage/rbd/names.ts";
 import { createRbdRunner } from "../src/storage/rbd/runner.ts";
 import { startCephCluster, type CephCluster } from "../test/support/ceph/cluster.ts";
 import { rbdConfigFor } from "../test/support/ceph/fixtures.ts";
@@ -292,10 +292,10 @@ async function runInterval(
 
   // The membership check RbdBackend.create makes inside the window, timed on its own.
   const runner = createRbdRunner(rbdConfigFor(ceph, { opTimeoutSeconds: 30 }));
-  const group = {
-    pool: ceph.pool,
-    group: groupNameForDomain(domainsOf.get(`group/${o.disks.at(-1)}`)!),
-  };
+  const hv = await Hypervisor.open(libvirtUri);
+  const { uuid } = await hv.domainInfo(domainsOf.get(`group/${o.disks.at(-1)}`)!);
+  await hv.close();
+  const group = { pool: ceph.pool, group: groupNameForDomainUUID(uuid) };
   const listMs: number[] = [];
   for (let i = 0; i < 5; i++) {
     const started = performance.now();

@@ -6,6 +6,7 @@
 // Usage: npx tsx bench/rbd-group-vs-sequential.ts [--paxos 0.01,1.0] [--repeat 10] [--slow-repeat 3]
 // --slow-repeat applies at intervals ≥ 0.5 s, where one round of 8 images takes ~10 s.
 // Prints a table and writes bench/results/rbd-group-vs-sequential.json.
+import { randomUUID } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -14,7 +15,7 @@ import { RbdBackend } from "../src/storage/rbd/backend.ts";
 import { createGroupSnapshot } from "../src/storage/rbd/group-snapshots.ts";
 import { createImageSnapshot } from "../src/storage/rbd/image-snapshots.ts";
 import { ensureGroup, syncGroupMembers } from "../src/storage/rbd/groups.ts";
-import { groupNameForDomain } from "../src/storage/rbd/names.ts";
+import { groupNameForDomainUUID } from "../src/storage/rbd/names.ts";
 import { createRbdRunner } from "../src/storage/rbd/runner.ts";
 import { startCephCluster } from "../test/support/ceph/cluster.ts";
 import { createImage, rbdConfigFor, rbdDisk } from "../test/support/ceph/fixtures.ts";
@@ -65,13 +66,14 @@ export async function benchAtInterval(paxosProposeInterval: number, repeat: numb
       const images = Array.from({ length: n }, (_, i) => `bench-${n}-${i}`);
       for (const image of images) await createImage(cluster, `${cluster.pool}/${image}`, "4M");
       const domain = `bench-${n}`;
+      const domainUUID = randomUUID();
       const disks = images.map((image, i) =>
         rbdDisk(`vd${String.fromCharCode(97 + i)}`, cluster.pool, image),
       );
       // The group and its members are set up outside the timed part, as the controller can do
       // (RbdBackend.prepare) before it freezes the guest. It is the domain's own group, so the
       // backend's creates below use it too; with one image it exists only for the group column.
-      const group = { pool: cluster.pool, group: groupNameForDomain(domain) };
+      const group = { pool: cluster.pool, group: groupNameForDomainUUID(domainUUID) };
       await ensureGroup(runner, group);
       await syncGroupMembers(
         runner,
@@ -93,7 +95,7 @@ export async function benchAtInterval(paxosProposeInterval: number, repeat: numb
           }),
         );
         samples.backendCreate.push(
-          await timed(() => backend.create({ domain, name: `b${r}`, disks })),
+          await timed(() => backend.create({ domain, domainUUID, name: `b${r}`, disks })),
         );
       }
       const row: Row = {

@@ -15,6 +15,12 @@ export const FailureReason = {
   UnsupportedMemoryMode: "UnsupportedMemoryMode",
   MemorySnapshotOfOfflineDomain: "MemorySnapshotOfOfflineDomain",
   HypervisorError: "HypervisorError",
+  /**
+   * A call's deadline passed while the controller itself was not running (stopped, a long GC
+   * pause, starved of CPU) and no answer came once it ran again: look at the controller's
+   * process and node, not at libvirt.
+   */
+  ControllerStalled: "ControllerStalled",
   DeadlineExceeded: "DeadlineExceeded",
   Interrupted: "Interrupted",
   InvalidSpec: "InvalidSpec",

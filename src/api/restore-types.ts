@@ -122,6 +122,8 @@ export const RestoreFailureReason = {
   StorageError: "StorageError",
   StorageTimeout: "StorageTimeout",
   HypervisorError: "HypervisorError",
+  /** As FailureReason.ControllerStalled: the controller, not libvirt, missed a deadline. */
+  ControllerStalled: "ControllerStalled",
   ThawFailed: "ThawFailed",
   DeadlineExceeded: "DeadlineExceeded",
   Interrupted: "Interrupted",

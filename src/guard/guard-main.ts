@@ -42,11 +42,11 @@ async function main(): Promise<void> {
   }
   let hv: Hypervisor;
   try {
-    // One call at a time: a thaw retried against a hung libvirtd must not pile calls up on
-    // its connection (link.ts, oneCallAtATime).
+    // One connection, one call at a time: a thaw retried against a hung libvirtd must not pile
+    // calls up on a connection (lanes.ts).
     hv = await Hypervisor.open(config.uri, {
       callTimeoutMs: config.callTimeoutMs,
-      oneCallAtATime: true,
+      maxConnections: 1,
     });
   } catch (err) {
     log("error", "cannot connect to libvirt", { uri: config.uri, error: String(err) });

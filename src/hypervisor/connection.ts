@@ -1,6 +1,7 @@
 // The Hypervisor: vmsnap's typed view of one libvirt daemon. Domains are addressed by name;
-// every call has a deadline and fails with a HypervisorError carrying a typed reason. The
-// connection itself (opening, deadlines, loss, reconnect, event registration) lives in link.ts.
+// every call has a deadline and fails with a HypervisorError carrying a typed reason. A
+// connection (opening, deadlines, loss, reconnect, event registration) lives in link.ts; the
+// calls are spread over a few of them, one call at a time on each, by lanes.ts.
 import { ErrorCode, NOT_LIBVIRT } from "./error-codes.ts";
 import { classify, HypervisorError, type Operation } from "./errors.ts";
 import type { AgentLifecycleEvent, LifecycleEvent } from "./events.ts";
@@ -11,13 +12,26 @@ import {
   nameOf,
   type DomainState,
 } from "./flags.ts";
+import { Lanes } from "./lanes.ts";
 import { Link, type LinkOptions, type LostReason } from "./link.ts";
 import { loadNative, type NativeBinding, type NativeDomainInfo } from "./native.ts";
 
 export interface HypervisorOptions extends Partial<LinkOptions> {
   /** The addon; tests pass a fake. Defaults to native/build/Release/vmsnap_libvirt.node. */
   readonly binding?: NativeBinding;
+  /**
+   * At most this many libvirt connections, each carrying one call at a time (lanes.ts). 1 makes
+   * every call wait for the one before it to return, as the thaw guard does.
+   */
+  readonly maxConnections?: number;
 }
+
+/**
+ * Connections of the controller: more than the calls its workers make at once, so one hung
+ * guest agent (or several) does not hold up the others' thaws; few enough to stay a small,
+ * bounded number of libvirtd clients.
+ */
+export const DEFAULT_MAX_CONNECTIONS = 8;
 
 /** Per-call options. */
 export interface CallOptions {
@@ -83,17 +97,28 @@ const STATUS_PROBE_MS = 5_000;
  * finally { await hv.fsThaw("web-1"); }
  */
 export class Hypervisor {
-  private constructor(private readonly link: Link) {}
+  /** The first connection, for events, loss and reconnect only: every call goes through lanes. */
+  private readonly link: Pick<Link, "uri" | "connected" | "subscribe" | "onLost" | "onRestored">;
 
-  /** Connects to `uri` (e.g. `qemu:///system`, `test:///abs/path.xml`); fails if it can't. */
+  private constructor(private readonly lanes: Lanes) {
+    this.link = lanes.first;
+  }
+
+  /**
+   * Connects to `uri` (e.g. `qemu:///system`, `test:///abs/path.xml`); fails if it can't.
+   * A `test:///<file>` driver gives every connection its own state, so it gets one connection.
+   */
   static async open(uri: string, options: HypervisorOptions = {}): Promise<Hypervisor> {
-    const { binding, ...overrides } = options;
+    const { binding, maxConnections, ...overrides } = options;
     const defined = Object.fromEntries(
       Object.entries(overrides).filter(([, v]) => v !== undefined),
     );
-    const link = new Link(uri, binding ?? loadNative(), { ...DEFAULTS, ...defined });
+    const native = binding ?? loadNative();
+    const linkOptions: LinkOptions = { ...DEFAULTS, ...defined };
+    const link = new Link(uri, native, linkOptions);
     await link.connect();
-    return new Hypervisor(link);
+    const max = ownStatePerConnection(uri) ? 1 : (maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+    return new Hypervisor(new Lanes(link, max, () => new Link(uri, native, linkOptions)));
   }
 
   get uri(): string {
@@ -109,19 +134,21 @@ export class Hypervisor {
 
   async domainInfo(name: string, options?: CallOptions): Promise<DomainInfo> {
     return toDomainInfo(
-      await this.link.call("domainInfo", name, options?.timeoutMs, (c) => c.domainInfo(name)),
+      await this.lanes.call("domainInfo", name, options?.timeoutMs, (c) => c.domainInfo(name)),
     );
   }
 
   async domainInfoByUUID(uuid: string, options?: CallOptions): Promise<DomainInfo> {
     return toDomainInfo(
-      await this.link.call("domainInfo", uuid, options?.timeoutMs, (c) => c.domainInfoByUUID(uuid)),
+      await this.lanes.call("domainInfo", uuid, options?.timeoutMs, (c) =>
+        c.domainInfoByUUID(uuid),
+      ),
     );
   }
 
   /** The domain's XML; `flags` are DomainXmlFlags (e.g. Inactive for the persistent config). */
   domainXml(name: string, options?: CallOptions & { readonly flags?: number }): Promise<string> {
-    return this.link.call("domainXml", name, options?.timeoutMs, (c) =>
+    return this.lanes.call("domainXml", name, options?.timeoutMs, (c) =>
       c.domainXml(name, options?.flags ?? 0),
     );
   }
@@ -142,7 +169,7 @@ export class Hypervisor {
   ): Promise<string | undefined> {
     const flags = options?.flags ?? ModificationImpact.Current;
     try {
-      return await this.link.call("domainMetadata", domain, options?.timeoutMs, (c) =>
+      return await this.lanes.call("domainMetadata", domain, options?.timeoutMs, (c) =>
         options?.byUUID === true
           ? c.domainMetadataByUUID(domain, MetadataType.Element, uri, flags)
           : c.domainMetadata(domain, MetadataType.Element, uri, flags),
@@ -154,20 +181,20 @@ export class Hypervisor {
   }
 
   isActive(name: string, options?: CallOptions): Promise<boolean> {
-    return this.link.call("isActive", name, options?.timeoutMs, (c) => c.isActive(name));
+    return this.lanes.call("isActive", name, options?.timeoutMs, (c) => c.isActive(name));
   }
 
   suspend(name: string, options?: CallOptions): Promise<void> {
-    return this.link.call("suspend", name, options?.timeoutMs, (c) => c.suspend(name));
+    return this.lanes.call("suspend", name, options?.timeoutMs, (c) => c.suspend(name));
   }
 
   resume(name: string, options?: CallOptions): Promise<void> {
-    return this.link.call("resume", name, options?.timeoutMs, (c) => c.resume(name));
+    return this.lanes.call("resume", name, options?.timeoutMs, (c) => c.resume(name));
   }
 
   /** Saves RAM and device state to `path` and stops the domain (virDomainSaveFlags). */
   save(name: string, path: string, options?: SaveRestoreOptions): Promise<void> {
-    return this.link.call("save", name, options?.timeoutMs, (c) =>
+    return this.lanes.call("save", name, options?.timeoutMs, (c) =>
       c.save(name, path, options?.xml ?? null, options?.flags ?? 0),
     );
   }
@@ -175,7 +202,7 @@ export class Hypervisor {
   /** Starts a domain from a saved image (virDomainRestoreFlags). A guest saved frozen comes
    *  back frozen: thaw afterwards. */
   restore(path: string, options?: SaveRestoreOptions): Promise<void> {
-    return this.link.call("restore", path, options?.timeoutMs, (c) =>
+    return this.lanes.call("restore", path, options?.timeoutMs, (c) =>
       c.restore(path, options?.xml ?? null, options?.flags ?? 0),
     );
   }
@@ -194,7 +221,7 @@ export class Hypervisor {
     options?: CallOptions,
   ): Promise<number> {
     try {
-      return await this.link.call("fsFreeze", name, options?.timeoutMs, (c) =>
+      return await this.lanes.call("fsFreeze", name, options?.timeoutMs, (c) =>
         c.fsFreeze(name, [...mountpoints]),
       );
     } catch (err) {
@@ -211,11 +238,11 @@ export class Hypervisor {
   /** Thaws every frozen filesystem; returns how many were thawed. Harmless when none is. */
   fsThaw(name: string, options?: CallOptions): Promise<number> {
     // No mountpoints: QEMU can only thaw everything (74 otherwise).
-    return this.link.call("fsThaw", name, options?.timeoutMs, (c) => c.fsThaw(name, []));
+    return this.lanes.call("fsThaw", name, options?.timeoutMs, (c) => c.fsThaw(name, []));
   }
 
   async fsInfo(name: string, options?: CallOptions): Promise<FsInfo[]> {
-    const list = await this.link.call("fsInfo", name, options?.timeoutMs, (c) => c.fsInfo(name));
+    const list = await this.lanes.call("fsInfo", name, options?.timeoutMs, (c) => c.fsInfo(name));
     return list.map((fs) => ({
       mountpoint: fs.mountpoint,
       name: fs.name,
@@ -239,7 +266,7 @@ export class Hypervisor {
   /** How long libvirt waits for the agent on agent calls (virDomainAgentSetResponseTimeout);
    *  AgentTimeout.Block / Default / NoWait or seconds. */
   setAgentResponseTimeout(name: string, seconds: number, options?: CallOptions): Promise<void> {
-    return this.link.call("setAgentResponseTimeout", name, options?.timeoutMs, (c) =>
+    return this.lanes.call("setAgentResponseTimeout", name, options?.timeoutMs, (c) =>
       c.agentSetResponseTimeout(name, seconds),
     );
   }
@@ -256,7 +283,7 @@ export class Hypervisor {
     options?: CallOptions & { readonly fds?: readonly number[] },
   ): Promise<unknown> {
     const command = JSON.stringify(args === undefined ? { execute } : { execute, arguments: args });
-    const raw = await this.link.call("monitorCommand", name, options?.timeoutMs, (c) =>
+    const raw = await this.lanes.call("monitorCommand", name, options?.timeoutMs, (c) =>
       c.qemuMonitorCommand(name, command, options?.fds ?? []),
     );
     let reply: { return?: unknown; error?: { class?: string; desc?: string } };
@@ -282,24 +309,24 @@ export class Hypervisor {
 
   /** virDomainSnapshotCreateXML with SnapshotCreateFlags; returns the snapshot's name. */
   createSnapshot(name: string, xml: string, flags = 0, options?: CallOptions): Promise<string> {
-    return this.link.call("createSnapshot", name, options?.timeoutMs, (c) =>
+    return this.lanes.call("createSnapshot", name, options?.timeoutMs, (c) =>
       c.snapshotCreate(name, xml, flags),
     );
   }
 
   listSnapshots(name: string, options?: CallOptions): Promise<string[]> {
-    return this.link.call("listSnapshots", name, options?.timeoutMs, (c) => c.snapshotList(name));
+    return this.lanes.call("listSnapshots", name, options?.timeoutMs, (c) => c.snapshotList(name));
   }
 
   snapshotXml(name: string, snapshot: string, options?: CallOptions): Promise<string> {
-    return this.link.call("snapshotXml", name, options?.timeoutMs, (c) =>
+    return this.lanes.call("snapshotXml", name, options?.timeoutMs, (c) =>
       c.snapshotXml(name, snapshot),
     );
   }
 
   /** Deletes with SnapshotDeleteFlags; a missing snapshot fails with SnapshotNotFound. */
   deleteSnapshot(name: string, snapshot: string, flags = 0, options?: CallOptions): Promise<void> {
-    return this.link.call("deleteSnapshot", name, options?.timeoutMs, (c) =>
+    return this.lanes.call("deleteSnapshot", name, options?.timeoutMs, (c) =>
       c.snapshotDelete(name, snapshot, flags),
     );
   }
@@ -308,45 +335,45 @@ export class Hypervisor {
 
   /** Defines (or redefines) a persistent domain from XML; returns its name. */
   defineXml(xml: string, options?: CallOptions & { readonly flags?: number }): Promise<string> {
-    return this.link.call("define", "(xml)", options?.timeoutMs, (c) =>
+    return this.lanes.call("define", "(xml)", options?.timeoutMs, (c) =>
       c.defineXml(xml, options?.flags ?? 0),
     );
   }
 
   /** Starts a defined domain; `flags` are StartFlags (e.g. Paused). */
   start(name: string, options?: CallOptions & { readonly flags?: number }): Promise<void> {
-    return this.link.call("start", name, options?.timeoutMs, (c) =>
+    return this.lanes.call("start", name, options?.timeoutMs, (c) =>
       c.start(name, options?.flags ?? 0),
     );
   }
 
   /** Stops a running domain at once, like pulling the plug; the definition stays. */
   destroy(name: string, options?: CallOptions): Promise<void> {
-    return this.link.call("destroy", name, options?.timeoutMs, (c) => c.destroy(name, 0));
+    return this.lanes.call("destroy", name, options?.timeoutMs, (c) => c.destroy(name, 0));
   }
 
   /** Stops the domain's running job (e.g. a memory save past its budget). */
   abortJob(name: string, options?: CallOptions): Promise<void> {
-    return this.link.call("abortJob", name, options?.timeoutMs, (c) => c.abortJob(name));
+    return this.lanes.call("abortJob", name, options?.timeoutMs, (c) => c.abortJob(name));
   }
 
   /** Whether a job (a save, a migration) runs on the domain now. */
   async jobActive(name: string, options?: CallOptions): Promise<boolean> {
     return (
-      (await this.link.call("jobType", name, options?.timeoutMs, (c) => c.jobType(name))) !== 0
+      (await this.lanes.call("jobType", name, options?.timeoutMs, (c) => c.jobType(name))) !== 0
     );
   }
 
   /** Removes a domain's persistent definition; `flags` are UndefineFlags. */
   undefine(name: string, options?: CallOptions & { readonly flags?: number }): Promise<void> {
-    return this.link.call("undefine", name, options?.timeoutMs, (c) =>
+    return this.lanes.call("undefine", name, options?.timeoutMs, (c) =>
       c.undefine(name, options?.flags ?? 0),
     );
   }
 
   /** The domain XML stored in a save or external memory image (DomainXmlFlags.Secure allowed). */
   saveImageXml(path: string, options?: CallOptions & { readonly flags?: number }): Promise<string> {
-    return this.link.call("saveImageXml", path, options?.timeoutMs, (c) =>
+    return this.lanes.call("saveImageXml", path, options?.timeoutMs, (c) =>
       c.saveImageXml(path, options?.flags ?? 0),
     );
   }
@@ -363,7 +390,7 @@ export class Hypervisor {
     xml: string | undefined,
     options?: CallOptions & { readonly flags?: number },
   ): Promise<void> {
-    return this.link.call("setDomainMetadata", uuid, options?.timeoutMs, (c) =>
+    return this.lanes.call("setDomainMetadata", uuid, options?.timeoutMs, (c) =>
       c.setDomainMetadataByUUID(
         uuid,
         MetadataType.Element,
@@ -396,9 +423,9 @@ export class Hypervisor {
     return this.link.onRestored(listener);
   }
 
-  /** Closes the connection; later calls fail with ConnectionLost. Hung calls are abandoned. */
+  /** Closes the connections; later calls fail with ConnectionLost. Hung calls are abandoned. */
   close(): Promise<void> {
-    return this.link.close();
+    return this.lanes.close();
   }
 
   private async agentCommand(
@@ -407,10 +434,10 @@ export class Hypervisor {
     execute: string,
     options: CallOptions | undefined,
   ): Promise<unknown> {
-    const ms = options?.timeoutMs ?? this.link.options.callTimeoutMs;
+    const ms = options?.timeoutMs ?? this.lanes.options.callTimeoutMs;
     // libvirt's own agent wait ends with our deadline, so its thread doesn't linger after it.
     const seconds = Math.max(1, Math.ceil(ms / 1000));
-    const raw = await this.link.call(operation, name, ms, (c) =>
+    const raw = await this.lanes.call(operation, name, ms, (c) =>
       c.qemuAgentCommand(name, JSON.stringify({ execute }), seconds),
     );
     try {
@@ -419,6 +446,11 @@ export class Hypervisor {
       throw agentReplyError(operation, name, raw);
     }
   }
+}
+
+/** `test:///<absolute path>`: the test driver loads a fresh copy of that file per connection. */
+function ownStatePerConnection(uri: string): boolean {
+  return /^test:\/\/\/./.test(uri) && uri !== "test:///default";
 }
 
 function toDomainInfo(info: NativeDomainInfo): DomainInfo {

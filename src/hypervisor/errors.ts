@@ -60,9 +60,35 @@ export type HypervisorErrorReason =
   | "InvalidArgument"
   /** The call's deadline passed (vmsnap's own, or libvirt's job timeout 68). */
   | "Timeout"
+  /**
+   * The call's deadline passed while this process was not running (stopped, a long GC pause,
+   * starved of CPU), and no answer came in a grace after it ran again: not libvirt's fault as
+   * far as anyone can tell. Like Timeout, the call's outcome is unknown (deadline.ts).
+   */
+  | "ProcessStalled"
   /** No working connection to libvirt: it died, was never made, or the adapter is closed. */
   | "ConnectionLost"
   | "Unknown";
+
+/**
+ * Whether a failed call may still have happened (or happen later): vmsnap stopped waiting for
+ * it, so whatever it was asked to do must be undone or checked (a freeze thawed, a save aborted).
+ */
+export function outcomeUnknown(err: unknown): boolean {
+  return (
+    err instanceof HypervisorError && (err.reason === "Timeout" || err.reason === "ProcessStalled")
+  );
+}
+
+/**
+ * A failure as status and Events say it: libvirt's code and vmsnap's reason, except for a stall
+ * of this process, which is no libvirt error at all and must not read like one.
+ */
+export function describeHypervisorError(err: HypervisorError): string {
+  return err.reason === "ProcessStalled"
+    ? `this process stalled, not libvirt (ProcessStalled): ${err.message}`
+    : `libvirt error ${err.code} (${err.reason}): ${err.message}`;
+}
 
 /** Facts besides code and domain that decide the reason. */
 export interface ClassifyContext {

@@ -1,8 +1,9 @@
-// The managed libvirt connection under the Hypervisor: opens it on first use, runs every call
-// under a deadline, notices a lost connection (libvirt's close callback, or a failed call on a
-// dead connection), reconnects with backoff while anyone listens for events, and re-registers
-// those event listeners on each new connection.
-import { withDeadline } from "./deadline.ts";
+// One managed libvirt connection under the Hypervisor: opens it on first use, runs every call
+// under a deadline (never sending one whose deadline passed while the connection opened),
+// notices a lost connection (libvirt's close callback, or a failed call on a dead connection),
+// reconnects with backoff while anyone listens for events, and re-registers those event
+// listeners on each new connection. How many calls a connection carries at once is lanes.ts's.
+import { withDeadline, type Stall } from "./deadline.ts";
 import { HypervisorError, toHypervisorError, type Operation } from "./errors.ts";
 import {
   decodeAgentLifecycle,
@@ -24,14 +25,6 @@ export interface LinkOptions {
   /** Reconnect backoff bounds; the delay doubles from min to max while attempts fail. */
   readonly reconnectMinMs: number;
   readonly reconnectMaxMs: number;
-  /**
-   * At most one libvirt call at a time: a call waits (within its own deadline) for the one
-   * before it to return, even one whose deadline passed. For the thaw guard, whose retries
-   * would otherwise pile calls onto a hung daemon: libvirt 9.0's client crashed (SIGSEGV in its
-   * RPC event loop) when a stopped libvirtd resumed with several calls waiting on one
-   * connection (docs/libvirt-facts.md).
-   */
-  readonly oneCallAtATime?: boolean;
 }
 
 /** Why the connection was lost: libvirt's close reason, or a call that found it dead. */
@@ -66,8 +59,6 @@ export class Link {
   private readonly listeners: Listeners = { lifecycle: new Set(), agent: new Set() };
   private readonly lostListeners = new Set<(reason: LostReason) => void>();
   private readonly restoredListeners = new Set<() => void>();
-  /** Settles when the last call started has returned (oneCallAtATime). */
-  private lastCall: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly uri: string,
@@ -139,11 +130,11 @@ export class Link {
     // A connection still being opened is closed by open() itself when it lands.
     if (live === undefined) return;
     const ms = this.options.callTimeoutMs;
-    await withDeadline(live.native.close(), ms, () => timeoutError("close", undefined, ms)).catch(
-      (err: unknown) => {
-        throw toHypervisorError(err, "close");
-      },
-    );
+    await withDeadline(live.native.close(), ms, (stall) =>
+      timeoutError("close", undefined, ms, stall),
+    ).catch((err: unknown) => {
+      throw toHypervisorError(err, "close");
+    });
   }
 
   // ---- connection ------------------------------------------------------------------------
@@ -157,23 +148,15 @@ export class Link {
     const ms = timeoutMs ?? this.options.callTimeoutMs;
     let used: Live | undefined;
     let expired = false;
-    const start = (live: Live): Promise<T> => {
-      if (!this.options.oneCallAtATime) return run(live);
-      const call = this.lastCall.then(() => {
-        // Its caller gave up while it waited: libvirt never sees it.
-        if (expired) throw timeoutError(operation, target, ms);
-        return run(live);
-      });
-      this.lastCall = call.catch(() => {});
-      return call;
-    };
     const work = this.connection().then((live) => {
+      // Its caller gave up while the connection opened: libvirt never sees it.
+      if (expired) throw timeoutError(operation, target, ms);
       used = live;
-      return start(live);
+      return run(live);
     });
-    const timedOut = () => {
+    const timedOut = (stall?: Stall) => {
       expired = true;
-      return timeoutError(operation, target, ms);
+      return timeoutError(operation, target, ms, stall);
     };
     return withDeadline(work, ms, timedOut).catch((err: unknown) => {
       const error = toHypervisorError(err, operation, target);
@@ -205,7 +188,7 @@ export class Link {
           (reason) => this.onNativeClose(generation, reason),
         ),
         ms,
-        () => timeoutError("open", undefined, ms),
+        (stall) => timeoutError("open", undefined, ms, stall),
         // Nobody waits for a connection that opened after its deadline: don't leak it.
         (late) => void late.close().catch(() => {}),
       );
@@ -218,8 +201,8 @@ export class Link {
         if (this.closed || this.listeners[kind].size === 0) continue;
         // Bounded too: every caller waits on this one shared attempt.
         const callMs = this.options.callTimeoutMs;
-        await withDeadline(this.register(live, kind), callMs, () =>
-          timeoutError("subscribe", undefined, callMs),
+        await withDeadline(this.register(live, kind), callMs, (stall) =>
+          timeoutError("subscribe", undefined, callMs, stall),
         );
       }
       // close() may have run while this attempt was under way; it could not close this one.
@@ -293,7 +276,7 @@ export class Link {
     live.registrations.delete(kind);
     const ms = this.options.callTimeoutMs;
     const work = registration.then((id) => live.native.deregisterDomainEvent(id));
-    await withDeadline(work, ms, () => timeoutError("subscribe", undefined, ms)).catch(
+    await withDeadline(work, ms, (stall) => timeoutError("subscribe", undefined, ms, stall)).catch(
       (err: unknown) => {
         throw toHypervisorError(err, "subscribe");
       },
@@ -313,13 +296,28 @@ function notify<T>(listener: (value: T) => void, value: T): void {
   }
 }
 
-function timeoutError(
+/**
+ * The call's deadline passed: libvirt's Timeout, or ProcessStalled when we were not running.
+ * `why` says what the call was waiting for when it was not yet in libvirt.
+ */
+export function timeoutError(
   operation: Operation,
   target: string | undefined,
   ms: number,
+  stall?: Stall,
+  why?: string,
 ): HypervisorError {
   const where = target === undefined ? operation : `${operation}(${target})`;
-  return new HypervisorError(`${where}: no answer within ${ms} ms`, {
+  const waited = why === undefined ? "" : ` (${why})`;
+  if (stall !== undefined) {
+    return new HypervisorError(
+      `${where}: no answer within ${ms} ms${waited}, but this process was not running for ${stall.stalledMs} ms ` +
+        `around the deadline (stopped, a long GC pause or starved of CPU), and none came in the ` +
+        `grace after it ran again: whether libvirt answered in time is unknown`,
+      { reason: "ProcessStalled", operation, target },
+    );
+  }
+  return new HypervisorError(`${where}: no answer within ${ms} ms${waited}`, {
     reason: "Timeout",
     operation,
     target,

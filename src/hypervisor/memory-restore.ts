@@ -4,7 +4,7 @@
 // libvirt's bookkeeping. The restore's steps around it (restore paused, arm the guard, resume)
 // are the VMRestore machine's (src/restore/), each recorded in status before the next.
 import type { Hypervisor } from "./connection.ts";
-import { HypervisorError } from "./errors.ts";
+import { HypervisorError, outcomeUnknown } from "./errors.ts";
 
 export interface ThawOptions {
   readonly now?: () => number;
@@ -65,7 +65,7 @@ export async function thawAndConfirm(
 /** The agent not being there yet is worth another try; anything else is the caller's to handle. */
 function isRetryable(err: unknown): boolean {
   return (
-    err instanceof HypervisorError &&
-    (err.reason === "GuestAgentUnresponsive" || err.reason === "Timeout")
+    (err instanceof HypervisorError && err.reason === "GuestAgentUnresponsive") ||
+    outcomeUnknown(err)
   );
 }

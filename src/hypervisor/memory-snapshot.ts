@@ -18,7 +18,7 @@ import { chmod, rm, stat } from "node:fs/promises";
 
 import type { Hypervisor } from "./connection.ts";
 import { parseDisks } from "./disk-inventory.ts";
-import { HypervisorError } from "./errors.ts";
+import { HypervisorError, outcomeUnknown } from "./errors.ts";
 import { SnapshotDeleteFlags } from "./flags.ts";
 import { assertValid, filePathProblem, snapshotNameProblem } from "./snapshot-name.ts";
 import { memorySnapshotXml } from "./snapshot-xml.ts";
@@ -115,7 +115,8 @@ export async function saveMemory(
   try {
     await hv.createSnapshot(domain, xml, 0, left());
   } catch (err) {
-    if (err instanceof HypervisorError && err.reason === "Timeout") {
+    // Given up on, not failed: the save may still be running.
+    if (outcomeUnknown(err)) {
       await abortSave(hv, domain, snapshot, file);
     }
     throw err;

@@ -1,7 +1,7 @@
 // Adapter errors as a restore's typed failure reasons, classified by the adapters' typed reasons
 // (libvirt code, Ceph errno), never by message text.
 import { RestoreFailureReason } from "../api/restore-types.ts";
-import { HypervisorError } from "../hypervisor/errors.ts";
+import { describeHypervisorError, HypervisorError } from "../hypervisor/errors.ts";
 import { StorageError } from "../storage/rbd/errors.ts";
 
 export interface RestoreFailure {
@@ -13,8 +13,11 @@ export interface RestoreFailure {
 export function restoreFailureFrom(err: unknown, doing: string): RestoreFailure {
   if (err instanceof HypervisorError) {
     return {
-      reason: RestoreFailureReason.HypervisorError,
-      message: `${doing}: libvirt error ${err.code} (${err.reason}): ${err.message}`,
+      reason:
+        err.reason === "ProcessStalled"
+          ? RestoreFailureReason.ControllerStalled
+          : RestoreFailureReason.HypervisorError,
+      message: `${doing}: ${describeHypervisorError(err)}`,
     };
   }
   if (err instanceof StorageError) {

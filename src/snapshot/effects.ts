@@ -16,7 +16,7 @@ import { inUseByRestore } from "../api/restore-types.ts";
 import type { Hypervisor } from "../hypervisor/connection.ts";
 import type { Disk } from "../hypervisor/disk.ts";
 import { parseDisks } from "../hypervisor/disk-inventory.ts";
-import { HypervisorError } from "../hypervisor/errors.ts";
+import { describeHypervisorError, HypervisorError } from "../hypervisor/errors.ts";
 import { hasGuestAgentChannel } from "../hypervisor/guest-agent-channel.ts";
 import {
   DEFAULT_THAW_POLICY,
@@ -138,11 +138,11 @@ const EFFECTS: Record<string, Effect> = {
   "DisksSnapshotted.CapturingMemory": (e, s, c) => e.captureMemory(s, c),
   "DisksSnapshotted.WritingMemory": (e, s, c) => e.writeMemory(s, c),
   "DisksSnapshotted.Thawing": (e, s) => e.thaw(s),
-  "DisksSnapshotted.Completing": (e) => e.complete(),
+  "DisksSnapshotted.Completing": (e, _s, c) => e.complete(c),
   "MemorySaved.Thawing": (e, s) => e.thaw(s),
-  "MemorySaved.Completing": (e) => e.complete(),
+  "MemorySaved.Completing": (e, _s, c) => e.complete(c),
   "Thawed.WritingMemory": (e, s, c) => e.writeMemory(s, c),
-  "Thawed.Completing": (e) => e.complete(),
+  "Thawed.Completing": (e, _s, c) => e.complete(c),
 };
 
 /** How often a deleted snapshot still used by a restore looks again (the restore's end wakes it). */
@@ -320,9 +320,14 @@ export class SnapshotEffects {
     await session?.inFlight?.catch(() => undefined);
     const domain = snapshot.spec.source.domain;
     const name = snapshotNameOf(snapshot);
-    const recorded = this.o.storage.disksOf(context.disks);
-    const attempted = session?.disks ?? (await this.currentDisks(domain));
-    await this.o.storage.remove(domain, name, uniqueDisks([...recorded, ...attempted]));
+    const attempt = session ?? (await this.currentDomain(domain));
+    // The UUID the attempt pinned names what it made (the RBD group), not the one there now.
+    const domainUUID = session?.uuid ?? context.domainUUID ?? attempt.uuid;
+    await this.o.storage.remove(
+      { domain, name, ...withUUID(domainUUID) },
+      context.disks,
+      attempt.disks,
+    );
     if (savesMemoryLive(context) && context.memoryImage === undefined) {
       // A live write that never finished: QEMU may still be writing (it holds its own descriptor).
       await this.o.liveMemory?.cancel(domain, this.memoryFileOf(snapshot));
@@ -488,7 +493,10 @@ export class SnapshotEffects {
     try {
       // Group membership and such are set up before the freeze, so the frozen window holds
       // only the snapshot itself. It honours spec.failureDeadline like every other step.
-      const preparing = this.o.storage.prepare(domain, snapshotNameOf(snapshot), session.disks);
+      const preparing = this.o.storage.prepare(
+        { domain, domainUUID: info.uuid, name: snapshotNameOf(snapshot) },
+        session.disks,
+      );
       session.inFlight = preparing;
       const prepared = await raceDeadline(preparing, stepDeadlineOf(c) - this.now());
       if (prepared === "timeout") return tick(this.now());
@@ -638,13 +646,14 @@ export class SnapshotEffects {
     this.o.onError?.(err);
     const at = this.now();
     if (err instanceof HypervisorError) {
-      const detail = `virDomainFSFreeze on ${domain}: libvirt error ${err.code} (${err.reason}): ${err.message}`;
+      const detail = `virDomainFSFreeze on ${domain}: ${describeHypervisorError(err)}`;
       switch (err.reason) {
         case "GuestAgentNotConfigured":
         case "GuestAgentUnresponsive":
           return unquiesced(at, UnquiescedReason.NoGuestAgent, detail);
         case "QuiesceHookFailed":
         case "Timeout":
+        case "ProcessStalled":
           return unquiesced(at, UnquiescedReason.FreezeFailed, detail);
       }
     }
@@ -673,6 +682,9 @@ export class SnapshotEffects {
         const xml = await this.o.hypervisor.domainXml(domain, { timeoutMs: this.o.callTimeoutMs });
         const fresh = this.sessionFromXml(snapshot, xml);
         if ("reason" in fresh) return failed(this.now(), fresh);
+        fresh.uuid =
+          c.domainUUID ??
+          (await this.o.hypervisor.domainInfo(domain, { timeoutMs: this.o.callTimeoutMs })).uuid;
         session = fresh;
         this.sessions.set(uid, session);
       } catch (err) {
@@ -711,7 +723,10 @@ export class SnapshotEffects {
         session.pausedHere = true;
         pausedAt = this.now();
       }
-      const creating = this.o.storage.create(domain, snapshotNameOf(snapshot), session.disks);
+      const creating = this.o.storage.create(
+        { domain, ...withUUID(session.uuid), name: snapshotNameOf(snapshot) },
+        session.disks,
+      );
       session.inFlight = creating;
       const result = await raceDeadline(creating, deadline - this.now());
       if (result === "timeout") return tick(this.now());
@@ -730,7 +745,16 @@ export class SnapshotEffects {
     }
   }
 
-  async complete(): Promise<Outcome> {
+  /**
+   * Succeeds once the disk snapshots are checked to hold what status records (the RBD group's
+   * members, after the thaw, see storage/rbd/backend.ts); a failure removes them.
+   */
+  async complete(c: SnapshotContext): Promise<Outcome> {
+    try {
+      await this.o.storage.verify(c.disks);
+    } catch (err) {
+      return failed(this.now(), this.failure(err, "checking what the disk snapshots hold"));
+    }
     return completed(this.now());
   }
 
@@ -964,8 +988,9 @@ export class SnapshotEffects {
         case "GuestAgentNotConfigured":
         case "GuestAgentUnresponsive":
         case "Timeout":
+        case "ProcessStalled":
           this.o.onError?.(err);
-          return `the guest agent of ${domain} did not answer guest-ping (waited up to ${AGENT_PROBE_TIMEOUT_MS} ms), so no freeze was sent: libvirt error ${err.code} (${err.reason}): ${err.message}`;
+          return `the guest agent of ${domain} did not answer guest-ping (waited up to ${AGENT_PROBE_TIMEOUT_MS} ms), so no freeze was sent: ${describeHypervisorError(err)}`;
         default:
           return undefined;
       }
@@ -1000,14 +1025,14 @@ export class SnapshotEffects {
     return { disks, allTargets: all.map((d) => d.target), armedHere: false, pausedHere: false };
   }
 
-  /** For removal without a session: the domain's current disks (none when it is gone). */
-  private async currentDisks(domain: string): Promise<Disk[]> {
+  /** For removal without a session: the domain's current disks and UUID (none when it is gone). */
+  private async currentDomain(domain: string): Promise<{ disks: Disk[]; uuid?: string }> {
     try {
-      return parseDisks(
-        await this.o.hypervisor.domainXml(domain, { timeoutMs: this.o.callTimeoutMs }),
-      );
+      const timeout = { timeoutMs: this.o.callTimeoutMs };
+      const disks = parseDisks(await this.o.hypervisor.domainXml(domain, timeout));
+      return { disks, uuid: (await this.o.hypervisor.domainInfo(domain, timeout)).uuid };
     } catch {
-      return [];
+      return { disks: [] };
     }
   }
 
@@ -1016,18 +1041,9 @@ export class SnapshotEffects {
   }
 }
 
-/**
- * Each disk once by backend and target, the first kept: a recorded handle names the image that
- * was really snapshotted, even when the domain's disk of that target points elsewhere now.
- */
-function uniqueDisks(disks: readonly Disk[]): Disk[] {
-  const seen = new Set<string>();
-  return disks.filter((d) => {
-    const key = `${d.plan.backend}:${d.target}`;
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
+/** `{ domainUUID }` when known, else nothing (an optional field is absent, never undefined). */
+function withUUID(uuid: string | undefined): { domainUUID?: string } {
+  return uuid === undefined ? {} : { domainUUID: uuid };
 }
 
 /**

@@ -2,7 +2,7 @@
 // metrics. Classified by the adapters' typed reasons (libvirt code/domain, Ceph errno), never
 // by message text, and never as "any exception means the guest isn't running".
 import { FailureReason } from "../api/reasons.ts";
-import { HypervisorError } from "../hypervisor/errors.ts";
+import { describeHypervisorError, HypervisorError } from "../hypervisor/errors.ts";
 import { StorageError } from "../storage/rbd/errors.ts";
 
 export interface Failure {
@@ -13,7 +13,7 @@ export interface Failure {
 /** The typed failure an adapter error stands for; `doing` says what vmsnap was doing. */
 export function failureFrom(err: unknown, doing: string): Failure {
   if (err instanceof HypervisorError) {
-    const where = `${doing}: libvirt error ${err.code} (${err.reason}): ${err.message}`;
+    const where = `${doing}: ${describeHypervisorError(err)}`;
     switch (err.reason) {
       case "DomainNotFound":
         return { reason: FailureReason.DomainNotFound, message: where };
@@ -25,6 +25,8 @@ export function failureFrom(err: unknown, doing: string): Failure {
       case "QuiesceHookFailed":
       case "AlreadyFrozen":
         return { reason: FailureReason.QuiesceFailed, message: where };
+      case "ProcessStalled":
+        return { reason: FailureReason.ControllerStalled, message: where };
       default:
         return { reason: FailureReason.HypervisorError, message: where };
     }

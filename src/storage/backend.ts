@@ -19,6 +19,11 @@ export interface DiskSnapshotHandle {
 export interface SnapshotRequest {
   /** Libvirt domain the disks belong to. */
   readonly domain: string;
+  /**
+   * The domain's UUID as the snapshot pinned it at its first look-up. Backends that keep state
+   * per domain (the RBD group) key it by this, never by the name another host may share.
+   */
+  readonly domainUUID?: string;
   /** Backend snapshot name, derived from the VMSnapshot UID; the idempotency key. */
   readonly name: string;
   /** The disks this backend must snapshot together, at one instant. */
@@ -44,6 +49,15 @@ export interface RestoreRequest {
   readonly handles: readonly DiskSnapshotHandle[];
 }
 
+/**
+ * What to remove: the handles status recorded (removed by the names they record, whatever the
+ * domain is now, and whichever naming made them), plus `disks` — the recorded disks and those
+ * the attempt used — for what a create may have made that status did not record yet.
+ */
+export interface RemoveRequest extends SnapshotRequest {
+  readonly recorded?: readonly DiskSnapshotHandle[];
+}
+
 export interface StorageBackend {
   /** Matches the inventory's `disk.plan.backend` for the disks this backend snapshots. */
   readonly kind: string;
@@ -52,7 +66,14 @@ export interface StorageBackend {
   /** Creates one consistent snapshot of all `disks`; succeeds as a no-op when it already exists. */
   create(request: SnapshotRequest): Promise<DiskSnapshotHandle[]>;
   /** Removes what `create` made; succeeds when it is already gone. */
-  remove(request: SnapshotRequest): Promise<void>;
+  remove(request: RemoveRequest): Promise<void>;
+  /**
+   * Checks, once the guest runs again, that what `create` made holds exactly the recorded disks
+   * and nothing else (an RBD group another party re-membered between prepare and create would
+   * hold another VM's images). Throws a StorageError when it does not; the caller fails the
+   * snapshot, which removes it.
+   */
+  verify?(handles: readonly DiskSnapshotHandle[]): Promise<void>;
   /** The disk a recorded handle stands for: enough to find and remove its snapshot. */
   diskOf(handle: DiskSnapshotHandle): Disk;
   /** Reverts the disks to the snapshot (the domain must not be using them). */

@@ -10,33 +10,49 @@ import type {
   StorageBackend,
 } from "./backend.ts";
 
+/** Whose snapshot: the domain (its name, and its UUID as pinned) and the snapshot's name. */
+export type SnapshotTarget = Omit<SnapshotRequest, "disks">;
+
 export class StorageRegistry {
   constructor(readonly backends: readonly StorageBackend[]) {}
 
   /** Prepares every backend that has disks here (before the freeze). */
-  async prepare(domain: string, name: string, disks: readonly Disk[]): Promise<void> {
-    for (const [backend, request] of this.requests(domain, name, disks)) {
+  async prepare(target: SnapshotTarget, disks: readonly Disk[]): Promise<void> {
+    for (const [backend, request] of this.requests(target, disks)) {
       await backend.prepare?.(request);
     }
   }
 
   /** Snapshots every disk, each backend's at once and all backends in parallel. */
-  async create(
-    domain: string,
-    name: string,
-    disks: readonly Disk[],
-  ): Promise<DiskSnapshotHandle[]> {
+  async create(target: SnapshotTarget, disks: readonly Disk[]): Promise<DiskSnapshotHandle[]> {
     const made = await Promise.all(
-      this.requests(domain, name, disks).map(([backend, request]) => backend.create(request)),
+      this.requests(target, disks).map(([backend, request]) => backend.create(request)),
     );
     return made.flat();
   }
 
-  /** Removes the snapshot `name` of every disk; each backend succeeds when it is already gone. */
-  async remove(domain: string, name: string, disks: readonly Disk[]): Promise<void> {
-    for (const [backend, request] of this.requests(domain, name, disks)) {
-      await backend.remove(request);
+  /**
+   * Removes the snapshot `target.name`: what status `recorded`, by the names it records, and
+   * what the attempt on `attempted` disks may have made beyond that. Each backend succeeds when
+   * it is already gone.
+   */
+  async remove(
+    target: SnapshotTarget,
+    recorded: readonly DiskSnapshotHandle[],
+    attempted: readonly Disk[],
+  ): Promise<void> {
+    const disks = uniqueDisks([...this.disksOf(recorded), ...attempted]);
+    for (const [backend, request] of this.requests(target, disks)) {
+      await backend.remove({
+        ...request,
+        recorded: recorded.filter((h) => h.backend === backend.kind),
+      });
     }
+  }
+
+  /** Checks with each backend that its recorded snapshots hold exactly their disks. */
+  async verify(handles: readonly DiskSnapshotHandle[]): Promise<void> {
+    for (const [backend, mine] of this.byBackend(handles)) await backend.verify?.(mine);
   }
 
   /** The disks recorded handles stand for, by the backend that made each. */
@@ -91,15 +107,28 @@ export class StorageRegistry {
   }
 
   private requests(
-    domain: string,
-    name: string,
+    target: SnapshotTarget,
     disks: readonly Disk[],
   ): Array<[StorageBackend, SnapshotRequest]> {
     return this.backends
       .map((backend): [StorageBackend, SnapshotRequest] => [
         backend,
-        { domain, name, disks: disks.filter((d) => d.plan.backend === backend.kind) },
+        { ...target, disks: disks.filter((d) => d.plan.backend === backend.kind) },
       ])
       .filter(([, request]) => request.disks.length > 0);
   }
+}
+
+/**
+ * Each disk once by backend and target, the first kept: a recorded handle names the image that
+ * was really snapshotted, even when the domain's disk of that target points elsewhere now.
+ */
+function uniqueDisks(disks: readonly Disk[]): Disk[] {
+  const seen = new Set<string>();
+  return disks.filter((d) => {
+    const key = `${d.plan.backend}:${d.target}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }

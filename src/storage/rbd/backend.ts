@@ -1,13 +1,21 @@
 // The RBD StorageBackend: the disks of one domain are snapshotted by Ceph, never by libvirt.
-// One image gets an image snapshot; several get one group snapshot of the domain's group,
-// whose membership is made equal to the domain's images first. Everything is keyed by the
-// request's name (from the VMSnapshot UID), so create, remove and rollback can all be retried.
+// One image gets an image snapshot; several get one group snapshot of the domain's group (named
+// after the domain's UUID), whose membership is made equal to the domain's images first.
+// Everything is keyed by the request's name (from the VMSnapshot UID), so create, remove and
+// rollback can all be retried; removal goes by the handles status recorded.
+//
+// Membership is set before the freeze, so the frozen window holds the snapshot alone; anyone
+// who changes it in between (another host snapshotting a domain of the same UUID, an
+// administrator) would have the group snapshot hold other images than status says. `verify`
+// compares the group's members with the recorded images once the guest runs again, and the
+// snapshot fails (and is removed) on any difference.
 //
 // Callers must serialise operations per domain (vmsnap runs one snapshot operation per domain
 // at a time): `remove` deletes the domain's group once it holds no snapshot.
 import type { Disk } from "../../hypervisor/disk.ts";
 import type {
   DiskSnapshotHandle,
+  RemoveRequest,
   RestoredDiskHandle,
   RestoreRequest,
   SnapshotRequest,
@@ -19,7 +27,14 @@ import {
   removeGroupSnapshot,
   rollbackGroupSnapshot,
 } from "./group-snapshots.ts";
-import { ensureGroup, listGroupImages, removeGroupIfUnused, syncGroupMembers } from "./groups.ts";
+import { StorageError } from "./errors.ts";
+import {
+  ensureGroup,
+  listGroupImages,
+  membershipDifference,
+  removeGroupIfUnused,
+  syncGroupMembers,
+} from "./groups.ts";
 import {
   createImageSnapshot,
   removeImageSnapshot,
@@ -27,7 +42,7 @@ import {
 } from "./image-snapshots.ts";
 import { planRbdSnapshot, type RbdPlan } from "./plan.ts";
 import { copyRbdSnapshot, revertRbdSnapshots } from "./snapshot-copy.ts";
-import { snapshotRefOf } from "./snapshot-ref.ts";
+import { snapshotRefOf, type RbdSnapshotRef } from "./snapshot-ref.ts";
 import { createRbdRunner, type RbdRunner } from "./runner.ts";
 import {
   groupPath,
@@ -97,7 +112,7 @@ export class RbdBackend implements StorageBackend {
     const plan = this.plan(request);
     if (plan.kind !== "group") return;
     this.prepared.delete(request.name);
-    await this.ensureMembers(plan.group, plan.images);
+    await this.ensureMembers(plan.group, plan.images, plan.legacyGroup);
     this.prepared.set(request.name, membershipKey(plan.group, plan.images));
   }
 
@@ -117,7 +132,7 @@ export class RbdBackend implements StorageBackend {
         this.prepared.delete(request.name);
         // Per-domain serialisation means nobody of ours changed the group since `prepare`.
         if (preparedAs !== membershipKey(plan.group, plan.images))
-          await this.ensureMembers(plan.group, plan.images);
+          await this.ensureMembers(plan.group, plan.images, plan.legacyGroup);
         await createGroupSnapshot(this.runner, plan.group, plan.name);
         return plan.disks.map((d) =>
           handle(d.target, d.image, groupSnapPath(plan.group, plan.name)),
@@ -126,7 +141,13 @@ export class RbdBackend implements StorageBackend {
     }
   }
 
-  async remove(request: SnapshotRequest): Promise<void> {
+  /**
+   * Removes what status recorded, by the names it records (a group named after the domain by an
+   * older release, too); with nothing recorded, what `create` would have made for `disks`.
+   */
+  async remove(request: RemoveRequest): Promise<void> {
+    const refs = (request.recorded ?? []).map(snapshotRefOf);
+    if (refs.length > 0) return this.removeRefs(refs);
     const plan = this.plan(request);
     switch (plan.kind) {
       case "none":
@@ -140,6 +161,35 @@ export class RbdBackend implements StorageBackend {
         await removeGroupSnapshot(this.runner, plan.group, plan.name);
         await removeGroupIfUnused(this.runner, plan.group);
         return;
+    }
+  }
+
+  /**
+   * Fails with `MembershipChanged` unless each recorded group's members are exactly the images
+   * recorded in it. One `group image list` per group, after the thaw: the frozen window is not
+   * lengthened, and a group snapshot, once made, holds what it holds.
+   */
+  async verify(handles: readonly DiskSnapshotHandle[]): Promise<void> {
+    for (const [path, refs] of byGroupSnapshot(handles.map(snapshotRefOf))) {
+      const first = refs[0]!;
+      if (first.kind !== "group") continue;
+      const recorded = refs.map((r) => r.image);
+      const { missing, extra } = membershipDifference(
+        await listGroupImages(this.runner, first.group),
+        recorded,
+      );
+      if (missing.length === 0 && extra.length === 0) continue;
+      const list = (images: readonly ImageSpec[]) => images.map(imagePath).join(", ");
+      const changes = [
+        ...(extra.length > 0 ? [`now also holds ${list(extra)}`] : []),
+        ...(missing.length > 0 ? [`no longer holds ${list(missing)}`] : []),
+      ];
+      throw new StorageError(
+        "MembershipChanged",
+        `RBD group ${groupPath(first.group)} changed members around ${path} (${changes.join("; ")}): ` +
+          `the group snapshot may hold another VM's images or lack this one's, so it is not kept. ` +
+          `Is a domain of the same UUID snapshotted from another host, or was the group edited by hand?`,
+      );
     }
   }
 
@@ -192,12 +242,41 @@ export class RbdBackend implements StorageBackend {
   }
 
   /** One `group image list` when nothing changed; creates the group and fixes members otherwise. */
-  private async ensureMembers(group: GroupSpec, images: readonly ImageSpec[]): Promise<void> {
+  private async ensureMembers(
+    group: GroupSpec,
+    images: readonly ImageSpec[],
+    legacyGroup: GroupSpec,
+  ): Promise<void> {
     const current = await listGroupImages(this.runner, group);
     // The CLI lists a missing group as empty: create it (a no-op when it exists but is empty).
     if (current.length === 0) await ensureGroup(this.runner, group);
-    await syncGroupMembers(this.runner, group, images, current);
+    await syncGroupMembers(this.runner, group, images, current, legacyGroup);
   }
+
+  /** Removes each recorded snapshot once (a group snapshot is named by every disk in it). */
+  private async removeRefs(refs: readonly RbdSnapshotRef[]): Promise<void> {
+    for (const [, [ref]] of byGroupSnapshot(refs)) {
+      if (ref!.kind === "image") {
+        await removeImageSnapshot(this.runner, ref!.image, ref!.name);
+      } else {
+        await removeGroupSnapshot(this.runner, ref!.group, ref!.name);
+        await removeGroupIfUnused(this.runner, ref!.group);
+      }
+    }
+  }
+}
+
+/** Recorded snapshots by what they name: one entry per group snapshot, one per image snapshot. */
+function byGroupSnapshot(refs: readonly RbdSnapshotRef[]): Map<string, RbdSnapshotRef[]> {
+  const out = new Map<string, RbdSnapshotRef[]>();
+  for (const ref of refs) {
+    const key =
+      ref.kind === "group"
+        ? groupSnapPath(ref.group, ref.name)
+        : imageSnapPath(ref.image, ref.name);
+    out.set(key, [...(out.get(key) ?? []), ref]);
+  }
+  return out;
 }
 
 /** The group and its wanted members, as one comparable string. */

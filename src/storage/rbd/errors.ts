@@ -24,6 +24,11 @@ export type StorageErrorReason =
   | "InvalidName"
   /** The image already belongs to a different RBD group than the domain's. */
   | "AlreadyInGroup"
+  /**
+   * The group's members differ from the images its snapshot was taken for: someone changed them
+   * between prepare and create, so the group snapshot may hold another VM's images.
+   */
+  | "MembershipChanged"
   /** The disks cannot be snapshotted together (e.g. RBD namespaces differ); nothing was done. */
   | "UnsupportedLayout"
   | "Unknown";

@@ -1,6 +1,9 @@
 // Per-domain RBD groups: created on demand, their membership made equal to the domain's RBD
 // images before each group snapshot, and removed once no snapshot needs them. An image can be
-// in one group only; finding it in someone else's group is an error we report, never repair.
+// in one group only; finding it in someone else's group is an error we report, never repair —
+// except the group an older release of vmsnap named after this very domain, whose images are
+// moved over (measured on Ceph 16: the old group's snapshots keep their member snapshots, and
+// still roll back and are removed by their group, after the images left it).
 import { rbdCall, rbdJson } from "./call.ts";
 import { isStorageError, StorageError } from "./errors.ts";
 import type { RbdRunner } from "./runner.ts";
@@ -67,11 +70,15 @@ export async function groupOfImage(
   return info.group || undefined;
 }
 
-/** Adds `image` to `group`; already a member is fine, a member of another group is `AlreadyInGroup`. */
+/**
+ * Adds `image` to `group`; already a member is fine, a member of another group is
+ * `AlreadyInGroup` — unless that group is `adoptFrom`, which the image is taken out of first.
+ */
 export async function addImageToGroup(
   runner: RbdRunner,
   group: GroupSpec,
   image: ImageSpec,
+  adoptFrom?: GroupSpec,
 ): Promise<void> {
   try {
     // EINVAL: Ceph requires the group and its images to share one RADOS namespace.
@@ -83,6 +90,10 @@ export async function addImageToGroup(
     if (!isStorageError(err, "AlreadyExists")) throw err;
     const current = await groupOfImage(runner, image);
     if (current === groupPath(group)) return;
+    if (adoptFrom !== undefined && current === groupPath(adoptFrom)) {
+      await removeImageFromGroup(runner, adoptFrom, image);
+      return addImageToGroup(runner, group, image);
+    }
     throw new StorageError(
       "AlreadyInGroup",
       `image ${imagePath(image)} belongs to RBD group ${current ?? "(unknown)"}, not ${groupPath(group)}; ` +
@@ -109,6 +120,17 @@ export async function removeImageFromGroup(
 const sameImage = (a: ImageSpec, b: ImageSpec) =>
   a.pool === b.pool && a.image === b.image && sameNamespace(a.namespace, b.namespace);
 
+/** What `current` members lack of `wanted`, and what they hold beyond it. */
+export function membershipDifference(
+  current: readonly ImageSpec[],
+  wanted: readonly ImageSpec[],
+): { missing: ImageSpec[]; extra: ImageSpec[] } {
+  return {
+    missing: wanted.filter((want) => !current.some((have) => sameImage(have, want))),
+    extra: current.filter((have) => !wanted.some((want) => sameImage(have, want))),
+  };
+}
+
 /**
  * Makes the group's membership exactly `images`: a disk detached from the domain must not be
  * rolled back with it later, a new disk must be in the next snapshot. Existing group snapshots
@@ -120,11 +142,12 @@ export async function syncGroupMembers(
   images: readonly ImageSpec[],
   /** The members when the caller just listed them, to save a call. */
   known?: readonly ImageSpec[],
+  /** A group of ours the images may still be in (addImageToGroup's adoptFrom). */
+  adoptFrom?: GroupSpec,
 ): Promise<{ added: ImageSpec[]; removed: ImageSpec[] }> {
   const current = known ?? (await listGroupImages(runner, group));
-  const added = images.filter((want) => !current.some((have) => sameImage(have, want)));
-  const removed = current.filter((have) => !images.some((want) => sameImage(have, want)));
-  for (const image of added) await addImageToGroup(runner, group, image);
+  const { missing: added, extra: removed } = membershipDifference(current, images);
+  for (const image of added) await addImageToGroup(runner, group, image, adoptFrom);
   for (const image of removed) await removeImageFromGroup(runner, group, image);
   return { added, removed };
 }

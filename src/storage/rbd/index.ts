@@ -12,7 +12,8 @@ export { createRbdRunner, connectionArgs, type RbdRunner, type RbdResult } from 
 export {
   assertValidName,
   nameProblem,
-  groupNameForDomain,
+  groupNameForDomainUUID,
+  legacyGroupNameForDomain,
   MAX_NAME_LENGTH,
   type NameKind,
 } from "./names.ts";
@@ -48,6 +49,7 @@ export {
   addImageToGroup,
   removeImageFromGroup,
   syncGroupMembers,
+  membershipDifference,
   removeGroupIfUnused,
 } from "./groups.ts";
 export { mapRbdFailure, stderrErrno, stderrSummary } from "./error-map.ts";

@@ -35,16 +35,35 @@ export function assertValidName(kind: NameKind, value: string): void {
 }
 
 const GROUP_PREFIX = "vmsnap-";
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
- * The RBD group that holds a domain's images. Libvirt domain names may contain characters we
- * refuse, so unsafe characters become `_`; whenever that (or truncation) changed the name, a
- * hash of the original is appended so two domains can never share a group.
+ * The RBD group that holds a domain's images, keyed by the domain's UUID: two hosts may each
+ * have a domain of the same name on one pool, and a group named after the name would be shared
+ * by both, each rewriting the other's membership before its snapshot. A UUID is the domain's
+ * identity, pinned at the snapshot's first look-up (status.domainUUID).
  *
- * @example groupNameForDomain("web-1")      // "vmsnap-web-1"
- * @example groupNameForDomain("db (prod)")  // "vmsnap-db__prod_-1d2c…" (10 hex digits)
+ * @example groupNameForDomainUUID("6695eb01-f6a4-8304-79aa-97f2502e193f") // "vmsnap-6695eb01-f6a4-…"
  */
-export function groupNameForDomain(domain: string): string {
+export function groupNameForDomainUUID(uuid: string): string {
+  const canonical = uuid.toLowerCase();
+  if (!UUID.test(canonical))
+    throw new StorageError("InvalidName", `domain UUID ${JSON.stringify(uuid)} is not a UUID`);
+  return GROUP_PREFIX + canonical;
+}
+
+/**
+ * The group name releases before the UUID-keyed groups used: the domain's name. Snapshots taken
+ * then record this group in their handles, and are removed and restored by what they record;
+ * the name is computed only to recognise an image still in such a group, which is then moved to
+ * the domain's UUID group (its old snapshots stay in the old group, see groups.ts). Unsafe
+ * characters became `_`, and a hash of the original was appended whenever that (or truncation)
+ * changed the name.
+ *
+ * @example legacyGroupNameForDomain("web-1")      // "vmsnap-web-1"
+ * @example legacyGroupNameForDomain("db (prod)")  // "vmsnap-db__prod_-1d2c…" (10 hex digits)
+ */
+export function legacyGroupNameForDomain(domain: string): string {
   if (domain.length === 0) throw new StorageError("InvalidName", "domain name is empty");
   const sanitized = domain.replace(/[^A-Za-z0-9_.+:=-]/g, "_");
   const plain = GROUP_PREFIX + sanitized;

@@ -7,10 +7,13 @@
 // pools — the group lives in the pool of the disk with the first target (usually the boot disk,
 // which rarely moves) — but a domain whose images span namespaces is refused, because per-
 // namespace groups would silently give up atomicity.
+//
+// The group is named after the domain's UUID, not its name (names.ts): another host's domain of
+// the same name on the same pool must never share it.
 import type { Disk } from "../../hypervisor/disk.ts";
 import type { SnapshotRequest } from "../backend.ts";
 import { StorageError } from "./errors.ts";
-import { assertValidName, groupNameForDomain } from "./names.ts";
+import { assertValidName, groupNameForDomainUUID, legacyGroupNameForDomain } from "./names.ts";
 import { assertValidImageSpec, sameNamespace, type GroupSpec, type ImageSpec } from "./specs.ts";
 
 export interface PlannedDisk {
@@ -32,6 +35,8 @@ export type RbdPlan =
       readonly disks: readonly PlannedDisk[];
       readonly group: GroupSpec;
       readonly images: readonly ImageSpec[];
+      /** The group an older release named after the domain: its images are moved to `group`. */
+      readonly legacyGroup: GroupSpec;
     }
   | {
       readonly kind: "sequential";
@@ -64,13 +69,17 @@ export function planRbdSnapshot(request: SnapshotRequest, options: PlanOptions =
         `${other.namespace || "(default)"}); Ceph groups cannot span namespaces, so no atomic snapshot is possible`,
     );
   }
+  if (request.domainUUID === undefined) {
+    throw new StorageError(
+      "InvalidName",
+      `domain ${request.domain}: no domain UUID to name its RBD group after`,
+    );
+  }
   const first = [...disks].sort((a, b) => a.target.localeCompare(b.target))[0]!;
-  const group: GroupSpec = {
-    pool: first.image.pool,
-    group: groupNameForDomain(request.domain),
-    ...(namespace ? { namespace } : {}),
-  };
-  return { kind: "group", name: request.name, disks, group, images };
+  const where = { pool: first.image.pool, ...(namespace ? { namespace } : {}) };
+  const group: GroupSpec = { ...where, group: groupNameForDomainUUID(request.domainUUID) };
+  const legacyGroup: GroupSpec = { ...where, group: legacyGroupNameForDomain(request.domain) };
+  return { kind: "group", name: request.name, disks, group, images, legacyGroup };
 }
 
 function toPlannedDisk(disk: Disk): PlannedDisk {

@@ -1,6 +1,7 @@
 // Atomicity across images: a writer keeps image A one step ahead of (or level with) image B, as
 // a guest's journal and data disks would be. Every group snapshot must show such a state; two
 // image snapshots taken one after the other generally do not, which is why vmsnap uses groups.
+import { randomUUID } from "node:crypto";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
@@ -66,6 +67,7 @@ describe("RBD group snapshot atomicity (real Ceph)", function () {
   it(`${TRIES}/${TRIES} group snapshots are consistent under lock-step writes (sequential image snapshots for contrast)`, async () => {
     const disks = [rbdDisk("vda", cluster.pool, imageA), rbdDisk("vdb", cluster.pool, imageB)];
     const domain = uniqueName("journal");
+    const domainUUID = randomUUID();
     const grouped = new RbdBackend({ config: rbdConfigFor(cluster) });
     const sequential = new RbdBackend({
       config: rbdConfigFor(cluster),
@@ -73,6 +75,7 @@ describe("RBD group snapshot atomicity (real Ceph)", function () {
     });
     const groupRequests = Array.from({ length: TRIES }, (_, i) => ({
       domain,
+      domainUUID,
       name: `g-${i}`,
       disks,
     }));

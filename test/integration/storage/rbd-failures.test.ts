@@ -1,6 +1,7 @@
 // How the RBD backend fails against the real cluster: typed reasons from exit codes (ENOENT
 // told apart by looking), fast timeouts when the OSD or the mon stops answering, recovery
 // after they come back, and unsafe names refused before any `rbd` process starts.
+import { randomUUID } from "node:crypto";
 import { expect } from "chai";
 import { RbdBackend } from "../../../src/storage/rbd/backend.ts";
 import type { RbdConfig } from "../../../src/storage/rbd/config.ts";
@@ -156,6 +157,7 @@ describe("RBD failures (real Ceph)", function () {
           { domain: "d", name: "ok", disks: [rbdDisk("vda", cluster.pool, image, bad || "x y")] },
           {
             domain: "d",
+            domainUUID: randomUUID(),
             name: bad,
             disks: [rbdDisk("vda", cluster.pool, image), rbdDisk("vdb", cluster.pool, "other")],
           },
@@ -208,6 +210,7 @@ describe("RBD failures (real Ceph)", function () {
     });
     const group = (name: string) => ({
       domain: uniqueName("outage"),
+      domainUUID: randomUUID(),
       name,
       disks: groupImages.map((img, i) => rbdDisk(`vd${"ab"[i]}`, cluster.pool, img)),
     });

@@ -3,6 +3,7 @@
 // snapshot by id — the only way on Ceph 16 to read a group snapshot's member — leaving the
 // source images untouched, crash-safe through a `.partial` image, never overwriting an image
 // that is not our copy.
+import { randomUUID } from "node:crypto";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { expect } from "chai";
@@ -42,7 +43,12 @@ describe("RBD restore (real Ceph)", function () {
   let runner: RbdRunner;
   let backend: RbdBackend;
   const images: string[] = [];
-  const domains: { domain: string; name: string; disks: ReturnType<typeof rbdDisk>[] }[] = [];
+  const domains: {
+    domain: string;
+    domainUUID: string;
+    name: string;
+    disks: ReturnType<typeof rbdDisk>[];
+  }[] = [];
 
   before(async () => {
     cluster = await getCephCluster();
@@ -65,7 +71,7 @@ describe("RBD restore (real Ceph)", function () {
       await createImageWithData(cluster, `${cluster.pool}/${image}`, 2 * 1024 * 1024);
       disks.push(rbdDisk(`vd${String.fromCharCode(98 + i)}`, cluster.pool, image));
     }
-    const request = { domain, name: uniqueName("vmsnap"), disks };
+    const request = { domain, domainUUID: randomUUID(), name: uniqueName("vmsnap"), disks };
     domains.push(request);
     const before = await Promise.all(disks.map((d) => checksum(cluster, specOf(d))));
     const handles = await backend.create(request);

@@ -8,7 +8,7 @@ import { expect } from "chai";
 import { readdirSync } from "node:fs";
 
 import type { VMSnapshot } from "../../../src/api/types.ts";
-import { groupNameForDomain } from "../../../src/storage/rbd/names.ts";
+import { groupNameForDomainUUID } from "../../../src/storage/rbd/names.ts";
 import { ownerMetadataXml } from "../../support/guest/domain-xml.ts";
 import { testDomainXml, uniqueTestDomainName } from "../../support/libvirt/test-driver-host.ts";
 import { waitFor } from "../../support/processes.ts";
@@ -93,8 +93,9 @@ describe("tenancy on real parts: who may snapshot which domain", function () {
     expect(await s.host.isFrozen(d.name), "never left frozen").to.equal(false);
     expect(await s.host.hypervisor().listSnapshots(d.name)).to.deep.equal([]);
     const groups = await s.ceph.rbd(["group", "ls", s.ceph.pool, "--format", "json"]);
+    const { uuid } = await s.host.hypervisor().domainInfo(d.name);
     expect(JSON.parse(groups.stdout || "[]") as string[]).to.not.include(
-      groupNameForDomain(d.name),
+      groupNameForDomainUUID(uuid),
     );
     for (const image of d.images) expect(await s.imageSnapshots(image), image).to.deep.equal([]);
     expect(readdirSync(s.controller.memoryDir)).to.deep.equal([]);

@@ -25,6 +25,8 @@ export interface ControllerProcessOptions {
    */
   readonly unownedDomains?: string;
   readonly extraArgs?: readonly string[];
+  /** Added to the controller's environment (e.g. a PATH whose `rbd` a test wraps). */
+  readonly env?: Readonly<Record<string, string>>;
   /**
    * The entry point: src/main.ts under tsx by default; another .ts file also runs under tsx
    * (bench/lib/bench-main.ts); a bundled one (test/support/controller/bundle.ts) runs with plain
@@ -89,7 +91,7 @@ export async function startController(o: ControllerProcessOptions): Promise<Cont
     runDir,
     cwd: REPO_ROOT,
     // As deployed: the DaemonSet's runtime variables (MALLOC_ARENA_MAX).
-    env: { ...process.env, ...runtime.env },
+    env: { ...process.env, ...runtime.env, ...o.env },
   });
   let stopped = false;
   const controller: ControllerProcess = {

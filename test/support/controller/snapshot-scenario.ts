@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { groupNameForDomain } from "../../../src/storage/rbd/names.ts";
+import { groupNameForDomainUUID } from "../../../src/storage/rbd/names.ts";
 import { getCephCluster, type CephCluster } from "../ceph/cluster.ts";
 import { getControlPlane, type ControlPlane } from "../kube/control-plane.ts";
 import {
@@ -47,6 +47,7 @@ export interface Scenario extends VMSnapshots {
      *  transient: stopping it would delete it). */
     persistent?: boolean;
   }): Promise<TestDomain>;
+  /** The snapshots in the RBD group of the domain (by its UUID, as the controller names it). */
   groupSnapshots(domain: string): Promise<string[]>;
   imageSnapshots(image: string): Promise<string[]>;
   stop(): Promise<void>;
@@ -133,11 +134,12 @@ export async function startScenario(
       return { name, images };
     },
     async groupSnapshots(domain) {
+      const { uuid } = await host.hypervisor().domainInfo(domain);
       const out = await rbd([
         "group",
         "snap",
         "ls",
-        `${ceph.pool}/${groupNameForDomain(domain)}`,
+        `${ceph.pool}/${groupNameForDomainUUID(uuid)}`,
         "--format",
         "json",
       ]);

@@ -12,9 +12,11 @@ import { SnapshotEffects } from "../../../src/snapshot/effects.ts";
 import { snapshotKind } from "../../../src/snapshot/kind.ts";
 import type {
   DiskSnapshotHandle,
+  RemoveRequest,
   SnapshotRequest,
   StorageBackend,
 } from "../../../src/storage/backend.ts";
+import { StorageError } from "../../../src/storage/rbd/errors.ts";
 import { StorageRegistry } from "../../../src/storage/registry.ts";
 import type { SnapshotEvent } from "../../../src/machine/events.ts";
 import type { Compensation } from "../../../src/machine/machine.ts";
@@ -208,6 +210,10 @@ export interface StorageFaults {
   prepareStallsAfterMs?: number;
   /** Runs inside create(), while the guest is frozen. */
   duringCreate?: () => void;
+  /** verify() finds the group's members changed since the snapshot's prepare. */
+  membershipChanged?: boolean;
+  /** The domain UUID of every prepare, create and remove, in order. */
+  readonly uuids?: Array<string | undefined>;
 }
 
 export function fakeStorage(
@@ -235,6 +241,7 @@ export function fakeStorage(
     }),
     async prepare(request: SnapshotRequest) {
       journal.push(`${kind}:prepare ${request.name}`);
+      faults.uuids?.push(request.domainUUID);
       if (faults.prepareStallsAfterMs !== undefined) {
         clock.now += faults.prepareStallsAfterMs;
         await new Promise((resolve) => setTimeout(resolve, 50));
@@ -244,17 +251,24 @@ export function fakeStorage(
     async create(request: SnapshotRequest): Promise<DiskSnapshotHandle[]> {
       if (request.disks.length === 0) return [];
       journal.push(`${kind}:create ${request.name}`);
+      faults.uuids?.push(request.domainUUID);
       faults.duringCreate?.();
       return request.disks.map((d) => {
         const source = d.plan.backend === "rbd" ? `pool/${d.plan.rbd.image}` : d.target;
         return { target: d.target, backend: kind, source, snapshot: `${source}@${request.name}` };
       });
     },
-    async remove(request: SnapshotRequest) {
+    async remove(request: RemoveRequest) {
       const sources = request.disks.map((d) =>
         d.plan.backend === "rbd" ? `${d.plan.rbd.pool}/${d.plan.rbd.image}` : d.target,
       );
       journal.push(`${kind}:remove ${request.name} ${sources.join(",")}`);
+      faults.uuids?.push(request.domainUUID);
+    },
+    async verify(handles) {
+      journal.push(`${kind}:verify ${handles.map((h) => h.snapshot).join(",")}`);
+      if (faults.membershipChanged)
+        throw new StorageError("MembershipChanged", "group pool/g now also holds pool/foreign");
     },
     async rollback() {
       throw new Error("not used");
@@ -290,7 +304,7 @@ export function bed(domains: string[] = ["vm-a"]): Bed {
   const now = () => clock.now;
   const logs: Bed["logs"] = [];
   const guard = { down: false };
-  const storageFaults: StorageFaults = {};
+  const storageFaults: StorageFaults = { uuids: [] };
   const log = (message: string, fields: Record<string, unknown>) => logs.push({ message, fields });
   const effects: SnapshotEffects = new SnapshotEffects({
     hypervisor: hv,

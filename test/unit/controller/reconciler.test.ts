@@ -42,6 +42,7 @@ describe("the reconcile loop, in-process over fake ports", () => {
       "hv:fsThaw vm-a",
       "guard:disarm",
       "api:patchStatus Thawed",
+      "rbd:verify pool/vm-a-disk@vmsnap-uid-1", // what the snapshot holds, checked after the thaw
       "api:patchStatus Succeeded",
     ]);
     expect(only(b.journal, "event:")).to.deep.equal([
@@ -185,6 +186,41 @@ describe("the reconcile loop, in-process over fake ports", () => {
     }));
     await b.reconciler.reconcile(objectKey(s));
     expect(only(b.journal, "rbd:remove")).to.deep.equal(["rbd:remove vmsnap-uid-1 pool/vm-a-disk"]);
+  });
+
+  it("4-4 the RBD group is named by the domain's UUID pinned at the first look-up, for prepare, create and removal alike", async () => {
+    const b = bed();
+    const s = b.snapshot("s1", "vm-a");
+    await settle(b, objectKey(s));
+    b.api.touch(objectKey(s), (o) => ({
+      ...o,
+      metadata: { ...o.metadata, deletionTimestamp: new Date(b.clock.now) },
+    }));
+    await b.reconciler.reconcile(objectKey(s));
+    expect(only(b.journal, "rbd:")).to.deep.equal([
+      "rbd:prepare vmsnap-uid-1",
+      "rbd:create vmsnap-uid-1",
+      "rbd:verify pool/vm-a-disk@vmsnap-uid-1",
+      "rbd:remove vmsnap-uid-1 pool/vm-a-disk",
+    ]);
+    expect(b.storageFaults.uuids).to.deep.equal(["uuid-vm-a", "uuid-vm-a", "uuid-vm-a"]);
+  });
+
+  it("4-5 a snapshot whose RBD group changed members under it fails after the thaw, StorageError, and is removed", async () => {
+    const b = bed();
+    const s = b.snapshot("s1", "vm-a");
+    b.storageFaults.membershipChanged = true;
+    await settle(b, objectKey(s));
+    const status = b.api.objects.get(objectKey(s))!.status!;
+    expect(status.phase).to.equal("Failed");
+    expect(status.error?.reason).to.equal("StorageError");
+    expect(status.error?.message).to.match(/MembershipChanged/);
+    expect(status.thawedAt, "checked once the guest ran again").to.be.a("string");
+    expect(only(b.journal, "rbd:").slice(-2)).to.deep.equal([
+      "rbd:verify pool/vm-a-disk@vmsnap-uid-1",
+      "rbd:remove vmsnap-uid-1 pool/vm-a-disk",
+    ]);
+    expect(b.hv.frozen.size).to.equal(0);
   });
 
   it("6-1 spec.failureDeadline holds while the disk snapshots are prepared (a stalled Ceph): Failed DeadlineExceeded, never frozen", async () => {

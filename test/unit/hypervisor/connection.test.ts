@@ -20,7 +20,7 @@ async function failure(promise: Promise<unknown>): Promise<HypervisorError> {
 }
 
 function open(binding: FakeBinding, options: Partial<HypervisorOptions> = {}): Promise<Hypervisor> {
-  return Hypervisor.open("test:///fake", {
+  return Hypervisor.open("qemu:///fake", {
     binding,
     callTimeoutMs: 1000,
     reconnectMinMs: 10,
@@ -48,7 +48,7 @@ describe("Hypervisor connection handling", () => {
       expect(await hv.fsThaw("vm")).to.equal(2);
     });
 
-    it("with oneCallAtATime, never has two calls in libvirt: a call waits for a hung one, and one whose deadline passed while waiting is never sent", async () => {
+    it("with one connection, never has two calls in libvirt: a call waits for a hung one, and one whose deadline passed while waiting is never sent", async () => {
       const binding = new FakeBinding();
       let release!: () => void;
       let thaws = 0;
@@ -60,7 +60,7 @@ describe("Hypervisor connection handling", () => {
             : Promise.resolve(2);
         },
       };
-      const hv = await open(binding, { oneCallAtATime: true });
+      const hv = await open(binding, { maxConnections: 1 });
       expect(await failure(hv.fsThaw("vm", { timeoutMs: 30 }))).to.include({ reason: "Timeout" });
       // Waits behind the hung call and times out without ever reaching libvirt.
       expect(await failure(hv.fsThaw("vm", { timeoutMs: 30 }))).to.include({ reason: "Timeout" });
@@ -93,6 +93,105 @@ describe("Hypervisor connection handling", () => {
         "qemuAgentCommand",
         ["vm", '{"execute":"guest-ping"}', 3],
       ]);
+    });
+  });
+
+  describe("connections: one call at a time on each (libvirt 9.0's client crashed with several)", () => {
+    /** Answers isActive after `ms`, counting the calls in flight on each connection. */
+    function counting(binding: FakeBinding, ms: () => number) {
+      const inFlight = new Map<number, number>();
+      const most = new Map<number, number>();
+      let opened = 0;
+      const open = binding.open.bind(binding);
+      binding.open = async (...args) => {
+        const index = opened++;
+        const conn = await open(...args);
+        return {
+          ...conn,
+          isActive: async () => {
+            inFlight.set(index, (inFlight.get(index) ?? 0) + 1);
+            most.set(index, Math.max(most.get(index) ?? 0, inFlight.get(index)!));
+            await sleep(ms());
+            inFlight.set(index, inFlight.get(index)! - 1);
+            return true;
+          },
+        };
+      };
+      return { most };
+    }
+
+    it("never has two calls in libvirt on one connection, however many run at once", async () => {
+      const binding = new FakeBinding();
+      const { most } = counting(binding, () => 1 + Math.random() * 5);
+      const hv = await open(binding, { maxConnections: 4 });
+      const results = await Promise.all(Array.from({ length: 40 }, () => hv.isActive("vm")));
+      expect(Math.max(...most.values()), "calls in flight on one connection").to.equal(1);
+      expect(results).to.deep.equal(Array.from({ length: 40 }, () => true));
+      expect(binding.connections.length, "at most maxConnections").to.be.within(2, 4);
+    });
+
+    it("runs sequential calls on the first connection alone", async () => {
+      const binding = new FakeBinding();
+      const hv = await open(binding);
+      for (let i = 0; i < 20; i++) expect(await hv.isActive("vm")).to.equal(true);
+      expect(binding.connections).to.have.length(1);
+    });
+
+    it("a hung call holds only its own connection: the next calls go on at once on another", async () => {
+      const binding = new FakeBinding();
+      binding.script = { fsFreeze: never };
+      const hv = await open(binding, { maxConnections: 2 });
+      const hung = hv.fsFreeze("vm", [], { timeoutMs: 60 });
+      binding.script = {};
+      const started = performance.now();
+      for (let i = 0; i < 5; i++) expect(await hv.fsThaw("vm", { timeoutMs: 500 })).to.equal(2);
+      expect(performance.now() - started).to.be.below(200);
+      expect(await failure(hung)).to.include({ reason: "Timeout" });
+      expect(binding.connections).to.have.length(2);
+    });
+
+    it("with every connection busy, a call waits in line within its deadline; it is never sent once that passed", async () => {
+      const binding = new FakeBinding();
+      const answers: Array<() => void> = [];
+      let sent = 0;
+      binding.script = {
+        fsThaw: () => {
+          sent++;
+          return new Promise<number>((r) => answers.push(() => r(2)));
+        },
+      };
+      const hv = await open(binding, { maxConnections: 2 });
+      const first = [hv.fsThaw("a", { timeoutMs: 2_000 }), hv.fsThaw("b", { timeoutMs: 2_000 })];
+      await sleep(10);
+      const waited = await failure(hv.fsThaw("c", { timeoutMs: 50 }));
+      expect(waited).to.include({ reason: "Timeout" });
+      expect(waited.message).to.match(/all 2 libvirt connections carry calls/);
+      const next = hv.fsThaw("d", { timeoutMs: 2_000 });
+      await sleep(10);
+      expect(sent, "c was never sent; d waits").to.equal(2);
+      answers[0]!();
+      await sleep(10);
+      expect(sent, "d went as soon as a connection came free").to.equal(3);
+      answers[1]!();
+      answers[2]!();
+      expect(await Promise.all([...first, next])).to.deep.equal([2, 2, 2]);
+    });
+
+    it("starts a call's deadline in the caller's turn when a connection is free, so a stall right after it is seen as one", async () => {
+      const binding = new FakeBinding();
+      const hv = await open(binding);
+      const call = hv.isActive("vm", { timeoutMs: 100 });
+      const until = performance.now() + 400; // stopped right after the call began
+      while (performance.now() < until);
+      expect(await call).to.equal(true);
+    });
+
+    it("gives a test:///<file> driver one connection: each would hold a state of its own", async () => {
+      const binding = new FakeBinding();
+      binding.script = { isActive: () => sleep(5).then(() => true) };
+      const hv = await Hypervisor.open("test:///tmp/host.xml", { binding, maxConnections: 8 });
+      await Promise.all(Array.from({ length: 10 }, () => hv.isActive("vm")));
+      expect(binding.connections).to.have.length(1);
     });
   });
 
@@ -142,9 +241,9 @@ describe("Hypervisor connection handling", () => {
       expect(hv.connected).to.equal(true);
     });
 
-    it("shares one reconnect among concurrent calls", async () => {
+    it("shares one reconnect among concurrent calls on a connection", async () => {
       const binding = new FakeBinding();
-      const hv = await open(binding);
+      const hv = await open(binding, { maxConnections: 1 });
       binding.last.onClose(CloseReason.Eof);
       await Promise.all(Array.from({ length: 20 }, () => hv.isActive("vm")));
       expect(binding.connections).to.have.length(2);

@@ -1,9 +1,24 @@
 // Deadlines on calls that may never return: the caller gets its answer on time, and whatever
-// the abandoned call produces later is neither lost (onLate) nor reported twice.
+// the abandoned call produces later is neither lost (onLate) nor reported twice. A deadline
+// that passed while this process was not running is not the call's fault: an answer that came
+// meanwhile is used, and no answer is reported as a stall of the process.
 import { expect } from "chai";
+import { pbkdf2 } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
 
-import { withDeadline } from "../../../src/hypervisor/deadline.ts";
+import {
+  STALL_GRACE_MS,
+  STALL_THRESHOLD_MS,
+  withDeadline,
+  type Stall,
+} from "../../../src/hypervisor/deadline.ts";
+
+/** Blocks the event loop, as a long GC pause or a CPU-bound stretch of JavaScript would. */
+function blockEventLoop(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
 
 describe("withDeadline", () => {
   it("passes a result that comes in time", async () => {
@@ -57,5 +72,62 @@ describe("withDeadline", () => {
     } finally {
       process.off("unhandledRejection", record);
     }
+  });
+
+  describe("when this process did not run across the deadline", () => {
+    it("delivers an answer that came while the event loop was blocked past the deadline, not a timeout", async () => {
+      // pbkdf2 runs on libuv's pool, as the addon's calls run on its threads: it finishes
+      // during the block, and Node would fire the due timer before delivering it.
+      const work = promisify(pbkdf2)("pw", "salt", 1, 32, "sha256").then(() => "answered");
+      const outcome = withDeadline(work, 50, (stall) =>
+        Object.assign(new Error("deadline"), { stall }),
+      );
+      blockEventLoop(STALL_THRESHOLD_MS + 300);
+      expect(await outcome.catch((e: Error) => e.message)).to.equal("answered");
+    });
+
+    it("delivers it too when the block was shorter than a stall (a busy moment, not a pause)", async () => {
+      const work = promisify(pbkdf2)("pw", "salt", 1, 32, "sha256").then(() => "answered");
+      const outcome = withDeadline(work, 20, () => new Error("deadline"));
+      blockEventLoop(100);
+      expect(await outcome.catch((e: Error) => e.message)).to.equal("answered");
+    });
+
+    it("waits a grace after a stall for an answer the stopped process had not read yet", async () => {
+      let skew = 0;
+      const clock = { now: () => performance.now() + skew };
+      let answer!: (v: string) => void;
+      const work = new Promise<string>((resolve) => (answer = resolve));
+      const outcome = withDeadline(work, 30, () => new Error("deadline"), undefined, clock);
+      skew = 5_000; // the process "was stopped" for 5 s when the deadline timer fires
+      await sleep(60);
+      answer("answered after the stall");
+      expect(await outcome).to.equal("answered after the stall");
+    });
+
+    it("reports a stall, with its length, when no answer comes in the grace either", async () => {
+      let skew = 0;
+      const clock = { now: () => performance.now() + skew };
+      const started = performance.now();
+      const outcome = withDeadline(
+        new Promise(() => {}),
+        30,
+        (stall) => Object.assign(new Error("deadline"), { stall }),
+        undefined,
+        clock,
+      );
+      skew = 5_000;
+      const err = (await outcome.catch((e: unknown) => e)) as Error & { stall?: Stall };
+      expect(err.message).to.equal("deadline");
+      expect(err.stall?.stalledMs).to.be.within(5_000, 5_000 + 500);
+      expect(performance.now() - started).to.be.within(STALL_GRACE_MS, STALL_GRACE_MS + 1_000);
+    });
+
+    it("says nothing of a stall when the timer fired on time", async () => {
+      const err = (await withDeadline(new Promise(() => {}), 20, (stall) =>
+        Object.assign(new Error("deadline"), { stall }),
+      ).catch((e: unknown) => e)) as Error & { stall?: Stall };
+      expect(err.stall).to.equal(undefined);
+    });
   });
 });

@@ -6,7 +6,9 @@ import { expect } from "chai";
 import { ErrorDomain } from "../../../src/hypervisor/error-codes.ts";
 import {
   classify,
+  describeHypervisorError,
   HypervisorError,
+  outcomeUnknown,
   toHypervisorError,
   type ClassifyContext,
   type HypervisorErrorReason,
@@ -170,5 +172,28 @@ describe("HypervisorError", () => {
       message: first.message,
     });
     expect(first.reason).to.equal("QuiesceHookFailed");
+  });
+});
+
+describe("a deadline that passed: libvirt's or ours", () => {
+  const ours = (reason: HypervisorErrorReason) =>
+    new HypervisorError("suspend(vm): no answer within 300 ms", {
+      reason,
+      operation: "suspend",
+      target: "vm",
+    });
+
+  it("leaves the outcome unknown both when libvirt did not answer and when this process stalled", () => {
+    expect(outcomeUnknown(ours("Timeout"))).to.equal(true);
+    expect(outcomeUnknown(ours("ProcessStalled"))).to.equal(true);
+    expect(outcomeUnknown(ours("DomainNotFound"))).to.equal(false);
+    expect(outcomeUnknown(new Error("Timeout"))).to.equal(false);
+  });
+
+  it("never words a stall of this process as a libvirt error", () => {
+    expect(describeHypervisorError(ours("Timeout"))).to.match(/^libvirt error -1 \(Timeout\): /);
+    expect(describeHypervisorError(ours("ProcessStalled")))
+      .to.match(/^this process stalled, not libvirt \(ProcessStalled\): /)
+      .and.not.match(/libvirt error/);
   });
 });

@@ -43,7 +43,14 @@ const members = [
   { image: "a", pool: "rbd", namespace: "", state: 0 },
   { image: "b", pool: "rbd", namespace: "", state: 0 },
 ];
-const request = { domain: "web", name: "uid-1", disks: [rbd("vda", "a"), rbd("vdb", "b")] };
+const UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+const GROUP = `rbd/vmsnap-${UUID}`;
+const request = {
+  domain: "web",
+  domainUUID: UUID,
+  name: "uid-1",
+  disks: [rbd("vda", "a"), rbd("vdb", "b")],
+};
 
 describe("RBD backend invocations", () => {
   it("a group snapshot without prepare() costs one membership check and one snapshot", async () => {
@@ -52,8 +59,8 @@ describe("RBD backend invocations", () => {
     );
     await new RbdBackend({ config, runner }).create(request);
     expect(calls).to.deep.equal([
-      "group image list rbd/vmsnap-web --format json",
-      "group snap create rbd/vmsnap-web@uid-1",
+      `group image list ${GROUP} --format json`,
+      `group snap create ${GROUP}@uid-1`,
     ]);
   });
 
@@ -65,11 +72,11 @@ describe("RBD backend invocations", () => {
     await backend.prepare(request);
     const prepared = calls.length;
     await backend.create(request);
-    expect(calls.slice(prepared)).to.deep.equal(["group snap create rbd/vmsnap-web@uid-1"]);
+    expect(calls.slice(prepared)).to.deep.equal([`group snap create ${GROUP}@uid-1`]);
     await backend.create(request);
     expect(calls.slice(prepared + 1)).to.deep.equal([
-      "group image list rbd/vmsnap-web --format json",
-      "group snap create rbd/vmsnap-web@uid-1",
+      `group image list ${GROUP} --format json`,
+      `group snap create ${GROUP}@uid-1`,
     ]);
   });
 
@@ -83,8 +90,8 @@ describe("RBD backend invocations", () => {
     const prepared = calls.length;
     await backend.create(request);
     expect(calls.slice(prepared)).to.deep.equal([
-      "group image list rbd/vmsnap-web --format json",
-      "group snap create rbd/vmsnap-web@uid-1",
+      `group image list ${GROUP} --format json`,
+      `group snap create ${GROUP}@uid-1`,
     ]);
   });
 
@@ -92,11 +99,11 @@ describe("RBD backend invocations", () => {
     const { runner, calls } = scripted((c) => (c.startsWith("group image list") ? okJson([]) : OK));
     await new RbdBackend({ config, runner }).create(request);
     expect(calls).to.deep.equal([
-      "group image list rbd/vmsnap-web --format json",
-      "group create rbd/vmsnap-web",
-      "group image add rbd/vmsnap-web rbd/a",
-      "group image add rbd/vmsnap-web rbd/b",
-      "group snap create rbd/vmsnap-web@uid-1",
+      `group image list ${GROUP} --format json`,
+      `group create ${GROUP}`,
+      `group image add ${GROUP} rbd/a`,
+      `group image add ${GROUP} rbd/b`,
+      `group snap create ${GROUP}@uid-1`,
     ]);
   });
 
@@ -108,10 +115,7 @@ describe("RBD backend invocations", () => {
       return OK;
     });
     const handles = await new RbdBackend({ config, runner }).create(request);
-    expect(handles.map((h) => h.snapshot)).to.deep.equal([
-      "rbd/vmsnap-web@uid-1",
-      "rbd/vmsnap-web@uid-1",
-    ]);
+    expect(handles.map((h) => h.snapshot)).to.deep.equal([`${GROUP}@uid-1`, `${GROUP}@uid-1`]);
     expect(calls.filter((c) => c.startsWith("group snap rm"))).to.deep.equal([]);
   });
 
@@ -126,10 +130,10 @@ describe("RBD backend invocations", () => {
     });
     await new RbdBackend({ config, runner }).create(request);
     expect(calls.slice(1)).to.deep.equal([
-      "group snap create rbd/vmsnap-web@uid-1",
-      "group snap ls rbd/vmsnap-web --format json",
-      "group snap rm rbd/vmsnap-web@uid-1",
-      "group snap create rbd/vmsnap-web@uid-1",
+      `group snap create ${GROUP}@uid-1`,
+      `group snap ls ${GROUP} --format json`,
+      `group snap rm ${GROUP}@uid-1`,
+      `group snap create ${GROUP}@uid-1`,
     ]);
   });
 
@@ -163,16 +167,102 @@ describe("RBD backend invocations", () => {
   it("remove of the last group snapshot also removes the now useless group", async () => {
     const { runner, calls } = scripted((c) => {
       if (c.startsWith("group snap ls")) return okJson([]);
-      if (c.startsWith("group ls")) return okJson(["vmsnap-web"]);
+      if (c.startsWith("group ls")) return okJson([`vmsnap-${UUID}`]);
       return OK;
     });
     await new RbdBackend({ config, runner }).remove(request);
+    expect(calls).to.deep.equal([
+      `group snap rm ${GROUP}@uid-1`,
+      `group snap ls ${GROUP} --format json`,
+      "group ls rbd --format json",
+      `group rm ${GROUP}`,
+    ]);
+  });
+
+  it("remove goes by the handles status recorded: a snapshot in an older, name-keyed group is removed there", async () => {
+    const { runner, calls } = scripted((c) => {
+      if (c.startsWith("group snap ls")) return okJson([]);
+      if (c.startsWith("group ls")) return okJson(["vmsnap-web"]);
+      return OK;
+    });
+    const recorded = ["a", "b"].map((image, i) => ({
+      target: `vd${"ab"[i]}`,
+      backend: "rbd",
+      source: `rbd/${image}`,
+      snapshot: "rbd/vmsnap-web@uid-1",
+    }));
+    await new RbdBackend({ config, runner }).remove({ ...request, recorded });
     expect(calls).to.deep.equal([
       "group snap rm rbd/vmsnap-web@uid-1",
       "group snap ls rbd/vmsnap-web --format json",
       "group ls rbd --format json",
       "group rm rbd/vmsnap-web",
     ]);
+  });
+
+  it("an image still in the domain's old name-keyed group is moved to its UUID group; another group's is refused", async () => {
+    const { runner, calls } = scripted((c) => {
+      if (c.startsWith("group image list")) return okJson([]);
+      if (
+        c === `group image add ${GROUP} rbd/a` &&
+        !calls.includes("group image remove rbd/vmsnap-web rbd/a")
+      )
+        return {
+          exitCode: 17,
+          stdout: "",
+          stderr: "librbd: image already in a group (17) File exists\n",
+        };
+      if (c.startsWith("info"))
+        return okJson({ group: c.includes("rbd/a ") ? "rbd/vmsnap-web" : "rbd/other" });
+      if (c === `group image add ${GROUP} rbd/b`)
+        return { exitCode: 17, stdout: "", stderr: "(17) File exists\n" };
+      return OK;
+    });
+    const error = await new RbdBackend({ config, runner })
+      .prepare(request)
+      .catch((e: unknown) => e);
+    expect(calls.slice(2, 6)).to.deep.equal([
+      `group image add ${GROUP} rbd/a`,
+      "info rbd/a --format json",
+      "group image remove rbd/vmsnap-web rbd/a",
+      `group image add ${GROUP} rbd/a`,
+    ]);
+    expect(isStorageError(error, "AlreadyInGroup"), String(error)).to.equal(true);
+    expect(String(error)).to.include("rbd/other");
+  });
+
+  it("verify lists each recorded group once and passes when it holds exactly the recorded images", async () => {
+    const { runner, calls } = scripted(() => okJson(members));
+    const handles = await new RbdBackend({ config, runner: async () => okJson(members) }).create(
+      request,
+    );
+    await new RbdBackend({ config, runner }).verify(handles);
+    expect(calls).to.deep.equal([`group image list ${GROUP} --format json`]);
+  });
+
+  it("verify fails MembershipChanged when the group gained a foreign image or lost one of ours", async () => {
+    const handles = await new RbdBackend({ config, runner: async () => okJson(members) }).create(
+      request,
+    );
+    const foreign = { image: "x", pool: "rbd", namespace: "", state: 0 };
+    for (const [now, says] of [
+      [[...members, foreign], /now also holds rbd\/x/],
+      [[members[0]], /no longer holds rbd\/b/],
+    ] as const) {
+      const error = await new RbdBackend({ config, runner: async () => okJson(now) })
+        .verify(handles)
+        .catch((e: unknown) => e);
+      expect(isStorageError(error, "MembershipChanged"), String(error)).to.equal(true);
+      expect(String(error)).to.match(says);
+    }
+  });
+
+  it("verify has nothing to ask of image snapshots", async () => {
+    const { runner, calls } = scripted(() => OK);
+    const single = { domain: "web", name: "uid-2", disks: [rbd("vda", "a")] };
+    const handles = await new RbdBackend({ config, runner }).create(single);
+    await new RbdBackend({ config, runner }).verify(handles);
+    expect(calls).to.deep.equal(["snap create --no-progress rbd/a@uid-2"]);
   });
 
   it("the real runner passes conf, id, keyring and Ceph timeouts, then the subcommand", async () => {

@@ -3,7 +3,8 @@ import { expect } from "chai";
 import { isStorageError } from "../../../src/storage/rbd/errors.ts";
 import {
   assertValidName,
-  groupNameForDomain,
+  groupNameForDomainUUID,
+  legacyGroupNameForDomain,
   MAX_NAME_LENGTH,
   nameProblem,
 } from "../../../src/storage/rbd/names.ts";
@@ -75,34 +76,57 @@ describe("RBD names", () => {
     });
   });
 
-  describe("groupNameForDomain", () => {
+  describe("groupNameForDomainUUID", () => {
+    const uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+
+    it("names the group after the domain's UUID, so two hosts' domains of one name never share it", () => {
+      expect(groupNameForDomainUUID(uuid)).to.equal(`vmsnap-${uuid}`);
+      expect(groupNameForDomainUUID("6695eb01-f6a4-8304-79aa-97f2502e1940")).to.not.equal(
+        groupNameForDomainUUID(uuid),
+      );
+      expect(nameProblem("group", groupNameForDomainUUID(uuid))).to.equal(undefined);
+    });
+
+    it("spells a UUID one way whatever case libvirt was given it in", () => {
+      expect(groupNameForDomainUUID(uuid.toUpperCase())).to.equal(`vmsnap-${uuid}`);
+    });
+
+    it("refuses anything that is not a UUID", () => {
+      for (const bad of ["", "web-1", `${uuid}/x`, `-${uuid.slice(1)}`])
+        expect(() => groupNameForDomainUUID(bad), bad).to.throw(/not a UUID/);
+    });
+  });
+
+  describe("legacyGroupNameForDomain (groups of older releases)", () => {
     it("keeps a safe domain name readable", () => {
-      expect(groupNameForDomain("web-1")).to.equal("vmsnap-web-1");
+      expect(legacyGroupNameForDomain("web-1")).to.equal("vmsnap-web-1");
     });
 
     it("sanitises unsafe characters and adds a hash so sanitised names cannot collide", () => {
-      const a = groupNameForDomain("db (prod)");
-      const b = groupNameForDomain("db_(prod)");
-      const c = groupNameForDomain("db__prod_");
+      const a = legacyGroupNameForDomain("db (prod)");
+      const b = legacyGroupNameForDomain("db_(prod)");
+      const c = legacyGroupNameForDomain("db__prod_");
       expect(a).to.match(/^vmsnap-db__prod_-[0-9a-f]{10}$/);
       expect(new Set([a, b, c]).size).to.equal(3);
       for (const name of [a, b, c]) expect(nameProblem("group", name)).to.equal(undefined);
     });
 
-    it("is deterministic, so retries and removal find the same group", () => {
-      expect(groupNameForDomain("db; rm -rf /")).to.equal(groupNameForDomain("db; rm -rf /"));
+    it("is deterministic, so images in an old group are recognised", () => {
+      expect(legacyGroupNameForDomain("db; rm -rf /")).to.equal(
+        legacyGroupNameForDomain("db; rm -rf /"),
+      );
     });
 
     it("bounds long names and keeps them distinct", () => {
-      const long1 = groupNameForDomain("d".repeat(300) + "1");
-      const long2 = groupNameForDomain("d".repeat(300) + "2");
+      const long1 = legacyGroupNameForDomain("d".repeat(300) + "1");
+      const long2 = legacyGroupNameForDomain("d".repeat(300) + "2");
       expect(long1.length).to.be.at.most(MAX_NAME_LENGTH);
       expect(long1).to.not.equal(long2);
       expect(nameProblem("group", long1)).to.equal(undefined);
     });
 
     it("refuses an empty domain name", () => {
-      expect(() => groupNameForDomain("")).to.throw(/empty/);
+      expect(() => legacyGroupNameForDomain("")).to.throw(/empty/);
     });
   });
 });

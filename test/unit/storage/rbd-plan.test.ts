@@ -21,6 +21,9 @@ const file = (target: string): Disk => ({
   plan: { backend: "libvirt-file", file: { path: "/x.qcow2" } },
 });
 
+const UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+const GROUP = `vmsnap-${UUID}`;
+
 describe("RBD snapshot planning", () => {
   it("no disks: nothing to do", () => {
     expect(planRbdSnapshot({ domain: "d", name: "s", disks: [] })).to.deep.equal({ kind: "none" });
@@ -42,15 +45,20 @@ describe("RBD snapshot planning", () => {
     expect(plan.kind === "image" && plan.disks.map((d) => d.target)).to.deep.equal(["vda", "vdb"]);
   });
 
-  it("several disks: one group snapshot of the domain's group, in the pool of the first target", () => {
+  it("several disks: one group snapshot of the domain's group (by UUID), in the pool of the first target", () => {
     const plan = planRbdSnapshot({
       domain: "web",
+      domainUUID: UUID,
       name: "s",
       disks: [rbd("vdb", "fast", "data"), rbd("vda", "rbd", "boot")],
     });
     expect(plan.kind).to.equal("group");
     if (plan.kind !== "group") return;
-    expect(plan.group).to.deep.equal({ pool: "rbd", group: "vmsnap-web" });
+    expect(plan.group).to.deep.equal({ pool: "rbd", group: GROUP });
+    expect(plan.legacyGroup, "the name-keyed group of older releases").to.deep.equal({
+      pool: "rbd",
+      group: "vmsnap-web",
+    });
     expect(plan.images).to.deep.equal([
       { pool: "fast", image: "data" },
       { pool: "rbd", image: "boot" },
@@ -60,14 +68,27 @@ describe("RBD snapshot planning", () => {
   it("several disks in one namespace: the group is in that namespace", () => {
     const plan = planRbdSnapshot({
       domain: "web",
+      domainUUID: UUID,
       name: "s",
       disks: [rbd("vda", "rbd", "a", "t1"), rbd("vdb", "rbd", "b", "t1")],
     });
     expect(plan.kind === "group" && plan.group).to.deep.equal({
       pool: "rbd",
       namespace: "t1",
-      group: "vmsnap-web",
+      group: GROUP,
     });
+  });
+
+  it("several disks without the domain's UUID: refused, there is no safe group to use", () => {
+    expect(() =>
+      planRbdSnapshot({
+        domain: "web",
+        name: "s",
+        disks: [rbd("vda", "rbd", "a"), rbd("vdb", "rbd", "b")],
+      }),
+    )
+      .to.throw(/UUID/)
+      .that.satisfies((e: unknown) => isStorageError(e, "InvalidName"));
   });
 
   it("disks in different namespaces are refused (a group cannot span them)", () => {
@@ -112,13 +133,15 @@ describe("RBD snapshot planning", () => {
     }
   });
 
-  it("an unsafe domain name still gets a safe group", () => {
+  it("an unsafe domain name does not matter to the group, nor to the old group it may leave", () => {
     const plan = planRbdSnapshot({
       domain: "web; rm -rf /",
+      domainUUID: UUID,
       name: "s",
       disks: [rbd("vda", "rbd", "a"), rbd("vdb", "rbd", "b")],
     });
-    expect(plan.kind === "group" && plan.group.group).to.match(
+    expect(plan.kind === "group" && plan.group.group).to.equal(GROUP);
+    expect(plan.kind === "group" && plan.legacyGroup.group).to.match(
       /^vmsnap-web__rm_-rf__-[0-9a-f]{10}$/,
     );
   });
