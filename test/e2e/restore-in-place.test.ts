@@ -228,7 +228,9 @@ describe("in-place restore of a VM snapshot on a real QEMU guest (qcow2 + RBD di
       // guard did as the agent died (or the agent's own call, landing as it died) is not
       // reported as the next agent's, seconds later — the record on the domain says when.
       if (phase === "MemoryRestored") {
-        expect(st.thawedBy, "killed before the resume: the next agent thaws").to.equal("Agent");
+        // Usually the next agent resumes and thaws; if the kill landed just after the dying
+        // agent's own resume (status still MemoryRestored), its guard thawed — either way the
+        // thaw that found the frozen filesystems is the one reported.
         expect(st.thawedFilesystems, "the RAM image woke up frozen").to.be.greaterThan(0);
       } else {
         expect(
