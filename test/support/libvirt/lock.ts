@@ -7,7 +7,6 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isAlive } from "../processes.ts";
 
-
 /** Runs `fn` holding `<dir>/lock` (a folder: mkdir is atomic); a lock left by a dead pid is broken. */
 export async function withLock<T>(
   dir: string,

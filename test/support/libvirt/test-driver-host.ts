@@ -21,14 +21,7 @@ import { join } from "node:path";
 import { Hypervisor, HypervisorError, type DomainState } from "../../../src/hypervisor/index.ts";
 import { withPrivateFile } from "./domains.ts";
 import { virsh } from "./virsh.ts";
-import {
-  isAlive,
-  logTail,
-  startDaemon,
-  stopLeftover,
-  waitFor,
-  type Daemon,
-} from "../processes.ts";
+import { isAlive, logTail, startDaemon, stopLeftover, waitFor, type Daemon } from "../processes.ts";
 import { onTeardown } from "../teardown.ts";
 
 /** Run folders live here, one per test process, named by its pid. Short: the socket path must
