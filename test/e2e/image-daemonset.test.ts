@@ -13,13 +13,9 @@ import { readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { getCephCluster, type CephCluster } from "../support/ceph/cluster.ts";
-import {
-  REPO_ROOT,
-  getControlPlane,
-  run,
-  type ControlPlane,
-} from "../support/kube/control-plane.ts";
+import { REPO_ROOT, getControlPlane, type ControlPlane } from "../support/kube/control-plane.ts";
 import { planPod, podTemplateOf, type PodTemplate } from "../support/image/daemonset-podman.ts";
+import { makeImage } from "../support/image/make-image.ts";
 import { podFolders, podman, startPod, type RunningPod } from "../support/image/daemonset-pod.ts";
 import { createRbdGuestDisk, guestImage, launchGuest, type Guest } from "../support/guest/index.ts";
 import { domainState, freezeStatus, useLibvirtd } from "../support/libvirt/libvirtd.ts";
@@ -45,11 +41,7 @@ describe("the agent image run as the DaemonSet says (podman, real apiserver, Cep
   before(async function () {
     // A fresh machine builds the image here (cached afterwards: a few seconds).
     this.timeout(3_600_000);
-    const built = await run("make", ["-C", REPO_ROOT, "-s", "image"]);
-    if (built.code !== 0) throw new Error(`make image failed:\n${built.stderr.slice(-4000)}`);
-    const summary = `${built.stdout}\n${built.stderr}`
-      .split("\n")
-      .filter((l) => l.startsWith("image:"));
+    const { summary } = await makeImage();
     console.log(indent(summary.join("\n")));
 
     template = podTemplateOf(

@@ -15,14 +15,10 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { getCephCluster, type CephCluster } from "../support/ceph/cluster.ts";
-import {
-  REPO_ROOT,
-  getControlPlane,
-  run,
-  type ControlPlane,
-} from "../support/kube/control-plane.ts";
+import { REPO_ROOT, getControlPlane, type ControlPlane } from "../support/kube/control-plane.ts";
 import { createCephSecret } from "../support/kube/ceph-secret.ts";
 import { podTemplateOf, type PodTemplate } from "../support/image/daemonset-podman.ts";
+import { makeImage } from "../support/image/make-image.ts";
 import { startOneNodeCluster, type OneNodeCluster } from "../support/node/cluster.ts";
 import { writeDeployOverlay } from "../support/node/overlay.ts";
 import { createRbdGuestDisk, guestImage, launchGuest, type Guest } from "../support/guest/index.ts";
@@ -73,12 +69,7 @@ describe("the DaemonSet on a one-node cluster: containerd, kubelet, scheduler an
   before(async function () {
     // A fresh machine builds the image here (cached afterwards: a few seconds).
     this.timeout(3_600_000);
-    const built = await run("make", ["-C", REPO_ROOT, "-s", "image"]);
-    if (built.code !== 0) throw new Error(`make image failed:\n${built.stderr.slice(-4000)}`);
-    // `image: built localhost/vmsnap-controller:0.1.0 from … in N s`
-    const reported = /^image: built (\S+) from/m.exec(`${built.stdout}\n${built.stderr}`)?.[1];
-    if (!reported) throw new Error(`make image did not say what it built:\n${built.stderr}`);
-    image = reported;
+    image = (await makeImage()).ref;
 
     const documents = parseAllDocuments(readFileSync(DAEMONSET, "utf8"), { version: "1.1" }).map(
       (d) => d.toJS() as { metadata: { name: string } },
@@ -88,11 +79,6 @@ describe("the DaemonSet on a one-node cluster: containerd, kubelet, scheduler an
     selector = Object.entries(template.metadata?.labels ?? {})
       .map(([k, v]) => `${k}=${v}`)
       .join(",");
-    const metricsPort = template.spec.containers
-      .flatMap((c) => c.ports ?? [])
-      .find((p) => p.name === "metrics")?.containerPort;
-    if (metricsPort !== undefined && !(await portFree(metricsPort)))
-      throw new Error(`port ${metricsPort} (the DaemonSet's metrics port) is taken on this host`);
 
     [cp, ceph] = await Promise.all([
       getControlPlane(),
@@ -107,6 +93,12 @@ describe("the DaemonSet on a one-node cluster: containerd, kubelet, scheduler an
     booting = launchGuest({ label: "kubelet", fileDisks: 1, rbdDisks: [rbd], owners: [namespace] });
     // The node carries the label the DaemonSet selects, as deploy/README.md's step 1 sets it.
     cluster = await startOneNodeCluster(cp, { nodeLabels: template.spec.nodeSelector ?? {} });
+    // Checked after the start, which has cleaned up a crashed run's node and its pod.
+    const metricsPort = template.spec.containers
+      .flatMap((c) => c.ports ?? [])
+      .find((p) => p.name === "metrics")?.containerPort;
+    if (metricsPort !== undefined && !(await portFree(metricsPort)))
+      throw new Error(`port ${metricsPort} (the DaemonSet's metrics port) is taken on this host`);
     timings.push(
       `containerd ${cluster.timings.containerd} ms, node Ready ${cluster.timings["node Ready"]} ms`,
     );
@@ -117,7 +109,7 @@ describe("the DaemonSet on a one-node cluster: containerd, kubelet, scheduler an
     const applied = await cp.kubectl([
       "apply",
       "-k",
-      writeDeployOverlay(join(cluster.kubelet.rootDir, "..", "overlay"), {
+      writeDeployOverlay(join(cluster.runDir, "overlay"), {
         template,
         daemonSetName,
         image,
@@ -137,7 +129,7 @@ describe("the DaemonSet on a one-node cluster: containerd, kubelet, scheduler an
       throw new Error(`${err.message}\n${await podDiagnostics()}`);
     });
     pod = (await agentPod())!.pod;
-    timings.push(`pod Ready ${Date.now() - applyDone} ms after kubectl apply`);
+    timings.push(`pod Ready ${Date.now() - applyDone} ms after kubectl apply -k and the Secret`);
 
     guest = await booting;
     snapshots = vmsnapshotsIn({

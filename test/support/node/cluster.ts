@@ -33,6 +33,8 @@ const CONTROLLERS = ["daemonset", "nodelifecycle", "root-ca-cert-publisher"];
 
 export interface OneNodeCluster {
   readonly nodeName: string;
+  /** The node's own folder (daemons' logs, kubelet root, pod logs), removed by stop(). */
+  readonly runDir: string;
   readonly containerd: Containerd;
   readonly kubelet: Kubelet;
   /** Milliseconds from start to each step, for the test's log. */
@@ -101,6 +103,7 @@ export async function startOneNodeCluster(
     mark("node Ready");
     return {
       nodeName: cp.node.name,
+      runDir,
       containerd,
       kubelet,
       timings,
