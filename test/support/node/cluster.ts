@@ -30,6 +30,8 @@ const NODE_READY_TIMEOUT_MS = 60_000;
 /** Stopped in this order: nothing schedules or creates pods while the kubelet goes. */
 const DAEMONS = ["kube-controller-manager", "kube-scheduler", "kubelet", "containerd"] as const;
 const CONTROLLERS = ["daemonset", "nodelifecycle", "root-ca-cert-publisher"];
+/** Built by `make control-plane` beside kube-apiserver. */
+const BINARIES = ["kubelet", "kube-scheduler", "kube-controller-manager"];
 
 export interface OneNodeCluster {
   readonly nodeName: string;
@@ -54,6 +56,12 @@ export async function startOneNodeCluster(
   cp: ControlPlane,
   options: OneNodeClusterOptions,
 ): Promise<OneNodeCluster> {
+  const missing = BINARIES.filter((b) => !existsSync(join(cp.binDir, b)));
+  if (missing.length > 0)
+    throw new Error(
+      `${cp.binDir} has no ${missing.join(", ")}: a control-plane build from before they were ` +
+        "added; run `make control-plane` (through make, VMSNAP_CONTROL_PLANE names the current one)",
+    );
   const started = Date.now();
   const timings: Record<string, number> = {};
   const mark = (step: string) => (timings[step] = Date.now() - started);
