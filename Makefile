@@ -37,7 +37,8 @@ export npm_config_audit := false
 
 APT_PACKAGES := libvirt-dev librbd-dev librados-dev pkg-config libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
   qemu-system-x86 qemu-utils qemu-block-extra busybox-static cpio e2fsprogs \
-  ceph-mon ceph-osd ceph-common prometheus lua5.4
+  ceph-mon ceph-osd ceph-common prometheus lua5.4 \
+  containerd containernetworking-plugins catatonit
 
 .PHONY: help deps js-deps apt node control-plane build typecheck lint test test-unit test-integration \
   test-e2e bench demo image clean
@@ -92,13 +93,14 @@ js-deps: node_modules/.stamp-js
 
 control-plane: $(CONTROL_PLANE)/kube-apiserver
 $(CONTROL_PLANE)/kube-apiserver:
-	@echo "control-plane: building kube-apiserver/kubectl $(K8S_VERSION) and etcd $(ETCD_VERSION) into $(CONTROL_PLANE)"
+	@echo "control-plane: building kube-apiserver/kubectl/kubelet/kube-scheduler/kube-controller-manager $(K8S_VERSION) and etcd $(ETCD_VERSION) into $(CONTROL_PLANE)"
 	@mkdir -p $(CONTROL_PLANE).tmp
 	cd tools/control-plane/etcd && go build -trimpath -ldflags "-s -w" -o $(CONTROL_PLANE).tmp/etcd go.etcd.io/etcd/server/v3
 	cd tools/control-plane/kube && go build -trimpath -o $(CONTROL_PLANE).tmp/ \
 	  -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
 	    -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(K8S_VERSION)))" \
-	  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
+	  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl \
+	  k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-controller-manager
 	@rm -rf $(CONTROL_PLANE) && mv $(CONTROL_PLANE).tmp $(CONTROL_PLANE)
 	@$(CONTROL_PLANE)/kube-apiserver --version
 

@@ -13,17 +13,14 @@ import { readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { getCephCluster, type CephCluster } from "../support/ceph/cluster.ts";
-import {
-  REPO_ROOT,
-  getControlPlane,
-  run,
-  type ControlPlane,
-} from "../support/kube/control-plane.ts";
+import { REPO_ROOT, getControlPlane, type ControlPlane } from "../support/kube/control-plane.ts";
 import { planPod, podTemplateOf, type PodTemplate } from "../support/image/daemonset-podman.ts";
+import { makeImage } from "../support/image/make-image.ts";
 import { podFolders, podman, startPod, type RunningPod } from "../support/image/daemonset-pod.ts";
 import { createRbdGuestDisk, guestImage, launchGuest, type Guest } from "../support/guest/index.ts";
 import { domainState, freezeStatus, useLibvirtd } from "../support/libvirt/libvirtd.ts";
-import { waitFor } from "../support/processes.ts";
+import { portFree, waitFor } from "../support/processes.ts";
+import { CEPH_SECRET, createCephSecret } from "../support/kube/ceph-secret.ts";
 import { vmsnapshotsIn, type VMSnapshots } from "../support/kube/vmsnapshots.ts";
 
 const DAEMONSET = join(REPO_ROOT, "deploy/controller/daemonset.yaml");
@@ -44,11 +41,7 @@ describe("the agent image run as the DaemonSet says (podman, real apiserver, Cep
   before(async function () {
     // A fresh machine builds the image here (cached afterwards: a few seconds).
     this.timeout(3_600_000);
-    const built = await run("make", ["-C", REPO_ROOT, "-s", "image"]);
-    if (built.code !== 0) throw new Error(`make image failed:\n${built.stderr.slice(-4000)}`);
-    const summary = `${built.stdout}\n${built.stderr}`
-      .split("\n")
-      .filter((l) => l.startsWith("image:"));
+    const { summary } = await makeImage();
     console.log(indent(summary.join("\n")));
 
     template = podTemplateOf(
@@ -63,19 +56,8 @@ describe("the agent image run as the DaemonSet says (podman, real apiserver, Cep
     const applied = await cp.kubectl(["apply", "-k", join(REPO_ROOT, "deploy")]);
     if (applied.code !== 0) throw new Error(`kubectl apply -k deploy/: ${applied.stderr}`);
     // The Secret as deploy/README.md has users create it, read back as the kubelet would.
-    await cp.kubectl(["-n", NAMESPACE, "delete", "secret", "vmsnap-ceph", "--ignore-not-found"]);
-    const secret = await cp.kubectl([
-      "-n",
-      NAMESPACE,
-      "create",
-      "secret",
-      "generic",
-      "vmsnap-ceph",
-      `--from-file=ceph.conf=${ceph.confPath}`,
-      `--from-file=keyring=${ceph.keyringPath}`,
-    ]);
-    if (secret.code !== 0) throw new Error(`creating Secret vmsnap-ceph: ${secret.stderr}`);
-    const secrets = { "vmsnap-ceph": await secretData(cp, "vmsnap-ceph") };
+    await createCephSecret(cp, ceph, NAMESPACE);
+    const secrets = { [CEPH_SECRET]: await secretData(cp, CEPH_SECRET) };
     const serviceAccount = template.spec.serviceAccountName ?? "default";
     nodeName = `hv-pod-${randomBytes(3).toString("hex")}`;
     const podName = `vmsnap-controller-${randomBytes(3).toString("hex")}`;
@@ -317,15 +299,6 @@ function hostPathOf(template: PodTemplate, volume: string): string {
   const path = template.spec.volumes?.find((v) => v.name === volume)?.hostPath?.path;
   if (!path) throw new Error(`the DaemonSet has no hostPath volume ${volume}`);
   return path;
-}
-
-async function portFree(port: number): Promise<boolean> {
-  const { createServer } = await import("node:net");
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, "0.0.0.0", () => server.close(() => resolve(true)));
-  });
 }
 
 function indent(text: string): string {

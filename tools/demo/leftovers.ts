@@ -5,8 +5,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { isAlive } from "../../test/support/libvirt/lock.ts";
-import { stopLeftover } from "../../test/support/processes.ts";
+import { isAlive, stopLeftover } from "../../test/support/processes.ts";
 
 const PREFIX = "vmsnap-demo-";
 const CONTROLLER_RUN_DIR = "controller-run-dir";

@@ -13,7 +13,7 @@ import { onTeardown } from "../teardown.ts";
 import { useLibvirtd } from "../libvirt/libvirtd.ts";
 import { createDomain, destroyDomain, removeDomain, uniqueDomainName } from "../libvirt/domains.ts";
 import { agentCommand } from "../libvirt/agent.ts";
-import { isAlive } from "../libvirt/lock.ts";
+import { isAlive } from "../processes.ts";
 import { type GuestImage, guestImage } from "./build.ts";
 import { createExt4Qcow2 } from "./disk.ts";
 import {

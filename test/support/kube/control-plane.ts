@@ -1,21 +1,32 @@
 // A real Kubernetes control plane for tests: etcd and kube-apiserver built from the Go module
 // proxy (`make control-plane`), started on random loopback ports, with a token-file admin in
-// system:masters, RBAC, service-account signing keys, the vmsnap CRDs installed, and one
-// kubeconfig used by both kubectl and the client library. One control plane serves a whole
+// system:masters, RBAC and the Node authorizer, service-account signing keys, the vmsnap CRDs
+// installed, and one kubeconfig used by both kubectl and the client library. The token file also
+// names one node identity, for a kubelet a test may start (test/support/node/). One control plane serves a whole
 // mocha run; each test takes its own namespace (there is no namespace controller to delete
 // them, so names are unique instead).
 import { execFile } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
-import { freePort, startDaemon, stopLeftover, waitFor, type Daemon } from "../processes.ts";
+import {
+  freePort,
+  isAlive,
+  logTail,
+  startDaemon,
+  stopLeftover,
+  waitFor,
+  type Daemon,
+} from "../processes.ts";
 import { onTeardown } from "../teardown.ts";
 
 export const REPO_ROOT = resolve(import.meta.dirname, "../../..");
 const RUNS_DIR = "/tmp/vmsnap-test";
 const ADMIN_TOKEN_BYTES = 24;
+/** The apiserver reads its token file once, so the one node a run may register is named up front. */
+const NODE_NAME_PREFIX = "vmsnap-node";
 
 export interface CommandResult {
   readonly code: number;
@@ -27,6 +38,13 @@ export interface ControlPlane {
   readonly server: string;
   readonly kubeconfigPath: string;
   readonly binDir: string;
+  /** The apiserver's serving CA (self-signed), as clients and a controller-manager trust it. */
+  readonly caFile: string;
+  /**
+   * The one node a kubelet may register as: user `system:node:<name>` in group `system:nodes`,
+   * so the Node authorizer and NodeRestriction treat it as that node and nothing more.
+   */
+  readonly node: { readonly name: string; readonly kubeconfigPath: string };
   /** A fresh client configuration for this control plane. */
   kubeConfig(): KubeConfig;
   /** Runs kubectl against this control plane; never throws on a non-zero exit. */
@@ -93,9 +111,12 @@ export async function startControlPlane(): Promise<ControlPlane> {
   );
 
   const token = randomBytes(ADMIN_TOKEN_BYTES).toString("hex");
+  const nodeToken = randomBytes(ADMIN_TOKEN_BYTES).toString("hex");
+  const nodeName = `${NODE_NAME_PREFIX}-${randomBytes(3).toString("hex")}`;
   writeFileSync(
     join(runDir, "tokens.csv"),
-    `${token},vmsnap-admin,vmsnap-admin,"system:masters"\n`,
+    `${token},vmsnap-admin,vmsnap-admin,"system:masters"\n` +
+      `${nodeToken},system:node:${nodeName},${nodeName},"system:nodes"\n`,
   );
   const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
   writeFileSync(join(runDir, "sa.key"), privateKey.export({ type: "pkcs8", format: "pem" }));
@@ -110,7 +131,8 @@ export async function startControlPlane(): Promise<ControlPlane> {
     // `kubernetes` Service's endpoints.
     "--endpoint-reconciler-type=none",
     `--cert-dir=${certDir}`,
-    "--authorization-mode=RBAC",
+    // Node first, as kubeadm sets it: a kubelet reads only what its own pods reference.
+    "--authorization-mode=Node,RBAC",
     `--token-auth-file=${join(runDir, "tokens.csv")}`,
     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
     `--service-account-key-file=${join(runDir, "sa.pub")}`,
@@ -118,6 +140,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
     "--service-cluster-ip-range=10.0.0.0/24",
     // No controller-manager runs, so nothing would create service-account tokens for pods.
     "--disable-admission-plugins=ServiceAccount",
+    "--enable-admission-plugins=NodeRestriction",
     "--allow-privileged=true",
   ];
   const startApiserver = () =>
@@ -126,6 +149,8 @@ export async function startControlPlane(): Promise<ControlPlane> {
 
   const server = `https://127.0.0.1:${apiPort}`;
   const kubeconfigPath = join(runDir, "kubeconfig");
+  const nodeKubeconfigPath = join(runDir, "node.kubeconfig");
+  const caFile = join(certDir, "apiserver.crt");
   const kubectl = (args: readonly string[], input?: string) =>
     run(join(binDir, "kubectl"), ["--kubeconfig", kubeconfigPath, ...args], input);
 
@@ -150,7 +175,8 @@ export async function startControlPlane(): Promise<ControlPlane> {
       () => existsSync(join(certDir, "apiserver.crt")),
       60_000,
     );
-    writeKubeconfig(kubeconfigPath, server, join(certDir, "apiserver.crt"), token);
+    writeKubeconfig(kubeconfigPath, server, caFile, "vmsnap-admin", token);
+    writeKubeconfig(nodeKubeconfigPath, server, caFile, `system:node:${nodeName}`, nodeToken);
     await waitReady();
     // -k: crds/ holds a kustomization.yaml (deploy/ takes the CRDs from it), which -f would
     // try to apply as an object.
@@ -167,7 +193,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
     if (established.code !== 0) throw new Error(`CRDs not Established: ${established.stderr}`);
   } catch (err) {
     const logs = [etcd, apiserver].map(
-      (d) => `--- ${d.name} log (tail) ---\n${tail(d.logFile, 25)}`,
+      (d) => `--- ${d.name} log (tail) ---\n${logTail(d.logFile, 25)}`,
     );
     await stop();
     throw new Error(`${(err as Error).message}\n${logs.join("\n")}`, { cause: err });
@@ -177,6 +203,8 @@ export async function startControlPlane(): Promise<ControlPlane> {
     server,
     kubeconfigPath,
     binDir,
+    caFile,
+    node: { name: nodeName, kubeconfigPath: nodeKubeconfigPath },
     kubeConfig() {
       const kc = new KubeConfig();
       kc.loadFromFile(kubeconfigPath);
@@ -198,21 +226,19 @@ export async function startControlPlane(): Promise<ControlPlane> {
   };
 }
 
-function tail(file: string, lines: number): string {
-  try {
-    return readFileSync(file, "utf8").split("\n").slice(-lines).join("\n");
-  } catch {
-    return "(no log)";
-  }
-}
-
-function writeKubeconfig(path: string, server: string, caFile: string, token: string): void {
+function writeKubeconfig(
+  path: string,
+  server: string,
+  caFile: string,
+  user: string,
+  token: string,
+): void {
   const kubeconfig = {
     apiVersion: "v1",
     kind: "Config",
     clusters: [{ name: "vmsnap-test", cluster: { server, "certificate-authority": caFile } }],
-    users: [{ name: "vmsnap-admin", user: { token } }],
-    contexts: [{ name: "vmsnap-test", context: { cluster: "vmsnap-test", user: "vmsnap-admin" } }],
+    users: [{ name: user, user: { token } }],
+    contexts: [{ name: "vmsnap-test", context: { cluster: "vmsnap-test", user } }],
     "current-context": "vmsnap-test",
   };
   writeFileSync(path, JSON.stringify(kubeconfig, null, 2), { mode: 0o600 });
@@ -228,15 +254,6 @@ async function stopLeftoversOfDeadRuns(): Promise<void> {
     await stopLeftover(runDir, "kube-apiserver");
     await stopLeftover(runDir, "etcd");
     rmSync(runDir, { recursive: true, force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -2,10 +2,10 @@
 // through processes.ts (never found or stopped by name); reused when a vmsnap run already started
 // it; left strictly alone when somebody else's daemon answers instead. Stopped by the last run
 // that holds a lease on it (test/support/libvirt/lock.ts), after that run removed its own domains.
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { runningPid, startDaemon, stopLeftover } from "../processes.ts";
+import { logTail, runningPid, startDaemon, stopLeftover } from "../processes.ts";
 import { dropLease, otherLeaseHolders, takeLease, withLock } from "./lock.ts";
 import { prepareHost, writeDaemonConfig } from "./host.ts";
 import { LIBVIRT_PACKAGES, ensurePackages } from "./apt.ts";
@@ -83,20 +83,12 @@ async function waitUntilAnswering(pid: number, logFile: string, timeoutMs: numbe
     if (await daemonAnswers()) return;
     if (runningPid(LIBVIRTD_RUN_DIR, DAEMON) !== pid) {
       throw new Error(
-        `libvirtd (pid ${pid}) exited before answering; its log ends:\n${tail(logFile)}`,
+        `libvirtd (pid ${pid}) exited before answering; its log ends:\n${logTail(logFile, 20)}`,
       );
     }
     await sleep(200);
   }
   throw new Error(
-    `libvirtd (pid ${pid}) did not answer within ${timeoutMs} ms; its log ends:\n${tail(logFile)}`,
+    `libvirtd (pid ${pid}) did not answer within ${timeoutMs} ms; its log ends:\n${logTail(logFile, 20)}`,
   );
-}
-
-function tail(file: string, lines = 20): string {
-  try {
-    return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
-  } catch {
-    return "(no log)";
-  }
 }

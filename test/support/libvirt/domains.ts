@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { VirshError, virsh } from "./virsh.ts";
-import { isAlive } from "./lock.ts";
+import { isAlive } from "../processes.ts";
 
 export const DOMAIN_PREFIX = "vmsnap-e2e-";
 let counter = 0;

@@ -5,16 +5,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-
-/** Whether a pid exists (EPERM still means it does). */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
+import { isAlive } from "../processes.ts";
 
 /** Runs `fn` holding `<dir>/lock` (a folder: mkdir is atomic); a lock left by a dead pid is broken. */
 export async function withLock<T>(

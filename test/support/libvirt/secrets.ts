@@ -3,7 +3,7 @@
 // process's pid, like domain names, so a run removes its own secrets and those of dead runs only.
 import { randomUUID } from "node:crypto";
 import { virsh } from "./virsh.ts";
-import { isAlive } from "./lock.ts";
+import { isAlive } from "../processes.ts";
 import { DOMAIN_PREFIX, ownerPidOf, withPrivateFile } from "./domains.ts";
 
 export interface CephSecret {

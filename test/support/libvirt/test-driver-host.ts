@@ -20,9 +20,8 @@ import { join } from "node:path";
 
 import { Hypervisor, HypervisorError, type DomainState } from "../../../src/hypervisor/index.ts";
 import { withPrivateFile } from "./domains.ts";
-import { isAlive } from "./lock.ts";
 import { virsh } from "./virsh.ts";
-import { startDaemon, stopLeftover, waitFor, type Daemon } from "../processes.ts";
+import { isAlive, logTail, startDaemon, stopLeftover, waitFor, type Daemon } from "../processes.ts";
 import { onTeardown } from "../teardown.ts";
 
 /** Run folders live here, one per test process, named by its pid. Short: the socket path must
@@ -154,7 +153,7 @@ async function connectWhenUp(uri: string, daemon: Daemon): Promise<Hypervisor> {
     `the session libvirtd (pid ${daemon.pid}) to answer on ${uri}`,
     async () => {
       if (daemon.child.exitCode !== null || daemon.child.signalCode !== null)
-        throw new Error(`it exited; its log ends:\n${tail(daemon.logFile)}`);
+        throw new Error(`it exited; its log ends:\n${logTail(daemon.logFile, 15)}`);
       connection = await Hypervisor.open(uri, {
         callTimeoutMs: 10_000,
         openTimeoutMs: 2_000,
@@ -205,14 +204,6 @@ function userIds(name: string): { uid: number; gid: number } {
     if (user === name) return { uid: Number(uid), gid: Number(gid) };
   }
   throw new Error(`no user ${name} on this machine`);
-}
-
-function tail(file: string, lines = 15): string {
-  try {
-    return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
-  } catch {
-    return "(no log)";
-  }
 }
 
 // ---- what tests use --------------------------------------------------------------------------
