@@ -151,6 +151,12 @@ const IN_USE_RETRY_MS = 10_000;
 /** A thaw inside the reconcile: a few quick tries; the guard stays armed if they all fail. */
 const EFFECT_THAW_ATTEMPTS = 3;
 
+/** spec.memoryMode Live asked of an agent wired without the live-memory port. */
+const NO_LIVE_MEMORY = {
+  reason: FailureReason.UnsupportedMemoryMode,
+  message: "spec.memoryMode Live is not available on this host's agent",
+} as const;
+
 /** How often a finished attempt's unconfirmed thaw is checked again with the guest agent. */
 export const THAW_RECHECK_MS = 10_000;
 
@@ -800,10 +806,7 @@ export class SnapshotEffects {
     if (!savesMemoryLive(c) || session.livePrepared) return undefined;
     const domain = snapshot.spec.source.domain;
     if (!this.o.liveMemory) {
-      return failed(this.now(), {
-        reason: FailureReason.UnsupportedMemoryMode,
-        message: "spec.memoryMode Live is not available on this host's agent",
-      });
+      return failed(this.now(), NO_LIVE_MEMORY);
     }
     try {
       await this.o.liveMemory.prepare({
@@ -859,10 +862,7 @@ export class SnapshotEffects {
   async writeMemory(snapshot: VMSnapshot, c: SnapshotContext): Promise<Outcome> {
     const domain = snapshot.spec.source.domain;
     if (!this.o.liveMemory) {
-      return failed(this.now(), {
-        reason: FailureReason.UnsupportedMemoryMode,
-        message: "spec.memoryMode Live is not available on this host's agent",
-      });
+      return failed(this.now(), NO_LIVE_MEMORY);
     }
     try {
       const image = await this.o.liveMemory.finish({
