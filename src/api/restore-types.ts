@@ -117,6 +117,8 @@ export const RestoreFailureReason = {
   /** The namespace does not own the domain (or it does not exist: the same answer, on purpose). */
   Forbidden: "Forbidden",
   NoMemoryImage: "NoMemoryImage",
+  /** The snapshot says where its domain definition is kept, and it is not there. */
+  DefinitionNotFound: "DefinitionNotFound",
   /** A disk this kind of restore cannot bring back (a file disk to another node). */
   UnsupportedDisk: "UnsupportedDisk",
   StorageError: "StorageError",

@@ -79,6 +79,9 @@ export interface VMSnapshotStatus {
   memory?: { file: string; bytes: number; mode?: MemoryMode };
   /** Live memory: when RAM was captured (write tracking armed, the vCPUs running again). */
   memoryCapturedAt?: string;
+  /** Where the domain's definition as it was at the snapshot is kept (with the disk snapshots);
+   *  restores define from it. Absent on snapshots made before vmsnap kept one. */
+  definition?: { backend: string; location: string };
   snapshotName?: string;
   freezeDeadline?: string;
   domainUUID?: string;

@@ -7,7 +7,7 @@
 // them, so no two places can disagree.
 import { UnquiescedReason, type FailureReason } from "../api/reasons.ts";
 import type { MemoryMode, QuiescePolicy } from "../api/types.ts";
-import type { DiskSnapshotHandle } from "../storage/backend.ts";
+import type { DiskSnapshotHandle, StoredDefinition } from "../storage/backend.ts";
 
 export interface SnapshotContext {
   // --- from spec ---
@@ -38,6 +38,8 @@ export interface SnapshotContext {
   };
   /** Live memory: when QEMU captured RAM (the image is written after, while the guest runs). */
   readonly memoryCapturedAt?: number;
+  /** Where the domain's definition (inactive XML at the snapshot) was kept with the disks. */
+  readonly definition?: StoredDefinition;
   readonly completedAt?: number;
   readonly error?: { readonly reason: FailureReason; readonly message: string };
   /** Set when no thaw could be confirmed after a freeze (libvirtd unreachable, the domain not

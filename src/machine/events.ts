@@ -2,7 +2,7 @@
 // happened (`at`, epoch ms): the machine has no clock and no timers of its own, so deadlines are
 // judged from event times and replays are deterministic.
 import type { FailureReason, UnquiescedReason } from "../api/reasons.ts";
-import type { DiskSnapshotHandle } from "../storage/backend.ts";
+import type { DiskSnapshotHandle, StoredDefinition } from "../storage/backend.ts";
 
 interface Timed {
   /** When it happened, epoch milliseconds. */
@@ -27,6 +27,8 @@ export interface UnquiescedEvent extends Timed {
   readonly type: "UNQUIESCED";
   readonly reason: UnquiescedReason;
   readonly message: string;
+  /** The domain's UUID when this decision was made at the first look-up (no freeze armed). */
+  readonly domainUUID?: string;
 }
 
 /** Every disk that takes part has its snapshot (for a VM snapshot, the vCPUs were paused first). */
@@ -61,6 +63,8 @@ export interface ThawedEvent extends Timed {
 /** Nothing is left to do but to declare the snapshot ready. */
 export interface CompletedEvent extends Timed {
   readonly type: "COMPLETED";
+  /** Where the domain's definition was kept with the disk snapshots. */
+  readonly definition?: StoredDefinition;
 }
 
 /** An effect failed with a typed reason. */

@@ -186,6 +186,10 @@ export const snapshotMachine = setup({
       return {
         quiesced: false,
         unquiesced: { reason: event.reason, message: event.message },
+        // Unfrozen snapshots pin the domain too: removal and restores name what it made by it.
+        ...(context.domainUUID === undefined && event.domainUUID !== undefined
+          ? { domainUUID: event.domainUUID }
+          : {}),
         // After an armed freeze that did not happen, this attempt's freeze window is closed: the
         // effect thawed (a failed freeze may land late), or the freeze was someone else's.
         ...(context.freezeDeadline !== undefined ? { thawedAt: event.at } : {}),
@@ -204,7 +208,10 @@ export const snapshotMachine = setup({
     }),
     recordCapture: assign(({ event }) => ({ memoryCapturedAt: event.at, resumedAt: event.at })),
     recordThaw: assign(({ event }) => ({ thawedAt: event.at })),
-    recordCompletion: assign(({ event }) => ({ completedAt: event.at })),
+    recordCompletion: assign(({ event }) => ({
+      completedAt: event.at,
+      ...(event.type === "COMPLETED" && event.definition ? { definition: event.definition } : {}),
+    })),
   },
   guards: {
     pastDeadline: ({ context, event }) => passedDeadline(context, event.at) !== undefined,

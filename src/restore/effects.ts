@@ -32,7 +32,7 @@ import { checkOwnership } from "../tenancy/check-ownership.ts";
 import type { UnownedDomainPolicy } from "../tenancy/unowned-policy.ts";
 import { awaitingThaw, type RestoreContext } from "./context.ts";
 import type { RestoreEvent } from "./events.ts";
-import { restoreFailureFrom } from "./failures.ts";
+import { DefinitionMissing, restoreFailureFrom } from "./failures.ts";
 import type { RestoreHypervisorPort, SnapshotSource } from "./ports.ts";
 import { isFinalRestore, type RestoreCompensation, type RestoreState } from "./step.ts";
 
@@ -493,12 +493,36 @@ export class RestoreEffects {
     }
   }
 
-  /** The definition of a disks-only restore: the snapshot's own XML when it has RAM, else the
-   *  domain's current one (a snapshot of disks records no XML of its own yet). */
+  /**
+   * The definition a disks-only restore defines: the one the snapshot kept with its disks (the
+   * domain as it was then, readable from every node that reads the disks); for a snapshot made
+   * before vmsnap kept one, the memory image's XML, else the source domain's current one.
+   */
   private async definitionXml(restore: VMRestore, c: RestoreContext): Promise<string> {
     const snapshot = await this.pinnedSnapshot(restore);
-    const file = snapshot.status?.memory?.file;
-    const base = file
+    const base = await this.snapshotDefinition(snapshot);
+    return restoreDomainXml(base, {
+      disks: xmlDisks(c),
+      ...(c.newDomain !== undefined
+        ? // New MACs too: the copy may run beside its source on the same network.
+          { identity: { name: c.newDomain, uuid: c.targetUUID!, macSeed: c.targetUUID! } }
+        : {}),
+    });
+  }
+
+  private async snapshotDefinition(snapshot: VMSnapshot): Promise<string> {
+    const status = snapshot.status!;
+    if (status.definition) {
+      const kept = await this.o.storage.readDefinition(status.snapshotName!, status.disks ?? []);
+      if (kept === undefined) {
+        throw new DefinitionMissing(
+          `VMSnapshot ${snapshot.metadata.name} keeps its domain definition at ${status.definition.location} (${status.definition.backend}), and it is not there`,
+        );
+      }
+      return kept;
+    }
+    const file = status.memory?.file;
+    return file
       ? await this.o.hypervisor.saveImageXml(file, {
           flags: DomainXmlFlags.Secure,
           timeoutMs: this.o.callTimeoutMs,
@@ -507,13 +531,6 @@ export class RestoreEffects {
           flags: DomainXmlFlags.Inactive | DomainXmlFlags.Secure,
           timeoutMs: this.o.callTimeoutMs,
         });
-    return restoreDomainXml(base, {
-      disks: xmlDisks(c),
-      ...(c.newDomain !== undefined
-        ? // New MACs too: the copy may run beside its source on the same network.
-          { identity: { name: c.newDomain, uuid: c.targetUUID!, macSeed: c.targetUUID! } }
-        : {}),
-    });
   }
 
   private fail(reason: RestoreFailureReason, message: string): RestoreOutcome {

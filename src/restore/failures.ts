@@ -9,8 +9,16 @@ export interface RestoreFailure {
   readonly message: string;
 }
 
+/** The snapshot records a kept domain definition that its storage no longer holds. */
+export class DefinitionMissing extends Error {
+  override readonly name = "DefinitionMissing";
+}
+
 /** The failure `err` stands for while vmsnap was `doing` something. */
 export function restoreFailureFrom(err: unknown, doing: string): RestoreFailure {
+  if (err instanceof DefinitionMissing) {
+    return { reason: RestoreFailureReason.DefinitionNotFound, message: err.message };
+  }
   if (err instanceof HypervisorError) {
     return {
       reason:

@@ -17,6 +17,7 @@ import type { Hypervisor } from "../hypervisor/connection.ts";
 import type { Disk } from "../hypervisor/disk.ts";
 import { parseDisks } from "../hypervisor/disk-inventory.ts";
 import { describeHypervisorError, HypervisorError } from "../hypervisor/errors.ts";
+import { DomainXmlFlags } from "../hypervisor/flags.ts";
 import { hasGuestAgentChannel } from "../hypervisor/guest-agent-channel.ts";
 import {
   DEFAULT_THAW_POLICY,
@@ -138,11 +139,11 @@ const EFFECTS: Record<string, Effect> = {
   "DisksSnapshotted.CapturingMemory": (e, s, c) => e.captureMemory(s, c),
   "DisksSnapshotted.WritingMemory": (e, s, c) => e.writeMemory(s, c),
   "DisksSnapshotted.Thawing": (e, s) => e.thaw(s),
-  "DisksSnapshotted.Completing": (e, _s, c) => e.complete(c),
+  "DisksSnapshotted.Completing": (e, s, c) => e.complete(s, c),
   "MemorySaved.Thawing": (e, s) => e.thaw(s),
-  "MemorySaved.Completing": (e, _s, c) => e.complete(c),
+  "MemorySaved.Completing": (e, s, c) => e.complete(s, c),
   "Thawed.WritingMemory": (e, s, c) => e.writeMemory(s, c),
-  "Thawed.Completing": (e, _s, c) => e.complete(c),
+  "Thawed.Completing": (e, s, c) => e.complete(s, c),
 };
 
 /** How often a deleted snapshot still used by a restore looks again (the restore's end wakes it). */
@@ -329,6 +330,8 @@ export class SnapshotEffects {
     const attempt = session ?? (await this.currentDomain(domain));
     // The UUID the attempt pinned names what it made (the RBD group), not the one there now.
     const domainUUID = session?.uuid ?? context.domainUUID ?? attempt.uuid;
+    // The definition first: it lives on (or beside) the disks the snapshot names.
+    await this.o.storage.removeDefinition(name, context.disks);
     await this.o.storage.remove(
       { domain, name, ...withUUID(domainUUID) },
       context.disks,
@@ -461,35 +464,39 @@ export class SnapshotEffects {
     const now = this.now();
     if (info.state === "shutoff" || info.state === "crashed") {
       return unquiesced(
-        now,
+        { at: now, domainUUID: info.uuid },
         UnquiescedReason.DomainOffline,
         `domain ${domain} is ${info.state}: its disks are at rest`,
       );
     }
     if (info.state === "paused" || info.state === "pmsuspended") {
       return unquiesced(
-        now,
+        { at: now, domainUUID: info.uuid },
         UnquiescedReason.DomainPaused,
         `domain ${domain} is paused: its guest agent cannot freeze`,
       );
     }
     if (c.quiesce === "Disabled") {
       return unquiesced(
-        now,
+        { at: now, domainUUID: info.uuid },
         UnquiescedReason.QuiesceDisabled,
         "spec.quiesce is Disabled: the filesystems were not frozen",
       );
     }
     if (!hasGuestAgentChannel(xml)) {
       return unquiesced(
-        now,
+        { at: now, domainUUID: info.uuid },
         UnquiescedReason.NoGuestAgent,
         `domain ${domain} has no guest-agent channel (org.qemu.guest_agent.0)`,
       );
     }
     const silence = await this.agentSilence(domain);
     if (silence !== undefined)
-      return unquiesced(this.now(), UnquiescedReason.NoGuestAgent, silence);
+      return unquiesced(
+        { at: this.now(), domainUUID: info.uuid },
+        UnquiescedReason.NoGuestAgent,
+        silence,
+      );
     if (!this.o.admission.claimFreezeSlot(key)) {
       return wait(
         WaitReason.WaitingForFreezeSlot,
@@ -755,13 +762,46 @@ export class SnapshotEffects {
    * Succeeds once the disk snapshots are checked to hold what status records (the RBD group's
    * members, after the thaw, see storage/rbd/backend.ts); a failure removes them.
    */
-  async complete(c: SnapshotContext): Promise<Outcome> {
+  async complete(snapshot: VMSnapshot, c: SnapshotContext): Promise<Outcome> {
     try {
       await this.o.storage.verify(c.disks);
     } catch (err) {
       return failed(this.now(), this.failure(err, "checking what the disk snapshots hold"));
     }
-    return completed(this.now());
+    let definition;
+    try {
+      definition = await this.keepDefinition(snapshot, c);
+    } catch (err) {
+      return failed(this.now(), this.failure(err, "keeping the domain definition with the disks"));
+    }
+    return { event: { type: "COMPLETED", at: this.now(), ...(definition ? { definition } : {}) } };
+  }
+
+  /**
+   * Keeps the domain's definition (inactive XML, secrets included) with the disk snapshots, so
+   * a restore defines the VM as it was now, also once the domain is changed or gone, and on
+   * another node for RBD disks. After the thaw: it costs one storage call (one `rbd` start).
+   * Only the pinned domain's: one redefined under the same name since is not this snapshot's.
+   */
+  private async keepDefinition(snapshot: VMSnapshot, c: SnapshotContext) {
+    if (c.disks.length === 0) return undefined;
+    const domain = snapshot.spec.source.domain;
+    const pinned = this.sessions.get(snapshot.metadata.uid!)?.uuid ?? c.domainUUID;
+    const timeout = { timeoutMs: this.o.callTimeoutMs };
+    if (
+      pinned !== undefined &&
+      (await this.o.hypervisor.domainInfo(domain, timeout)).uuid !== pinned
+    ) {
+      throw new HypervisorError(
+        `domain ${domain} is no longer the domain ${pinned} this snapshot was taken of`,
+        { reason: "DomainNotFound", operation: "domainXml", target: domain },
+      );
+    }
+    const xml = await this.o.hypervisor.domainXml(domain, {
+      ...timeout,
+      flags: DomainXmlFlags.Inactive | DomainXmlFlags.Secure,
+    });
+    return this.o.storage.storeDefinition(snapshotNameOf(snapshot), c.disks, xml);
   }
 
   async saveMemory(snapshot: VMSnapshot, c: SnapshotContext): Promise<Outcome> {
@@ -1063,16 +1103,17 @@ function tick(at: number): Outcome {
   return { event: { type: "TICK", at } };
 }
 
-function completed(at: number): Outcome {
-  return { event: { type: "COMPLETED", at } };
-}
-
 function failed(at: number, failure: Failure): Outcome {
   return { event: { type: "FAILED", at, reason: failure.reason, message: failure.message } };
 }
 
-function unquiesced(at: number, reason: UnquiescedReason, message: string): Outcome {
-  return { event: { type: "UNQUIESCED", at, reason, message } };
+function unquiesced(
+  when: number | { at: number; domainUUID: string },
+  reason: UnquiescedReason,
+  message: string,
+): Outcome {
+  const facts = typeof when === "number" ? { at: when } : when;
+  return { event: { type: "UNQUIESCED", ...facts, reason, message } };
 }
 
 function wait(reason: WaitReason, message: string): Outcome {

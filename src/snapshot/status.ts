@@ -69,6 +69,7 @@ export function stateFromStatus(snapshot: VMSnapshot, now: number): MachineState
       : {}),
     ...defined("memoryImage", status.memory),
     ...defined("memoryCapturedAt", toMs(status.memoryCapturedAt)),
+    ...defined("definition", status.definition),
     ...defined(
       "thawUnconfirmed",
       thawed?.reason === ThawUnconfirmedReason ? thawed.message : undefined,
@@ -116,6 +117,7 @@ export function statusFromState(
     ),
     ...defined("memory", c.memoryImage ? { ...c.memoryImage } : undefined),
     ...defined("memoryCapturedAt", iso(c.memoryCapturedAt)),
+    ...defined("definition", c.definition ? { ...c.definition } : undefined),
     ...defined("completionTime", isFinal(state.phase) ? iso(c.completedAt ?? now) : undefined),
     readyToUse: state.phase === "Succeeded",
     ...defined("error", c.error ? { ...c.error } : undefined),

@@ -58,6 +58,24 @@ export interface RemoveRequest extends SnapshotRequest {
   readonly recorded?: readonly DiskSnapshotHandle[];
 }
 
+/**
+ * A snapshot's domain definition, kept with its disk snapshots: the inactive domain XML as it
+ * was when the snapshot was taken, so a restore defines the VM as it was then — also after the
+ * source domain was changed or undefined, and on another node when the disks are shared (RBD).
+ */
+export interface DefinitionRequest {
+  /** The snapshot's backend name (from the VMSnapshot UID), as `create` was given. */
+  readonly name: string;
+  /** The snapshot's recorded handles of this backend; the backend picks where to keep it. */
+  readonly handles: readonly DiskSnapshotHandle[];
+}
+
+/** Where a snapshot's definition was kept: the backend's kind and its own words for where. */
+export interface StoredDefinition {
+  readonly backend: string;
+  readonly location: string;
+}
+
 export interface StorageBackend {
   /** Matches the inventory's `disk.plan.backend` for the disks this backend snapshots. */
   readonly kind: string;
@@ -89,4 +107,14 @@ export interface StorageBackend {
    * `newDomain`, the source left alone. Idempotent: a finished copy is kept, a partial one redone.
    */
   copy?(request: RestoreRequest & { readonly newDomain: string }): Promise<RestoredDiskHandle[]>;
+  /**
+   * Keeps `xml` with the snapshot (overwriting what an earlier attempt kept); returns where, in
+   * words a person can use to find it. The XML holds secrets (DomainXmlFlags.Secure): it goes
+   * only where the disks' own content is, readable by whoever can read the disks.
+   */
+  storeDefinition?(request: DefinitionRequest & { readonly xml: string }): Promise<string>;
+  /** The definition `storeDefinition` kept for the snapshot; undefined when there is none. */
+  readDefinition?(request: DefinitionRequest): Promise<string | undefined>;
+  /** Removes the kept definition; succeeds when there is none. */
+  removeDefinition?(request: DefinitionRequest): Promise<void>;
 }

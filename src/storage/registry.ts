@@ -8,6 +8,7 @@ import type {
   RestoredDiskHandle,
   SnapshotRequest,
   StorageBackend,
+  StoredDefinition,
 } from "./backend.ts";
 
 /** Whose snapshot: the domain (its name, and its UUID as pinned) and the snapshot's name. */
@@ -86,6 +87,44 @@ export class StorageRegistry {
       restored.push(...(await backend.copy({ name, handles: mine, newDomain })));
     }
     return restored;
+  }
+
+  /**
+   * Keeps the snapshot's domain definition with its disks, by the first backend (in the agent's
+   * order: RBD first, which every node reaches) that has disks in it and can keep one. Returns
+   * which backend kept it and where; undefined when none can.
+   */
+  async storeDefinition(
+    name: string,
+    handles: readonly DiskSnapshotHandle[],
+    xml: string,
+  ): Promise<StoredDefinition | undefined> {
+    const home = this.definitionHome(handles);
+    if (!home) return undefined;
+    const [backend, mine] = home;
+    const location = await backend.storeDefinition!({ name, handles: mine, xml });
+    return { backend: backend.kind, location };
+  }
+
+  /** The definition `storeDefinition` kept for snapshot `name` with `handles`, if any. */
+  async readDefinition(
+    name: string,
+    handles: readonly DiskSnapshotHandle[],
+  ): Promise<string | undefined> {
+    const home = this.definitionHome(handles);
+    return home ? home[0].readDefinition?.({ name, handles: home[1] }) : undefined;
+  }
+
+  /** Removes the definition kept for snapshot `name`; succeeds when there is none. */
+  async removeDefinition(name: string, handles: readonly DiskSnapshotHandle[]): Promise<void> {
+    const home = this.definitionHome(handles);
+    if (home) await home[0].removeDefinition?.({ name, handles: home[1] });
+  }
+
+  private definitionHome(
+    handles: readonly DiskSnapshotHandle[],
+  ): [StorageBackend, DiskSnapshotHandle[]] | undefined {
+    return this.byBackend(handles).find(([backend]) => backend.storeDefinition !== undefined);
   }
 
   private byBackend(

@@ -32,12 +32,14 @@ import { assertValid, filePathProblem } from "../../hypervisor/snapshot-name.ts"
 import { diskOnlySnapshotXml, type DiskOverlay } from "../../hypervisor/snapshot-xml.ts";
 import type { Disk } from "../../hypervisor/disk.ts";
 import type {
+  DefinitionRequest,
   DiskSnapshotHandle,
   RestoredDiskHandle,
   RestoreRequest,
   SnapshotRequest,
   StorageBackend,
 } from "../backend.ts";
+import { readDefinitionFile, removeDefinitionFile, storeDefinitionFile } from "./definitions.ts";
 import { copyFileDisk, createRevertOverlay, revertOverlayPath } from "./restore.ts";
 import {
   assertOverlaysUsable,
@@ -220,7 +222,6 @@ export class LibvirtFileBackend implements StorageBackend {
     return files;
   }
 
-  /** Unsupported: libvirt 9.0 cannot revert to an external snapshot (code 67). */
   /**
    * In place: libvirt 9.0 cannot revert an external snapshot (code 67), so each disk gets a new
    * overlay on the snapshot's file (the handle's source), named after the restore; the snapshot's
@@ -261,6 +262,19 @@ export class LibvirtFileBackend implements StorageBackend {
       });
     }
     return restored;
+  }
+
+  /** As a 0600 file beside the first disk (definitions.ts). */
+  storeDefinition(request: DefinitionRequest & { readonly xml: string }): Promise<string> {
+    return storeDefinitionFile(request.name, request.handles, request.xml);
+  }
+
+  readDefinition(request: DefinitionRequest): Promise<string | undefined> {
+    return readDefinitionFile(request.name, request.handles);
+  }
+
+  removeDefinition(request: DefinitionRequest): Promise<void> {
+    return removeDefinitionFile(request.name, request.handles);
   }
 
   async rollback(request: SnapshotRequest): Promise<void> {

@@ -14,6 +14,7 @@
 // at a time): `remove` deletes the domain's group once it holds no snapshot.
 import type { Disk } from "../../hypervisor/disk.ts";
 import type {
+  DefinitionRequest,
   DiskSnapshotHandle,
   RemoveRequest,
   RestoredDiskHandle,
@@ -28,6 +29,7 @@ import {
   rollbackGroupSnapshot,
 } from "./group-snapshots.ts";
 import { StorageError } from "./errors.ts";
+import { readDefinition, removeDefinition, storeDefinition } from "./definitions.ts";
 import {
   ensureGroup,
   listGroupImages,
@@ -224,6 +226,19 @@ export class RbdBackend implements StorageBackend {
       });
     }
     return restored;
+  }
+
+  /** As image metadata of the first disk's image (definitions.ts): readable from every node. */
+  storeDefinition(request: DefinitionRequest & { readonly xml: string }): Promise<string> {
+    return storeDefinition(this.runner, request.name, request.handles, request.xml);
+  }
+
+  readDefinition(request: DefinitionRequest): Promise<string | undefined> {
+    return readDefinition(this.runner, request.name, request.handles);
+  }
+
+  removeDefinition(request: DefinitionRequest): Promise<void> {
+    return removeDefinition(this.runner, request.name, request.handles);
   }
 
   async rollback(request: SnapshotRequest): Promise<void> {

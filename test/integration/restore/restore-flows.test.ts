@@ -155,6 +155,52 @@ describe("VMRestore controller on real parts (test-driver libvirt, Ceph)", funct
     expect((await s.host.hypervisor().domainInfo(domain.name)).state).to.equal("running");
   });
 
+  it("to a new domain once the source is gone: defined from the definition the snapshot kept in Ceph, which goes with the snapshot", async () => {
+    const domain = await s.newDomain({ rbdDisks: 2 });
+    const sourceXml = await s.host.hypervisor().domainXml(domain.name);
+    const snapshot = await snapshotOf(domain.name, "kept-snap");
+    const key = `vmsnap.definition.${snapshot.status!.snapshotName}`;
+    const home = `${s.ceph.pool}/${domain.images[0]}`;
+    expect(snapshot.status!.definition).to.deep.equal({
+      backend: "rbd",
+      location: `${home} image-meta ${key}`,
+    });
+    const metaKeys = async () => {
+      const r = await s.ceph.rbd(["image-meta", "list", home, "--format", "json"]);
+      expect(r.code, r.stderr).to.equal(0);
+      return Object.keys(JSON.parse(r.stdout || "{}") as Record<string, string>);
+    };
+    expect(await metaKeys()).to.include(key);
+    // The source goes away (a transient test domain is gone once destroyed): only the kept
+    // definition can say what the VM was.
+    await s.host.hypervisor().destroy(domain.name);
+
+    const name = `${domain.name}-kept`;
+    await restores.apply("kept", {
+      snapshotName: "kept-snap",
+      target: { newDomain: { name } },
+      memory: "Skip",
+    });
+    const done = await restores.waitFinal("kept");
+    expect(done.status?.phase, JSON.stringify(done.status?.error)).to.equal("Succeeded");
+    const info = await s.host.hypervisor().domainInfo(name);
+    expect(info.state).to.equal("running");
+    const copyXml = await s.host.hypervisor().domainXml(name);
+    const memoryOf = (xml: string) => /<memory[^>]*>(\d+)<\/memory>/.exec(xml)?.[1];
+    expect(memoryOf(copyXml), "the copy has the source's RAM size").to.equal(memoryOf(sourceXml));
+    for (const t of ["vda", "vdb"]) expect(copyXml).to.include(`${s.ceph.pool}/${name}-${t}`);
+
+    await s.delete("kept-snap");
+    await waitFor(
+      "the snapshot to be gone",
+      async () =>
+        (await s.cp.kubectl(["get", "vmsnap", "kept-snap", "-n", s.namespace])).code !== 0,
+      30_000,
+      200,
+    );
+    expect(await metaKeys(), "the kept definition went with the snapshot").to.not.include(key);
+  });
+
   describe("bad input: a clear Failed reason and nothing changed", () => {
     it("an unknown snapshot: SnapshotNotFound", async () => {
       await restores.apply("unknown", { snapshotName: "no-such-snap", target: { inPlace: {} } });
@@ -262,8 +308,8 @@ describe("VMRestore controller on real parts (test-driver libvirt, Ceph)", funct
       const samples = await scrape(`http://127.0.0.1:${s.controller.metricsPort}/metrics`);
       const count = (result: string, reason: string) =>
         sumOf(samples, "vmsnap_restores_total", { result, reason });
-      // The tests above, in order: three restores succeeded, six were refused.
-      expect(count("succeeded", "Succeeded")).to.equal(3);
+      // The tests above, in order: four restores succeeded, six were refused.
+      expect(count("succeeded", "Succeeded")).to.equal(4);
       for (const reason of [
         "SnapshotNotFound",
         "SnapshotNotReady",

@@ -36,6 +36,13 @@ export const ev = {
   },
   frozen: { type: "FROZEN", at: T0 + 100 },
   noAgent: { type: "UNQUIESCED", at: T0 + 50, reason: "NoGuestAgent", message: "no agent" },
+  noAgentPinned: {
+    type: "UNQUIESCED",
+    at: T0 + 50,
+    reason: "NoGuestAgent",
+    message: "no agent",
+    domainUUID: "4dea22b3-1d52-d8f3-2516-782e98ab3fa0",
+  },
   freezeFailed: {
     type: "UNQUIESCED",
     at: T0 + 150,
@@ -56,6 +63,11 @@ export const ev = {
   memoryCaptured: { type: "MEMORY_CAPTURED", at: T0 + 250 },
   thawed: { type: "THAWED", at: T0 + 400 },
   completed: { type: "COMPLETED", at: T0 + 500 },
+  completedKept: {
+    type: "COMPLETED",
+    at: T0 + 500,
+    definition: { backend: "rbd", location: "rbd/vm-a image-meta vmsnap.definition.s" },
+  },
   storageFailed: { type: "FAILED", at: T0 + 250, reason: "StorageError", message: "rbd: boom" },
   tickPastFreeze: { type: "TICK", at: T0 + 12_000 },
   tickPastDeadline: { type: "TICK", at: T0 + FAILURE_DEADLINE_MS + 1 },

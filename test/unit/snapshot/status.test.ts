@@ -61,6 +61,13 @@ const journeys: Array<{
     final: "Succeeded",
   },
   {
+    name: "unquiesced snapshot that pinned its domain and kept its definition",
+    memory: false,
+    quiesce: "IfAvailable",
+    events: [ev.noAgentPinned, ev.disksSnapshotted, ev.completedKept],
+    final: "Succeeded",
+  },
+  {
     name: "failed freeze under IfAvailable",
     memory: true,
     quiesce: "IfAvailable",
@@ -97,6 +104,17 @@ describe("status as the durable cursor", () => {
       }
     });
   }
+
+  it("records the pinned UUID of an unfrozen snapshot and where its definition is kept", () => {
+    const snapshot = resource(false, "IfAvailable");
+    const done = run(snapshot, [ev.noAgentPinned, ev.disksSnapshotted, ev.completedKept]).at(-1)!;
+    const status = statusFromState(snapshot, done, T0 + 1_000, { snapshotName: "vmsnap-u-1" });
+    expect(status.domainUUID).to.equal(ev.noAgentPinned.domainUUID);
+    expect(status.definition).to.deep.equal(ev.completedKept.definition);
+    // A UUID recorded by the armed freeze is the one that stays.
+    const armed = run(snapshot, [ev.armed, { ...ev.freezeFailed, domainUUID: "other" }]).at(-1)!;
+    expect(armed.context.domainUUID).to.equal(ev.armed.domainUUID);
+  });
 
   it("a fresh resource starts Pending at the time of its first reconcile", () => {
     const state = stateFromStatus(resource(false, "IfAvailable"), T0 + 5);
