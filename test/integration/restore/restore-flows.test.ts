@@ -319,7 +319,7 @@ describe("VMRestore controller on real parts (test-driver libvirt, Ceph)", funct
         "TargetExists",
       ])
         expect(count("failed", reason), reason).to.equal(1);
-      expect(sumOf(samples, "vmsnap_restore_duration_seconds_count")).to.equal(3);
+      expect(sumOf(samples, "vmsnap_restore_duration_seconds_count")).to.equal(4);
     });
   });
 });
