@@ -306,9 +306,20 @@ export class SnapshotEffects {
     if (!isFinal(state.phase)) {
       await this.compensate(snapshot, state, state, compensationsFor(state.context));
     } else if ((snapshot.spec.deletionPolicy ?? "Delete") === "Delete") {
-      // A failed attempt removed its artefacts when it failed, unless storage was down then:
-      // removal is idempotent, so it runs again here.
-      await this.removeArtefacts(snapshot, state.context);
+      // Removal changes the domain's storage (the RBD group goes once it holds no snapshot):
+      // never while another snapshot or a restore of the domain is between two of its steps,
+      // where a new snapshot's group would vanish between its prepare and its create.
+      const domain = snapshot.spec.source.domain;
+      const key = keyOf(snapshot);
+      if (!this.o.admission.claimDomain(domain, key)) return { retryAfterMs: WAIT_RETRY_MS };
+      try {
+        // A failed attempt removed its artefacts when it failed, unless storage was down then:
+        // removal is idempotent, so it runs again here.
+        await this.removeArtefacts(snapshot, state.context);
+      } catch (err) {
+        this.o.admission.release(domain, key);
+        throw err;
+      }
     }
   }
 
