@@ -165,6 +165,11 @@ export class SnapshotEffects {
   private readonly sessions = new Map<string, Session>();
   /** What the thaw guard reported for each attempt it fired, by VMSnapshot UID. */
   private readonly guardReports = new Map<string, GuardReport>();
+  /**
+   * Removals of failed attempts that wait for a storage call past its deadline, by snapshot
+   * UID. The domain stays held until each settles; a deletion waits for it first.
+   */
+  private readonly pendingRemovals = new Map<string, Promise<void>>();
   private readonly now: () => number;
 
   private readonly thawPolicy: ThawPolicy;
@@ -249,13 +254,21 @@ export class SnapshotEffects {
       this.o.log?.("compensation failed", { key: keyOf(snapshot), error: String(err) });
     }
     if (actions.includes("removeArtefacts")) {
-      try {
-        await this.removeArtefacts(snapshot, state.context);
-      } catch (err) {
+      const uid = snapshot.metadata.uid!;
+      const outlived = this.sessions.get(uid)?.inFlight !== undefined;
+      const removal = this.removeArtefacts(snapshot, state.context).catch((err: unknown) => {
         this.o.log?.("removing a failed attempt's artefacts failed", {
           key: keyOf(snapshot),
           error: String(err),
         });
+      });
+      if (outlived) {
+        // A storage call outlived its deadline: removal waits for it to settle, up to Ceph's
+        // own op timeout. The guest is thawed already, and status says so now — not "Frozen"
+        // for as long as a stopped OSD keeps that call waiting.
+        this.pendingRemovals.set(uid, removal);
+      } else {
+        await removal;
       }
     }
     this.o.admission.releaseFreezeSlot(keyOf(snapshot));
@@ -303,6 +316,7 @@ export class SnapshotEffects {
     // A restore reads this snapshot's disks and memory image: they stay until it is done (it
     // removes its finalizer then, which brings the snapshot back here).
     if (inUseByRestore(snapshot)) return { retryAfterMs: IN_USE_RETRY_MS };
+    await this.pendingRemovals.get(snapshot.metadata.uid!);
     if (!isFinal(state.phase)) {
       await this.compensate(snapshot, state, state, compensationsFor(state.context));
     } else if ((snapshot.spec.deletionPolicy ?? "Delete") === "Delete") {
@@ -411,10 +425,20 @@ export class SnapshotEffects {
 
   /** Forgets the attempt: its domain, freeze slot and session. */
   finish(snapshot: VMSnapshot): void {
-    this.sessions.delete(snapshot.metadata.uid!);
-    this.guardReports.delete(snapshot.metadata.uid!);
-    this.o.admission.release(snapshot.spec.source.domain, keyOf(snapshot));
-    this.o.tenancy?.namespaceCap?.release(keyOf(snapshot));
+    const uid = snapshot.metadata.uid!;
+    this.sessions.delete(uid);
+    this.guardReports.delete(uid);
+    const release = () => {
+      this.o.admission.release(snapshot.spec.source.domain, keyOf(snapshot));
+      this.o.tenancy?.namespaceCap?.release(keyOf(snapshot));
+    };
+    const removal = this.pendingRemovals.get(uid);
+    if (removal === undefined) return release();
+    // The domain's storage is still being changed: the next snapshot of it waits until then.
+    void removal.then(() => {
+      if (this.pendingRemovals.get(uid) === removal) this.pendingRemovals.delete(uid);
+      release();
+    });
   }
 
   // ---- phases ---------------------------------------------------------------------------

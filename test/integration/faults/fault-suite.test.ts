@@ -211,6 +211,41 @@ describe("fault suite: one fault while a snapshot holds the guest frozen", funct
       }
     });
   }
+
+  it("status says Failed and thawed at the deadline while the stopped OSD still holds the disk step; the attempt's snapshot goes once Ceph answers", async () => {
+    const domain = await s.newDomain({ rbdDisks: 2, label: "truth" });
+    const name = "fault-status-truth";
+    const stall = await s.watchFor(
+      name,
+      (o) => o.status?.freezeDeadline !== undefined,
+      () => s.ceph.pauseOsd(),
+    );
+    let failed: VMSnapshot;
+    try {
+      await s.apply(name, { freezeTimeout: `${FREEZE_TIMEOUT_MS / 1000}s` }, domain.name);
+      // Well before the held `rbd group snap create` gives up (CEPH_OP_TIMEOUT_SECONDS).
+      failed = await s.waitFinal(name, FREEZE_TIMEOUT_MS + 5_000);
+      expect(await s.host.isFrozen(domain.name), "thawed while Ceph is away").to.equal(false);
+    } finally {
+      stall.stop();
+      s.ceph.resumeOsd();
+    }
+    const st = failed.status!;
+    expect(st.phase).to.equal("Failed");
+    expect(st.error?.reason).to.equal("FreezeTimeout");
+    expect(st.thawedAt, "status says when the guest was thawed").to.be.a("string");
+    expect(Date.parse(st.thawedAt!) - Date.parse(st.frozenAt!)).to.be.at.most(
+      FREEZE_TIMEOUT_MS + 3_000,
+    );
+    // The create the OSD held lands once Ceph answers; the failed attempt's removal waited for it.
+    await waitFor(
+      "the failed attempt's group snapshot to be removed",
+      async () => (await artefacts(domain)) === 0,
+      CEPH_OP_TIMEOUT_SECONDS * 1_000 + 30_000,
+      250,
+    );
+    await s.delete(name);
+  });
 });
 
 function table(rows: readonly Row[]): string {
