@@ -8,7 +8,10 @@
 // Target: resume → thaw ≤ 100 ms. Under TCG the first guest code paths after a restore run
 // through the translator (docs/restore-facts.md); on KVM the number is expected far lower.
 //
-// Usage: npx tsx bench/restore-thaw.ts [--runs 5]
+// --hook none boots qemu-ga without its fsfreeze hook, which splits the thaw's time into the
+// ioctls and the hook (a fork/exec of a shell in a guest whose translated code is all gone).
+//
+// Usage: npx tsx bench/restore-thaw.ts [--runs 5] [--hook ok|none]
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import { CustomObjectsApi } from "@kubernetes/client-node";
@@ -35,8 +38,15 @@ export interface RestoreThawResult {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { runs: { type: "string", default: "5" } } });
+  const { values } = parseArgs({
+    options: {
+      runs: { type: "string", default: "5" },
+      hook: { type: "string", default: "ok" },
+    },
+  });
   const runs = Number(values.runs);
+  const hook = values.hook;
+  if (hook !== "ok" && hook !== "none") throw new Error(`--hook ${hook}: ok or none`);
   const load = new LoadSampler();
   const [cp, ceph] = await Promise.all([getControlPlane(), getCephCluster(), useLibvirtd()]);
   const namespace = await cp.newNamespace("bench-rs");
@@ -53,7 +63,12 @@ async function main(): Promise<void> {
   await driver.start();
   const api = cp.kubeConfig().makeApiClient(CustomObjectsApi);
   const rbd = await createRbdGuestDisk(ceph);
-  const guest = await launchGuest({ label: "bench-restore", fileDisks: 1, rbdDisks: [rbd] });
+  const guest = await launchGuest({
+    label: "bench-restore",
+    fileDisks: 1,
+    rbdDisks: [rbd],
+    hook,
+  });
   const bootMs = await guest.waitForAgent(600_000);
   log(`guest ${guest.name} answers its agent after ${bootMs} ms`);
   await waitFor("the writers", () => guest.writerRecords("vdb").length >= 3, 60_000, 200);
@@ -138,6 +153,7 @@ async function main(): Promise<void> {
     setup:
       "one 128 MiB TCG guest (qcow2 vda + RBD vdb, writers on both), one memory snapshot, restored in place repeatedly",
     runs,
+    fsfreezeHook: hook === "ok" ? "a shell script (fork/exec on freeze and thaw)" : "none",
     resumeToThawMs: summarize(samples.map((s) => s.resumeToThawMs)),
     restoreTotalMs: summarize(samples.map((s) => s.totalMs)),
     thawedFilesystems: samples.map((s) => s.thawedFilesystems),
@@ -145,7 +161,7 @@ async function main(): Promise<void> {
     machine: machineRecord(load.stop()),
     samples,
   };
-  const path = writeResult(NAME, result);
+  const path = writeResult(hook === "ok" ? NAME : `${NAME}-no-hook`, result);
   log(
     `resume → thaw p50 ${result.resumeToThawMs.p50} ms (max ${result.resumeToThawMs.max}); ` +
       `restore p50 ${result.restoreTotalMs.p50} ms; target ≤ 100 ms: ${result.resumeToThawMs.p50 <= 100 ? "met" : "missed"}; ${path}`,

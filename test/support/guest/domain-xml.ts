@@ -7,7 +7,8 @@
  * would start an agent, so its console says `agent=absent`.
  */
 export type AgentMode = "on" | "hang" | "off" | "none";
-export type HookMode = "ok" | "fail" | "hang";
+/** What qemu-ga's fsfreeze hook does on freeze; "none": qemu-ga runs without a hook. */
+export type HookMode = "ok" | "fail" | "hang" | "none";
 
 export interface FileDiskSpec {
   readonly kind: "file";

@@ -7,7 +7,8 @@
 #
 # Kernel command line knobs (set by the host's domain XML builder):
 #   vmsnap.agent=on|hang|off   hang: SIGSTOP qemu-ga once it is up (an agent that stops answering)
-#   vmsnap.hook=ok|fail|hang   what the fsfreeze hook does on "freeze" (see fsfreeze-hook.sh)
+#   vmsnap.hook=ok|fail|hang|none   what the fsfreeze hook does on "freeze" (see
+#                              fsfreeze-hook.sh); none runs qemu-ga without a hook
 #   vmsnap.dirty=<MiB>         fill that much RAM (a tmpfs) with random data before "ready", so a
 #                              RAM image is not mostly zero pages (0: none)
 #   vmsnap.churn=<MiB>         then keep rewriting that much of it in place, 10 times a second, so
@@ -82,9 +83,12 @@ elif [ ! -e "$channel" ]; then
   say "no agent channel"
   agent_state=absent
 else
+  # vmsnap.hook=none: qemu-ga without a hook (freeze and thaw are the ioctls alone).
+  hook_option=--fsfreeze-hook=/usr/local/sbin/fsfreeze-hook
+  [ "$hook" = none ] && hook_option=
   LD_LIBRARY_PATH=/lib/x86_64-linux-gnu /usr/sbin/qemu-ga --method=virtio-serial --path="$channel" \
     --statedir=/run --pidfile=/run/qemu-ga.pid --logfile=/run/qemu-ga.log \
-    --fsfreeze-hook=/usr/local/sbin/fsfreeze-hook &
+    ${hook_option:+"$hook_option"} &
   ga=$!
   say "agent started pid=$ga"
   agent_state=on
