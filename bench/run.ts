@@ -97,6 +97,12 @@ const BENCHES: readonly Bench[] = [
     quickArgs: ["--schedules", "100", "--domains", "25", "--lead", "60", "--modes", "tsx"],
   },
   { name: "restore-thaw", file: "restore-thaw.ts", args: [], quickArgs: ["--runs", "2"] },
+  {
+    name: "restore-thaw-no-hook",
+    file: "restore-thaw.ts",
+    args: ["--hook", "none"],
+    quickArgs: ["--runs", "2", "--hook", "none"],
+  },
 ];
 
 const README = `${RESULTS_DIR}README.md`;
@@ -251,10 +257,14 @@ export function summaryRows(): Row[] {
       load: loadOf(r.machine.load),
     });
   }
-  const rs = read<restoreThaw.RestoreThawResult>(restoreThaw.NAME);
-  if (rs) {
+  for (const [file, hook] of [
+    [restoreThaw.NAME, "qemu-ga with a shell fsfreeze hook"],
+    [`${restoreThaw.NAME}-no-hook`, "qemu-ga without a hook"],
+  ] as const) {
+    const rs = read<restoreThaw.RestoreThawResult>(file);
+    if (!rs) continue;
     rows.push({
-      measure: `Restored guest frozen after its resume (in-place VMRestore of a frozen RAM image, TCG guest), ${rs.runs} runs`,
+      measure: `Restored guest frozen after its resume (in-place VMRestore of a frozen RAM image, TCG guest, ${hook}), ${rs.runs} runs`,
       value: `p50 ${rs.resumeToThawMs.p50} ms, max ${rs.resumeToThawMs.max} ms; whole restore p50 ${rs.restoreTotalMs.p50} ms`,
       target: "≤ 100 ms",
       verdict: verdict(rs.resumeToThawMs.p50 <= 100),

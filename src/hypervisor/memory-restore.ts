@@ -22,7 +22,11 @@ export async function thawAndConfirm(
   deadline: number,
   options: ThawOptions = {},
 ): Promise<{
+  /** When the thaw call returned: the agent had thawed the filesystems (its reply follows the
+   *  FITHAW ioctls and the thaw hook). The thaw's time; the confirmation comes after. */
   at: number;
+  /** When the agent then said `thawed` itself. */
+  confirmedAt: number;
   filesystems: number;
   attempts: number;
   thawCallMs: number;
@@ -40,14 +44,15 @@ export async function thawAndConfirm(
       const filesystems = await hv.fsThaw(domain, { timeoutMs: left });
       const statusStart = now();
       const status = await hv.freezeStatus(domain, { timeoutMs: Math.max(1, deadline - now()) });
-      const at = now();
+      const confirmedAt = now();
       if (status === "thawed")
         return {
-          at,
+          at: statusStart,
+          confirmedAt,
           filesystems,
           attempts,
           thawCallMs: statusStart - thawStart,
-          statusCallMs: at - statusStart,
+          statusCallMs: confirmedAt - statusStart,
         };
       last = new Error(`the agent still reports ${status} after a thaw`);
     } catch (err) {

@@ -40,6 +40,22 @@ describe("the thaw after a memory restore", () => {
     expect(thawed).to.include({ attempts: 1, filesystems: 2 });
   });
 
+  it("dates the thaw when the thaw call returned, not when the agent confirmed it", async () => {
+    let clock = 1_000;
+    const hv: Pick<Hypervisor, "fsThaw" | "freezeStatus"> = {
+      fsThaw: async () => {
+        clock += 40; // the agent thaws
+        return 2;
+      },
+      freezeStatus: async () => {
+        clock += 25; // the confirmation's round trip
+        return "thawed";
+      },
+    };
+    const thawed = await thawAndConfirm(hv, "web", 10_000, { now: () => clock });
+    expect(thawed).to.include({ at: 1_040, confirmedAt: 1_065, thawCallMs: 40, statusCallMs: 25 });
+  });
+
   it("retries the thaw while the agent's channel is not connected yet", async () => {
     const { hv, calls } = port({ agentUpAt: 4 });
     const thawed = await thawAndConfirm(hv, "web", Date.now() + 1000, { retryDelayMs: 1 });
