@@ -247,13 +247,14 @@ describe("the DaemonSet on a one-node cluster: containerd, kubelet, scheduler an
     const ds = await cp.kubectl(["-n", NAMESPACE, "delete", "daemonset", daemonSetName]);
     expect(ds.code, ds.stderr).to.equal(0);
     const name = pod.metadata.name;
-    // The kubelet removes a container's log with the container: keep the last copy seen.
+    // The kubelet removes a container's log with the container, possibly between two looks:
+    // each log is held open from before the delete, so its last lines stay readable.
+    const open = Object.fromEntries(
+      ["controller", "thaw-guard"].map((c) => [c, cluster.openPodLog(NAMESPACE, name, c)]),
+    );
     const seen: Record<string, string> = {};
     const keepLogs = () => {
-      for (const c of ["controller", "thaw-guard"]) {
-        const log = cluster.podLog(NAMESPACE, name, c);
-        if (log.length >= (seen[c]?.length ?? 0)) seen[c] = log;
-      }
+      for (const [c, log] of Object.entries(open)) seen[c] = log?.read() ?? "";
     };
     const deleting = cp.kubectl(["-n", NAMESPACE, "delete", "pod", name, "--wait=false"]);
     const deletedAt = Date.now();
@@ -269,6 +270,8 @@ describe("the DaemonSet on a one-node cluster: containerd, kubelet, scheduler an
       200,
     );
     const tookMs = Date.now() - deletedAt;
+    keepLogs();
+    for (const log of Object.values(open)) log?.close();
     timings.push(`pod deleted: gone ${tookMs} ms later`);
     const controller = logEntries(seen.controller ?? "");
     const guard = logEntries(seen["thaw-guard"] ?? "");

@@ -8,7 +8,17 @@
 // Everything lives in one run folder named after the mocha process; a later run cleans up after
 // a crashed one (its daemons by pid file, its shims and containers, mounts, cgroups, and the
 // kernel tunables the kubelet changed).
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  rmSync,
+} from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { ControlPlane } from "../kube/control-plane.ts";
@@ -44,8 +54,20 @@ export interface OneNodeCluster {
   /** A container's log file as the kubelet keeps it (its latest run): CRI lines, each
    * `<RFC 3339 time> <stream> <P|F> <text>`; "" once the kubelet has removed it. */
   podLog(namespace: string, pod: string, container: string): string;
+  /**
+   * A container's current log file held open: it reads to its end even after the kubelet has
+   * removed the file with the container (an unlinked file stays readable through its
+   * descriptor). Undefined while the file does not exist.
+   */
+  openPodLog(namespace: string, pod: string, container: string): OpenLog | undefined;
   /** Stops every daemon and undoes what they left on the host; removes the Node object. */
   stop(): Promise<string[]>;
+}
+
+export interface OpenLog {
+  /** Everything written so far. */
+  read(): string;
+  close(): void;
 }
 
 export interface OneNodeClusterOptions {
@@ -116,6 +138,8 @@ export async function startOneNodeCluster(
       kubelet,
       timings,
       podLog: (namespace, pod, container) => podLog(kubelet.podLogsDir, namespace, pod, container),
+      openPodLog: (namespace, pod, container) =>
+        openPodLog(kubelet.podLogsDir, namespace, pod, container),
       stop,
     };
   } catch (err) {
@@ -183,19 +207,49 @@ async function cleanUpDeadRuns(): Promise<void> {
   }
 }
 
-function podLog(podLogsDir: string, namespace: string, pod: string, container: string): string {
+function podLogFile(
+  podLogsDir: string,
+  namespace: string,
+  pod: string,
+  container: string,
+): string | undefined {
   const podDir = readdirSync(podLogsDir).find((d) => d.startsWith(`${namespace}_${pod}_`));
-  if (!podDir) return "";
+  if (!podDir) return undefined;
   const dir = join(podLogsDir, podDir, container);
-  if (!existsSync(dir)) return "";
+  if (!existsSync(dir)) return undefined;
   const latest = readdirSync(dir)
     .filter((f) => /^\d+\.log$/.test(f))
     .sort((a, b) => parseInt(a) - parseInt(b))
     .at(-1);
-  if (!latest) return "";
+  return latest === undefined ? undefined : join(dir, latest);
+}
+
+function podLog(podLogsDir: string, namespace: string, pod: string, container: string): string {
+  const file = podLogFile(podLogsDir, namespace, pod, container);
+  if (file === undefined) return "";
   try {
-    return readFileSync(join(dir, latest), "utf8");
+    return readFileSync(file, "utf8");
   } catch {
     return "";
   }
+}
+
+function openPodLog(
+  podLogsDir: string,
+  namespace: string,
+  pod: string,
+  container: string,
+): OpenLog | undefined {
+  const file = podLogFile(podLogsDir, namespace, pod, container);
+  if (file === undefined) return undefined;
+  const fd = openSync(file, "r");
+  return {
+    read() {
+      const size = fstatSync(fd).size;
+      const buffer = Buffer.alloc(size);
+      const got = readSync(fd, buffer, 0, size, 0);
+      return buffer.subarray(0, got).toString("utf8");
+    },
+    close: () => closeSync(fd),
+  };
 }
