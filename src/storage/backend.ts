@@ -66,8 +66,9 @@ export interface RemoveRequest extends SnapshotRequest {
 export interface DefinitionRequest {
   /** The snapshot's backend name (from the VMSnapshot UID), as `create` was given. */
   readonly name: string;
-  /** The snapshot's recorded handles of this backend; the backend picks where to keep it. */
-  readonly handles: readonly DiskSnapshotHandle[];
+  /** The recorded handle of the disk it is kept with (the registry picks it: the first of the
+   *  snapshot's disks by target, of the first backend that keeps definitions). */
+  readonly handle: DiskSnapshotHandle;
 }
 
 /** Where a snapshot's definition was kept: the backend's kind and its own words for where. */

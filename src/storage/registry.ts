@@ -101,8 +101,8 @@ export class StorageRegistry {
   ): Promise<StoredDefinition | undefined> {
     const home = this.definitionHome(handles);
     if (!home) return undefined;
-    const [backend, mine] = home;
-    const location = await backend.storeDefinition!({ name, handles: mine, xml });
+    const [backend, handle] = home;
+    const location = await backend.storeDefinition!({ name, handle, xml });
     return { backend: backend.kind, location };
   }
 
@@ -112,19 +112,24 @@ export class StorageRegistry {
     handles: readonly DiskSnapshotHandle[],
   ): Promise<string | undefined> {
     const home = this.definitionHome(handles);
-    return home ? home[0].readDefinition?.({ name, handles: home[1] }) : undefined;
+    return home ? home[0].readDefinition?.({ name, handle: home[1] }) : undefined;
   }
 
   /** Removes the definition kept for snapshot `name`; succeeds when there is none. */
   async removeDefinition(name: string, handles: readonly DiskSnapshotHandle[]): Promise<void> {
     const home = this.definitionHome(handles);
-    if (home) await home[0].removeDefinition?.({ name, handles: home[1] });
+    if (home) await home[0].removeDefinition?.({ name, handle: home[1] });
   }
 
+  /** Who keeps the definition and with which disk: chosen from the recorded handles alone, so
+   *  store, read and remove agree without recording more, also after a restart. */
   private definitionHome(
     handles: readonly DiskSnapshotHandle[],
-  ): [StorageBackend, DiskSnapshotHandle[]] | undefined {
-    return this.byBackend(handles).find(([backend]) => backend.storeDefinition !== undefined);
+  ): [StorageBackend, DiskSnapshotHandle] | undefined {
+    const home = this.byBackend(handles).find(([backend]) => backend.storeDefinition !== undefined);
+    if (!home) return undefined;
+    const [backend, mine] = home;
+    return [backend, [...mine].sort((a, b) => a.target.localeCompare(b.target))[0]!];
   }
 
   private byBackend(

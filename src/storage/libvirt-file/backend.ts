@@ -264,17 +264,17 @@ export class LibvirtFileBackend implements StorageBackend {
     return restored;
   }
 
-  /** As a 0600 file beside the first disk (definitions.ts). */
+  /** As a 0600 file beside the disk (definitions.ts). */
   storeDefinition(request: DefinitionRequest & { readonly xml: string }): Promise<string> {
-    return storeDefinitionFile(request.name, request.handles, request.xml);
+    return storeDefinitionFile(request.name, request.handle, request.xml);
   }
 
   readDefinition(request: DefinitionRequest): Promise<string | undefined> {
-    return readDefinitionFile(request.name, request.handles);
+    return readDefinitionFile(request.name, request.handle);
   }
 
   removeDefinition(request: DefinitionRequest): Promise<void> {
-    return removeDefinitionFile(request.name, request.handles);
+    return removeDefinitionFile(request.name, request.handle);
   }
 
   async rollback(request: SnapshotRequest): Promise<void> {

@@ -230,15 +230,15 @@ export class RbdBackend implements StorageBackend {
 
   /** As image metadata of the first disk's image (definitions.ts): readable from every node. */
   storeDefinition(request: DefinitionRequest & { readonly xml: string }): Promise<string> {
-    return storeDefinition(this.runner, request.name, request.handles, request.xml);
+    return storeDefinition(this.runner, request.name, request.handle, request.xml);
   }
 
   readDefinition(request: DefinitionRequest): Promise<string | undefined> {
-    return readDefinition(this.runner, request.name, request.handles);
+    return readDefinition(this.runner, request.name, request.handle);
   }
 
   removeDefinition(request: DefinitionRequest): Promise<void> {
-    return removeDefinition(this.runner, request.name, request.handles);
+    return removeDefinition(this.runner, request.name, request.handle);
   }
 
   async rollback(request: SnapshotRequest): Promise<void> {

@@ -2,8 +2,7 @@
 // its images: every node that can read the disks can read it too, so a restore to a new domain
 // on another node defines the VM as it was — not from a source domain that node does not have.
 //
-// The home image is chosen from the recorded handles alone (the first by disk target), so
-// store, read and remove agree without recording anything else, also after a restart.
+// The image is the one of the handle the registry picks (src/storage/registry.ts).
 //
 // The value is the XML itself on the command line (the CLI takes no file for it). It holds the
 // domain's secrets (graphics passwords), so it is never put into an error message or a log:
@@ -24,20 +23,19 @@ export function definitionKey(name: string): string {
   return `vmsnap.definition.${name}`;
 }
 
-/** `pool[/namespace]/image` of the image that keeps the definition: the first disk's by target. */
-export function definitionImage(handles: readonly DiskSnapshotHandle[]): string | undefined {
-  const first = [...handles].sort((a, b) => a.target.localeCompare(b.target))[0];
-  return first === undefined ? undefined : imagePath(parseImagePath(first.source, first.target));
+/** `pool[/namespace]/image` of the disk `handle` records: the image that keeps the definition. */
+export function definitionImage(handle: DiskSnapshotHandle): string {
+  return imagePath(parseImagePath(handle.source, handle.target));
 }
 
 /** Keeps `xml` as the definition of snapshot `name`; returns `pool/image` and the key. */
 export async function storeDefinition(
   runner: RbdRunner,
   name: string,
-  handles: readonly DiskSnapshotHandle[],
+  handle: DiskSnapshotHandle,
   xml: string,
 ): Promise<string> {
-  const image = requireImage(handles);
+  const image = definitionImage(handle);
   const key = definitionKey(name);
   const bytes = Buffer.byteLength(xml);
   const described = `<domain definition, ${bytes} bytes>`;
@@ -61,11 +59,9 @@ export async function storeDefinition(
 export async function readDefinition(
   runner: RbdRunner,
   name: string,
-  handles: readonly DiskSnapshotHandle[],
+  handle: DiskSnapshotHandle,
 ): Promise<string | undefined> {
-  const image = definitionImage(handles);
-  if (image === undefined) return undefined;
-  const args = ["image-meta", "get", image, definitionKey(name)];
+  const args = ["image-meta", "get", definitionImage(handle), definitionKey(name)];
   const result = await runner(args);
   if (result.exitCode === 2) return undefined;
   if (result.exitCode !== 0) throw mapRbdFailure(args, result);
@@ -77,21 +73,12 @@ export async function readDefinition(
 export async function removeDefinition(
   runner: RbdRunner,
   name: string,
-  handles: readonly DiskSnapshotHandle[],
+  handle: DiskSnapshotHandle,
 ): Promise<void> {
-  const image = definitionImage(handles);
-  if (image === undefined) return;
-  const args = ["image-meta", "remove", image, definitionKey(name)];
+  const args = ["image-meta", "remove", definitionImage(handle), definitionKey(name)];
   const result = await runner(args);
   if (result.exitCode === 0 || result.exitCode === 2) return;
   throw mapRbdFailure(args, result);
-}
-
-function requireImage(handles: readonly DiskSnapshotHandle[]): string {
-  const image = definitionImage(handles);
-  if (image === undefined)
-    throw new StorageError("Unknown", "no RBD disk to keep a definition with");
-  return image;
 }
 
 /** Runs `call`; a rejection's message and command never carry `secret`. */

@@ -30,10 +30,12 @@ const ENOENT: RbdResult = {
   stderr:
     "rbd: failed to get metadata vmsnap.definition.s of image : (2) No such file or directory\n",
 };
-const rbdHandles: DiskSnapshotHandle[] = [
-  { target: "vdb", backend: "rbd", source: "rbd/web-b", snapshot: "rbd/vmsnap-x@s" },
-  { target: "vda", backend: "rbd", source: "rbd/web-a", snapshot: "rbd/vmsnap-x@s" },
-];
+const vda: DiskSnapshotHandle = {
+  target: "vda",
+  backend: "rbd",
+  source: "rbd/web-a",
+  snapshot: "rbd/vmsnap-x@s",
+};
 
 function recording(answer: (args: readonly string[]) => RbdResult | Promise<RbdResult>) {
   const calls: (readonly string[])[] = [];
@@ -46,20 +48,18 @@ function recording(answer: (args: readonly string[]) => RbdResult | Promise<RbdR
 
 describe("domain definitions kept with the disk snapshots", () => {
   describe("in Ceph, as image metadata", () => {
-    it("lives on the first disk's image by target, whatever order status lists them in", () => {
-      expect(definitionImage(rbdHandles)).to.equal("rbd/web-a");
-      expect(definitionImage([...rbdHandles].reverse())).to.equal("rbd/web-a");
-      expect(definitionImage([])).to.equal(undefined);
+    it("lives on the image of the disk it is kept with", () => {
+      expect(definitionImage(vda)).to.equal("rbd/web-a");
     });
 
     it("is set, read back without the CLI's newline, and removed under one key per snapshot", async () => {
       const { runner, calls } = recording((args) =>
         args[1] === "get" ? { ...OK, stdout: `${XML}\n` } : OK,
       );
-      const where = await storeDefinition(runner, "vmsnap-1", rbdHandles, XML);
+      const where = await storeDefinition(runner, "vmsnap-1", vda, XML);
       expect(where).to.equal("rbd/web-a image-meta vmsnap.definition.vmsnap-1");
-      expect(await readDefinition(runner, "vmsnap-1", rbdHandles)).to.equal(XML);
-      await removeDefinition(runner, "vmsnap-1", rbdHandles);
+      expect(await readDefinition(runner, "vmsnap-1", vda)).to.equal(XML);
+      await removeDefinition(runner, "vmsnap-1", vda);
       expect(calls).to.deep.equal([
         ["image-meta", "set", "rbd/web-a", "vmsnap.definition.vmsnap-1", XML],
         ["image-meta", "get", "rbd/web-a", "vmsnap.definition.vmsnap-1"],
@@ -69,8 +69,8 @@ describe("domain definitions kept with the disk snapshots", () => {
 
     it("reads none and removes nothing when the key or its image is gone", async () => {
       const { runner } = recording(() => ENOENT);
-      expect(await readDefinition(runner, "vmsnap-1", rbdHandles)).to.equal(undefined);
-      await removeDefinition(runner, "vmsnap-1", rbdHandles);
+      expect(await readDefinition(runner, "vmsnap-1", vda)).to.equal(undefined);
+      await removeDefinition(runner, "vmsnap-1", vda);
     });
 
     it("never puts the XML (its secrets) into an error, whether rbd fails or is killed", async () => {
@@ -79,7 +79,7 @@ describe("domain definitions kept with the disk snapshots", () => {
         stdout: "",
         stderr: "rbd: (13) Permission denied\n",
       }));
-      const refused = await storeDefinition(failing.runner, "vmsnap-1", rbdHandles, XML).catch(
+      const refused = await storeDefinition(failing.runner, "vmsnap-1", vda, XML).catch(
         (e: unknown) => e,
       );
       expect(isStorageError(refused, "PermissionDenied"), String(refused)).to.equal(true);
@@ -93,7 +93,7 @@ describe("domain definitions kept with the disk snapshots", () => {
           }),
         ),
       );
-      const timedOut = (await storeDefinition(killed.runner, "vmsnap-1", rbdHandles, XML).catch(
+      const timedOut = (await storeDefinition(killed.runner, "vmsnap-1", vda, XML).catch(
         (e: unknown) => e,
       )) as StorageError;
       expect(timedOut.reason).to.equal("StorageTimeout");
@@ -103,9 +103,7 @@ describe("domain definitions kept with the disk snapshots", () => {
     it("refuses a definition too long for one command-line argument, saying so", async () => {
       const { runner, calls } = recording(() => OK);
       const huge = `<domain>${"x".repeat(130 * 1024)}</domain>`;
-      const err = await storeDefinition(runner, "vmsnap-1", rbdHandles, huge).catch(
-        (e: unknown) => e,
-      );
+      const err = await storeDefinition(runner, "vmsnap-1", vda, huge).catch((e: unknown) => e);
       expect(String(err)).to.match(/bytes; rbd image-meta takes at most/);
       expect(calls).to.have.length(0);
     });
@@ -119,25 +117,22 @@ describe("domain definitions kept with the disk snapshots", () => {
     afterEach(async () => {
       await rm(folder, { recursive: true, force: true });
     });
-    const fileHandles = () => [
-      { target: "vdb", backend: "libvirt-file", source: "/elsewhere/b.qcow2", snapshot: "web@s" },
-      {
-        target: "vda",
-        backend: "libvirt-file",
-        source: join(folder, "a.qcow2"),
-        snapshot: "web@s",
-      },
-    ];
+    const fileHandle = () => ({
+      target: "vda",
+      backend: "libvirt-file",
+      source: join(folder, "a.qcow2"),
+      snapshot: "web@s",
+    });
 
-    it("is a 0600 file in the first disk's folder, read back whole, removed idempotently", async () => {
-      const where = await storeDefinitionFile("vmsnap-1", fileHandles(), XML);
+    it("is a 0600 file in its disk's folder, read back whole, removed idempotently", async () => {
+      const where = await storeDefinitionFile("vmsnap-1", fileHandle(), XML);
       expect(where).to.equal(join(folder, "vmsnap-1.definition.xml"));
-      expect(definitionFile("vmsnap-1", fileHandles())).to.equal(where);
+      expect(definitionFile("vmsnap-1", fileHandle())).to.equal(where);
       expect((await stat(where)).mode & 0o777).to.equal(0o600);
-      expect(await readDefinitionFile("vmsnap-1", fileHandles())).to.equal(XML);
-      await removeDefinitionFile("vmsnap-1", fileHandles());
-      await removeDefinitionFile("vmsnap-1", fileHandles());
-      expect(await readDefinitionFile("vmsnap-1", fileHandles())).to.equal(undefined);
+      expect(await readDefinitionFile("vmsnap-1", fileHandle())).to.equal(XML);
+      await removeDefinitionFile("vmsnap-1", fileHandle());
+      await removeDefinitionFile("vmsnap-1", fileHandle());
+      expect(await readDefinitionFile("vmsnap-1", fileHandle())).to.equal(undefined);
       expect(await readdir(folder)).to.deep.equal([]);
     });
   });
@@ -152,14 +147,13 @@ describe("domain definitions kept with the disk snapshots", () => {
         diskOf: () => {
           throw new Error("not used");
         },
-        storeDefinition: async ({ name, handles, xml }) => {
-          kept.set(`${kind}:${name}:${handles.map((h) => h.target).join(",")}`, xml);
+        storeDefinition: async ({ name, handle, xml }) => {
+          kept.set(`${kind}:${name}:${handle.target}`, xml);
           return `${kind} place`;
         },
-        readDefinition: async ({ name, handles }) =>
-          kept.get(`${kind}:${name}:${handles.map((h) => h.target).join(",")}`),
-        removeDefinition: async ({ name, handles }) => {
-          kept.delete(`${kind}:${name}:${handles.map((h) => h.target).join(",")}`);
+        readDefinition: async ({ name, handle }) => kept.get(`${kind}:${name}:${handle.target}`),
+        removeDefinition: async ({ name, handle }) => {
+          kept.delete(`${kind}:${name}:${handle.target}`);
         },
       };
     }
@@ -179,6 +173,20 @@ describe("domain definitions kept with the disk snapshots", () => {
       expect(await registry.readDefinition("s", mixed)).to.equal(XML);
       await registry.removeDefinition("s", mixed);
       expect(kept.size).to.equal(0);
+    });
+
+    it("keeps it with the first of that backend's disks by target, whatever order status lists them in", async () => {
+      const kept = new Map<string, string>();
+      const registry = new StorageRegistry([keeper("rbd", kept)]);
+      const disks: DiskSnapshotHandle[] = ["vdc", "vdb", "vdd"].map((target) => ({
+        target,
+        backend: "rbd",
+        source: `rbd/${target}`,
+        snapshot: "rbd/g@s",
+      }));
+      await registry.storeDefinition("s", disks, XML);
+      expect([...kept.keys()]).to.deep.equal(["rbd:s:vdb"]);
+      expect(await registry.readDefinition("s", [...disks].reverse())).to.equal(XML);
     });
 
     it("keeps none when no backend of the snapshot's disks can keep one", async () => {
